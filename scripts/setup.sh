@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One-time, idempotent local set-up: checks the toolchain, builds .venv/, resolves the JVM jars
+# into .jars/ and fetches the Apicurio Registry the tests start. Each step is skipped when its
+# inputs have not changed since it last succeeded (stamps in .cache/stamps/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+STAMPS=.cache/stamps
+APICURIO_VERSION=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' jvm/pom.xml)
+mkdir -p "$STAMPS"
+
+fail() { echo "setup: $*" >&2; exit 1; }
+
+# --- toolchain -------------------------------------------------------------------------------
+command -v "$PYTHON" >/dev/null || fail "Python 3.11+ is required ('$PYTHON' not found; set PYTHON=...)."
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "Python 3.11+ is required; '$PYTHON' is $("$PYTHON" --version 2>&1)."
+command -v java >/dev/null || fail "Java 17+ is required by Spark 4.2 and Apicurio: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)."
+java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
+[ "${java_major%%.*}" -ge 17 ] 2>/dev/null || fail "Java 17+ is required; 'java' is version ${java_major:-unknown}."
+command -v mvn >/dev/null || fail "Maven is required to resolve the Delta jars and Apicurio: install it (e.g. apt-get install maven)."
+
+# A stamp is current when it is newer than every input named after it.
+current() { local stamp=$STAMPS/$1; shift; [ -f "$stamp" ] || return 1; for f in "$@"; do [ "$f" -nt "$stamp" ] && return 1; done; return 0; }
+
+# --- Python environment ----------------------------------------------------------------------
+if ! current venv pyproject.toml constraints.txt || [ ! -x .venv/bin/pipelines ]; then
+  echo "setup: creating .venv and installing pipelines[local,dev] (first time: pyspark is ~450 MB)..."
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade "pip==25.3"
+  .venv/bin/python -m pip install --progress-bar off -c constraints.txt -e ".[local,dev]"
+  touch "$STAMPS/venv"
+fi
+
+# --- JVM jars (Delta) ------------------------------------------------------------------------
+if ! current jars jvm/pom.xml scripts/resolve_jars.py constraints.txt || [ ! -f .jars/RESOLUTION.txt ]; then
+  .venv/bin/python scripts/resolve_jars.py
+  touch "$STAMPS/jars"
+fi
+
+# --- Apicurio Registry (started by the tests that need it) -----------------------------------
+apicurio_dir=.cache/apicurio/$APICURIO_VERSION
+if [ ! -f "$apicurio_dir/quarkus-run.jar" ]; then
+  echo "setup: fetching Apicurio Registry $APICURIO_VERSION from Maven Central (~160 MB)..."
+  mvn -B -q dependency:copy -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+      -DoutputDirectory=.cache/apicurio -Dmdep.overWriteIfNewer=true
+  rm -rf "$apicurio_dir.tmp" && mkdir -p "$apicurio_dir.tmp"
+  tar -xzf ".cache/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$apicurio_dir.tmp"
+  run_jar=$(find "$apicurio_dir.tmp" -name quarkus-run.jar | head -n 1)
+  [ -n "$run_jar" ] || fail "the Apicurio archive has no quarkus-run.jar"
+  rm -rf "$apicurio_dir" && mv "$(dirname "$run_jar")" "$apicurio_dir" && rm -rf "$apicurio_dir.tmp"
+  rm -f ".cache/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+fi
+echo "setup: ready (.venv, .jars, Apicurio $APICURIO_VERSION)"

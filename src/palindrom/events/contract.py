@@ -1,0 +1,352 @@
+"""The event contract: strict parsing and validation of one JSON line (pure Python, no Spark).
+
+Validation is compiled once from the registered JSON Schemas into plain Python checks. A generic
+JSON Schema validator is not used on the hot path because the contract deliberately differs from
+JSON Schema's own semantics in four places: `1.0` is not an integer, an optional `null` counts as
+absent, free text is NFC-normalised and stripped before its rules apply, and `date-time` must be a
+real instant (no Feb 30, no second 60). The conformance file in tests/ pins every rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Reason codes: one per way a line can fail. Parse-level codes first, then validation, then dedup.
+INVALID_UTF8 = "invalid_utf8"
+LINE_TOO_LONG = "line_too_long"
+NESTING_TOO_DEEP = "nesting_too_deep"
+INVALID_JSON = "invalid_json"
+DUPLICATE_KEY = "duplicate_key"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+INVALID_VALUE = "invalid_value"
+INVALID_TIMESTAMP = "invalid_timestamp"
+UNKNOWN_EVENT_TYPE = "unknown_event_type"
+UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+REASON_CODES = (
+    INVALID_UTF8, LINE_TOO_LONG, NESTING_TOO_DEEP, INVALID_JSON, DUPLICATE_KEY, NOT_AN_OBJECT,
+    MISSING_FIELD, WRONG_TYPE, INVALID_VALUE, INVALID_TIMESTAMP, UNKNOWN_EVENT_TYPE,
+    UNKNOWN_SCHEMA_VERSION, CONFLICTING_DUPLICATE,
+)
+
+ENVELOPE_SCHEMA_REF = "envelope"
+FREE_TEXT_FIELDS = frozenset({"text", "comment", "caption", "transcript"})
+MAX_NESTING = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SUPPORTED_KEYWORDS = frozenset({
+    "$schema", "$id", "title", "description", "type", "properties", "required",
+    "additionalProperties", "enum", "minLength", "maxLength", "minimum", "maximum", "format",
+})
+
+
+class Invalid(Exception):
+    """A contract violation: a reason code and a human-readable detail naming the field and rule."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_MIN_MICROS = (dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * 86_400_000_000
+_MAX_MICROS = (dt.date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86_400_000_000 - 1
+
+
+def parse_timestamp_micros(value: str, field: str = "occurred_at") -> int:
+    """RFC 3339 date-time → microseconds since the epoch (UTC), the fraction truncated."""
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} is not an RFC 3339 date-time")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    if hour > 23 or minute > 59 or second > 59:
+        raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has no such time of day")
+    try:
+        ordinal = dt.date(year, month, day).toordinal()
+    except ValueError:
+        raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has no such calendar date") from None
+    offset_seconds = 0
+    if m.group(8):
+        off_h, off_m = int(m.group(9)), int(m.group(10))
+        if off_h > 23 or off_m > 59:
+            raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has an invalid UTC offset")
+        offset_seconds = (off_h * 3600 + off_m * 60) * (1 if m.group(8) == "+" else -1)
+    fraction = m.group(7)
+    micros_part = int((fraction + "00000")[:6]) if fraction else 0
+    seconds = (ordinal - _EPOCH_ORDINAL) * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds
+    micros = seconds * 1_000_000 + micros_part
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} is outside years 0001-9999 in UTC")
+    return micros
+
+
+# --- strict JSON -----------------------------------------------------------------------------
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting_depth(text: str) -> int:
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json_line(text: str) -> Any:
+    """Parse one line as a single strict JSON value (RFC 8259, no duplicate keys), or raise Invalid."""
+    if text.count("{") + text.count("[") > MAX_NESTING and _nesting_depth(text) > MAX_NESTING:
+        raise Invalid(NESTING_TOO_DEEP, f"JSON nesting deeper than {MAX_NESTING} levels")
+    try:
+        value = _DECODER.decode(text)
+    except _DuplicateKey as e:
+        raise Invalid(DUPLICATE_KEY, f"key {e.args[0]!r} appears twice in one object") from None
+    except RecursionError:
+        raise Invalid(NESTING_TOO_DEEP, f"JSON nesting deeper than {MAX_NESTING} levels") from None
+    except ValueError as e:  # JSONDecodeError, NaN/Infinity, integers too long to convert
+        raise Invalid(INVALID_JSON, str(e)) from None
+    if "\\u" in text or "\\U" in text:
+        try:  # json accepts escaped lone surrogates ("\ud800"); they are not Unicode text
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Invalid(INVALID_JSON, "a string holds a lone UTF-16 surrogate") from None
+    return value
+
+
+# --- compiled schemas ------------------------------------------------------------------------
+
+Check = Callable[[Any, str], Any]
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return {str: "string", dict: "object", list: "array"}.get(type(value), type(value).__name__)
+
+
+def _check_enum(node: Mapping[str, Any], value: Any, path: str) -> None:
+    if "enum" in node and value not in node["enum"]:
+        allowed = ", ".join(json.dumps(v) for v in node["enum"])
+        raise Invalid(INVALID_VALUE, f"{path}: {json.dumps(value, ensure_ascii=False)} is not one of {allowed}")
+
+
+def _compile_string(node: Mapping[str, Any], normalise: bool) -> Check:
+    min_len, max_len = node.get("minLength"), node.get("maxLength")
+    is_datetime = node.get("format") == "date-time"
+
+    def check(value: Any, path: str) -> Any:
+        if type(value) is not str:
+            raise Invalid(WRONG_TYPE, f"{path}: expected a string, got {_type_name(value)}")
+        if normalise:
+            value = unicodedata.normalize("NFC", value).strip()
+        if min_len is not None and len(value) < min_len:
+            rule = "must not be empty" if min_len == 1 else f"must have at least {min_len} characters"
+            raise Invalid(INVALID_VALUE, f"{path}: {rule}")
+        if max_len is not None and len(value) > max_len:
+            raise Invalid(INVALID_VALUE, f"{path}: longer than {max_len} characters ({len(value)})")
+        _check_enum(node, value, path)
+        if is_datetime:
+            return parse_timestamp_micros(value, path)
+        return value
+
+    return check
+
+
+def _compile_integer(node: Mapping[str, Any]) -> Check:
+    minimum, maximum = node.get("minimum"), node.get("maximum")
+
+    def check(value: Any, path: str) -> Any:
+        if type(value) is not int:
+            raise Invalid(WRONG_TYPE, f"{path}: expected an integer, got {_type_name(value)}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise Invalid(INVALID_VALUE, f"{path}: {value} is outside the signed 64-bit range")
+        if minimum is not None and value < minimum:
+            raise Invalid(INVALID_VALUE, f"{path}: {value} is less than the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise Invalid(INVALID_VALUE, f"{path}: {value} is greater than the maximum {maximum}")
+        _check_enum(node, value, path)
+        return value
+
+    return check
+
+
+def _compile_boolean(node: Mapping[str, Any]) -> Check:
+    def check(value: Any, path: str) -> Any:
+        if type(value) is not bool:
+            raise Invalid(WRONG_TYPE, f"{path}: expected a boolean, got {_type_name(value)}")
+        return value
+
+    return check
+
+
+def _compile_object(node: Mapping[str, Any]) -> Check:
+    fields = [
+        (name, compile_schema(sub, normalise=name in FREE_TEXT_FIELDS), name in node.get("required", ()))
+        for name, sub in node.get("properties", {}).items()
+    ]
+    free_form = "properties" not in node
+
+    def check(value: Any, path: str) -> Any:
+        if type(value) is not dict:
+            raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
+        if free_form:
+            return value
+        out = {}
+        for name, field_check, required in fields:
+            field_value = value.get(name)
+            field_path = f"{path}.{name}" if path else name
+            if field_value is None:  # absent, or null: both mean "not given"
+                if required:
+                    raise Invalid(MISSING_FIELD, f"{field_path}: required field is missing")
+                continue
+            out[name] = field_check(field_value, field_path)
+        return out  # fields the schema does not name are ignored (they stay in the raw record)
+
+    return check
+
+
+def compile_schema(node: Mapping[str, Any], normalise: bool = False) -> Check:
+    """Compile a JSON Schema node (the subset in SUPPORTED_KEYWORDS) into a check function."""
+    unsupported = set(node) - SUPPORTED_KEYWORDS
+    if unsupported:
+        raise ValueError(f"unsupported JSON Schema keywords: {', '.join(sorted(unsupported))}")
+    kind = node.get("type")
+    if kind == "object":
+        return _compile_object(node)
+    if kind == "string":
+        return _compile_string(node, normalise)
+    if kind == "integer":
+        return _compile_integer(node)
+    if kind == "boolean":
+        return _compile_boolean(node)
+    raise ValueError(f"unsupported JSON Schema type {kind!r}")
+
+
+# --- events ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ValidEvent:
+    event_type: str
+    schema_version: int
+    fields: dict[str, Any]  # known fields, normalised; occurred_at in UTC microseconds
+    content_hash: str       # equal for events whose known, normalised content is equal
+
+    @property
+    def schema_ref(self) -> str:
+        return schema_ref(self.event_type, self.schema_version)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    detail: str
+    schema_ref: str | None  # None where the line was not an event at all
+
+
+def schema_ref(event_type: str, version: int) -> str:
+    return f"{event_type}/v{version}"
+
+
+def content_hash(fields: Mapping[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class EventValidator:
+    """Validates raw lines against a snapshot of the registry: {event_type: {version: schema}}."""
+
+    def __init__(self, schemas: Mapping[str, Mapping[int, Mapping[str, Any]]], max_line_bytes: int):
+        self.max_line_bytes = max_line_bytes
+        self._checks = {
+            event_type: {version: compile_schema(schema) for version, schema in versions.items()}
+            for event_type, versions in schemas.items()
+        }
+
+    def validate(self, text: str | None, byte_length: int) -> ValidEvent | Rejected:
+        if text is None:
+            return Rejected(INVALID_UTF8, "the line is not valid UTF-8", None)
+        if byte_length > self.max_line_bytes:
+            return Rejected(LINE_TOO_LONG, f"{byte_length} bytes; the limit is {self.max_line_bytes}", None)
+        try:
+            document = parse_json_line(text)
+        except Invalid as e:
+            return Rejected(e.reason, e.detail, None)
+        if type(document) is not dict:
+            return Rejected(NOT_AN_OBJECT, f"the line is a JSON {_type_name(document)}, not an object", None)
+        try:
+            check, event_type, version = self._schema_for(document)
+        except Invalid as e:
+            return Rejected(e.reason, e.detail, ENVELOPE_SCHEMA_REF)
+        try:
+            fields = check(document, "")
+        except Invalid as e:
+            return Rejected(e.reason, e.detail, schema_ref(event_type, version))
+        return ValidEvent(event_type, version, fields, content_hash(fields))
+
+    def _schema_for(self, document: dict[str, Any]) -> tuple[Check, str, int]:
+        event_type = document.get("event_type")
+        if event_type is None:
+            raise Invalid(MISSING_FIELD, "event_type: required field is missing")
+        if type(event_type) is not str:
+            raise Invalid(WRONG_TYPE, f"event_type: expected a string, got {_type_name(event_type)}")
+        versions = self._checks.get(event_type)
+        if versions is None:
+            raise Invalid(UNKNOWN_EVENT_TYPE, f"event_type: {event_type!r} is not a registered type")
+        version = document.get("schema_version")
+        if version is None:
+            raise Invalid(MISSING_FIELD, "schema_version: required field is missing")
+        if type(version) is not int:
+            raise Invalid(WRONG_TYPE, f"schema_version: expected an integer, got {_type_name(version)}")
+        check = versions.get(version)
+        if check is None:
+            known = ", ".join(str(v) for v in sorted(versions))
+            raise Invalid(
+                UNKNOWN_SCHEMA_VERSION,
+                f"schema_version: {version} is not a registered version of {event_type} (registered: {known})",
+            )
+        return check, event_type, version

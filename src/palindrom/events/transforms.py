@@ -1,0 +1,154 @@
+"""Spark transformations of the events path: validation and deduplication, DataFrame → DataFrame.
+
+`validate_events` runs the pure-Python contract (palindrom.events.contract) over Arrow batches;
+`classify_duplicates` applies the dedup rules with window functions and a join against silver.
+Neither reads nor writes a table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from palindrom.events.columns import ENVELOPE_FIELDS, EventColumns, Snapshot, payload_column
+from palindrom.events.contract import CONFLICTING_DUPLICATE, EventValidator, ValidEvent
+
+# Where a line came from: its bronze batch, file and line number. Unique per bronze row.
+COORDINATES = ("bronze_batch_id", "source_file", "line_number")
+
+# The fate of each validated line (column `fate`).
+TO_SILVER = "silver"
+ALREADY_IN_SILVER = "already_in_silver"  # this very line was committed by an earlier (interrupted) run
+IDENTICAL_DUPLICATE = "identical_duplicate"
+TO_QUARANTINE = "quarantine"
+
+_MICROS_PER_DAY = 86_400_000_000
+
+
+def _result_schema(columns: EventColumns) -> pa.Schema:
+    return pa.schema([
+        pa.field("bronze_batch_id", pa.string()),
+        pa.field("source_file", pa.string()),
+        pa.field("line_number", pa.int64()),
+        pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+        pa.field("is_valid", pa.bool_()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("schema_ref", pa.string()),
+        pa.field("content_hash", pa.string()),
+        *columns.arrow_fields(),
+    ])
+
+
+def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: EventColumns,
+                    schema: pa.Schema) -> pa.RecordBatch:
+    texts = batch.column("text").to_pylist()
+    lengths = batch.column("byte_length").to_pylist()
+    out: dict[str, list] = {name: [] for name in schema.names if name not in
+                            ("bronze_batch_id", "source_file", "line_number", "ingested_at")}
+    payload_names = {t: payload_column(t) for t in columns.payloads}
+    for text, length in zip(texts, lengths, strict=True):
+        result = validator.validate(text, length)
+        valid = isinstance(result, ValidEvent)
+        out["is_valid"].append(valid)
+        if valid:
+            fields = result.fields
+            out["reason"].append(None)
+            out["detail"].append(None)
+            out["schema_ref"].append(result.schema_ref)
+            out["content_hash"].append(result.content_hash)
+            for name in ENVELOPE_FIELDS:
+                out[name].append(fields.get(name))
+            out["event_date"].append(fields["occurred_at"] // _MICROS_PER_DAY)
+            for event_type, column in payload_names.items():
+                out[column].append(
+                    EventColumns.payload_value(fields["payload"]) if event_type == result.event_type else None
+                )
+        else:
+            out["reason"].append(result.reason)
+            out["detail"].append(result.detail)
+            out["schema_ref"].append(result.schema_ref)
+            out["content_hash"].append(None)
+            for name in (*ENVELOPE_FIELDS, "event_date", *payload_names.values()):
+                out[name].append(None)
+    arrays = [batch.column(n) for n in ("batch_id", "source_file", "line_number", "ingested_at")]
+    arrays += [pa.array(out[f.name], type=f.type) for f in list(schema)[4:]]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) -> DataFrame:
+    """Bronze rows → one row per line: coordinates, is_valid, reason/detail, typed columns."""
+    columns = EventColumns(snapshot)
+    schema = _result_schema(columns)
+    frozen_snapshot = {t: dict(v) for t, v in snapshot.items()}
+
+    def validate_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        validator = EventValidator(frozen_snapshot, max_line_bytes)  # compiled once per task
+        for batch in batches:
+            yield _validate_batch(batch, validator, columns, schema)
+
+    return bronze.select(
+        "batch_id", "source_file", "line_number", "ingested_at", "text",
+        F.octet_length("raw").cast("long").alias("byte_length"),
+    ).mapInArrow(validate_partition, from_arrow_schema(schema))
+
+
+def _same_line(prefix: str) -> Column:
+    return F.expr(" AND ".join(f"{prefix}{c} <=> {c}" for c in COORDINATES))
+
+
+def classify_duplicates(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
+    """Add `fate` to validated lines by the dedup rules of the contract.
+
+    The first valid occurrence of an event_id (by batch, file, line) goes to silver; a later valid
+    copy with equal content is an identical duplicate, one with different content is quarantined as
+    a conflicting duplicate. An event_id already in silver counts as the first occurrence; the very
+    line that put it there (an interrupted earlier run) is recognised and left alone.
+    """
+    order = Window.partitionBy("event_id").orderBy(*COORDINATES)
+    first_seen = F.concat_ws(":", *COORDINATES)
+    valid = (
+        validated.filter("is_valid")
+        .withColumn("_rank", F.row_number().over(order))
+        .withColumn("_first_hash", F.first("content_hash").over(order))
+        .withColumn("_first_seen", F.first(first_seen).over(order))
+    )
+    if silver is not None:
+        existing = silver.select(
+            "event_id",
+            F.col("content_hash").alias("_ex_hash"),
+            *(F.col(c).alias(f"_ex_{c}") for c in COORDINATES),
+            F.concat_ws(":", *COORDINATES).alias("_ex_seen"),
+        )
+        valid = valid.join(existing, "event_id", "left")
+    else:
+        valid = valid.select(
+            "*", F.lit(None).cast("string").alias("_ex_hash"), F.lit(None).cast("string").alias("_ex_seen"),
+            *(F.lit(None).alias(f"_ex_{c}") for c in COORDINATES),
+        )
+    in_silver = F.col("_ex_hash").isNotNull()
+    fate = (
+        F.when(in_silver & _same_line("_ex_"), F.lit(ALREADY_IN_SILVER))
+        .when(in_silver & (F.col("content_hash") == F.col("_ex_hash")), F.lit(IDENTICAL_DUPLICATE))
+        .when(in_silver, F.lit(TO_QUARANTINE))
+        .when(F.col("_rank") == 1, F.lit(TO_SILVER))
+        .when(F.col("content_hash") == F.col("_first_hash"), F.lit(IDENTICAL_DUPLICATE))
+        .otherwise(F.lit(TO_QUARANTINE))
+    )
+    seen_at = F.coalesce(F.col("_ex_seen"), F.col("_first_seen"))
+    conflict_detail = F.format_string(
+        "event_id %s was first seen at %s (batch:file:line) with different content", F.col("event_id"), seen_at
+    )
+    valid = (
+        valid.withColumn("fate", fate)
+        .withColumn("is_valid", F.col("fate") != TO_QUARANTINE)
+        .withColumn("reason", F.when(F.col("fate") == TO_QUARANTINE, F.lit(CONFLICTING_DUPLICATE)))
+        .withColumn("detail", F.when(F.col("fate") == TO_QUARANTINE, conflict_detail))
+        .select(validated.columns + ["fate"])
+    )
+    invalid = validated.filter(~F.col("is_valid")).withColumn("fate", F.lit(TO_QUARANTINE))
+    return valid.unionByName(invalid)

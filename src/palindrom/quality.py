@@ -1,0 +1,85 @@
+"""Data-quality checks, written once: run inside the jobs (a failure fails the task) and over the
+tables in tests/data_quality. Each check takes DataFrames and returns a CheckResult."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+class DataQualityError(AssertionError):
+    def __init__(self, failures: list[CheckResult]):
+        super().__init__("data-quality checks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failures))
+        self.failures = failures
+
+
+def enforce(results: Iterable[CheckResult]) -> list[CheckResult]:
+    """Raise DataQualityError naming every failed check; return the results otherwise."""
+    results = list(results)
+    failures = [r for r in results if not r.passed]
+    if failures:
+        raise DataQualityError(failures)
+    return results
+
+
+def no_nulls(df: DataFrame, column: str, table: str) -> CheckResult:
+    n = df.filter(F.col(column).isNull()).count()
+    return CheckResult(f"{table}: no null {column}", n == 0, f"found {n} null {column}s")
+
+
+def non_empty(df: DataFrame, column: str, table: str) -> CheckResult:
+    n = df.filter(F.col(column).isNull() | (F.length(F.trim(F.col(column))) == 0)).count()
+    return CheckResult(f"{table}: every row has a {column}", n == 0, f"found {n} rows without a {column}")
+
+
+def all_positive(df: DataFrame, column: str, table: str) -> CheckResult:
+    n = df.filter(~(F.col(column) > 0) | F.col(column).isNull()).count()
+    return CheckResult(f"{table}: every {column} positive", n == 0, f"found {n} rows with {column} <= 0")
+
+
+def unique(df: DataFrame, column: str, table: str) -> CheckResult:
+    dupes = df.groupBy(column).count().filter("count > 1")
+    n = dupes.count()
+    example = dupes.first()[column] if n else None
+    return CheckResult(f"{table}: unique {column}", n == 0, f"{n} values appear more than once, e.g. {example!r}")
+
+
+def events_conserved(
+    bronze: DataFrame, silver: DataFrame, quarantine: DataFrame, identical_duplicates: int,
+    batch_ids: list[str] | None = None,
+) -> CheckResult:
+    """Every bronze line is in silver, in quarantine, or counted as an identical duplicate."""
+    if batch_ids is not None:
+        bronze = bronze.filter(F.col("batch_id").isin(batch_ids))
+        silver = silver.filter(F.col("bronze_batch_id").isin(batch_ids))
+        quarantine = quarantine.filter(F.col("bronze_batch_id").isin(batch_ids))
+    n_bronze, n_silver, n_quarantine = bronze.count(), silver.count(), quarantine.count()
+    accounted = n_silver + n_quarantine + identical_duplicates
+    return CheckResult(
+        "events conserved (bronze = silver + quarantine + identical duplicates)",
+        n_bronze == accounted,
+        f"bronze {n_bronze} != silver {n_silver} + quarantine {n_quarantine} "
+        f"+ identical duplicates {identical_duplicates} = {accounted}",
+    )
+
+
+def silver_events_checks(silver: DataFrame) -> list[CheckResult]:
+    return [unique(silver, "event_id", "silver.events"), no_nulls(silver, "user_id", "silver.events")]
+
+
+def quarantine_checks(quarantine: DataFrame) -> list[CheckResult]:
+    return [non_empty(quarantine, "reason", "silver.quarantine.events")]
+
+
+def events_daily_checks(daily: DataFrame) -> list[CheckResult]:
+    return [no_nulls(daily, "user_id", "gold.events_daily"), all_positive(daily, "event_count", "gold.events_daily")]

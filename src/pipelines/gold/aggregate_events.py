@@ -1,0 +1,87 @@
+"""aggregate_events (gold): silver/events → gold/aggregations/events_daily.
+
+One row per (user_id, event_date, event_type) with its event_count, recomputed for exactly the
+dates this run touched: the event dates of rows inserted into silver (its change data feed) since
+the silver version the previous run aggregated up to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
+
+from palindrom import quality
+from palindrom.config import PipelineConfig
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from palindrom.logging import logger
+from pipelines.tasks import task_main
+
+EVENTS_DAILY_SCHEMA = StructType([
+    StructField("user_id", StringType(), False),
+    StructField("event_date", DateType(), False),
+    StructField("event_type", StringType(), False),
+    StructField("event_count", LongType(), False),
+])
+PROGRESS_SCHEMA = StructType([
+    StructField("silver_version", LongType(), False),
+    StructField("dates_recomputed", LongType(), False),
+    StructField("aggregated_at", TimestampType(), False),
+])
+
+
+def aggregate_daily(events: DataFrame) -> DataFrame:
+    """Events → event counts per user, UTC date and event type."""
+    return (
+        events.groupBy("user_id", "event_date", "event_type")
+        .agg(F.count(F.lit(1)).alias("event_count"))
+        .select(*EVENTS_DAILY_SCHEMA.fieldNames())
+    )
+
+
+def dates_predicate(dates: list[dt.date]) -> str:
+    return "event_date IN (" + ", ".join(f"DATE'{d.isoformat()}'" for d in dates) + ")"
+
+
+def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
+    lake = Lake(config.storage_root)
+    silver_ref, daily_ref = lake.table("silver.events"), lake.table("gold.events_daily")
+    progress_ref = lake.table("gold.events_daily_progress")
+
+    silver_version = tables.current_version(spark, silver_ref)
+    if silver_version is None:
+        logger.info("aggregate_events: silver.events does not exist yet; nothing to aggregate")
+        return []
+    last = None
+    if tables.exists(spark, progress_ref):
+        last = tables.read(spark, progress_ref).agg(F.max("silver_version")).first()[0]
+    if last == silver_version:
+        logger.info("aggregate_events: up to date with silver.events version %d", silver_version)
+        return []
+
+    inserted = tables.inserted_since(spark, silver_ref, last, silver_version)
+    dates = sorted(r[0] for r in inserted.select("event_date").distinct().collect())
+    logger.info("aggregate_events: silver versions %s..%d touched %d dates", last, silver_version, len(dates))
+    if dates:
+        silver = tables.read(spark, silver_ref, version=silver_version)
+        daily = aggregate_daily(silver.filter(F.col("event_date").isin(dates)))
+        quality.enforce(quality.events_daily_checks(daily))
+        tables.ensure(spark, daily_ref, EVENTS_DAILY_SCHEMA, partition_by=["event_date"])
+        tables.replace_where(daily, daily_ref, dates_predicate(dates))
+    progress = spark.createDataFrame(
+        [(silver_version, len(dates), dt.datetime.now(dt.UTC))], PROGRESS_SCHEMA
+    )
+    tables.ensure(spark, progress_ref, PROGRESS_SCHEMA)
+    tables.append(progress, progress_ref)
+    return dates
+
+
+def main(argv: list[str] | None = None) -> int:
+    return task_main("aggregate_events", "gold", run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

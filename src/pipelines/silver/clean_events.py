@@ -1,0 +1,164 @@
+"""clean_events (silver): bronze/events → silver/events + silver/quarantine/events.
+
+Reads the bronze batches not yet cleaned, validates every line against the registered schemas,
+deduplicates by event_id, and commits: quarantine (MERGE on bronze coordinates), then silver
+(MERGE on event_id), then the batch record. Each commit is idempotent, so a task killed between
+any two of them and run again ends exactly where an uninterrupted run would. Before the batch
+record is written, the tables must account for every bronze line (the conservation check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+from palindrom import quality
+from palindrom.config import PipelineConfig
+from palindrom.events.columns import ENVELOPE_FIELDS, payload_column
+from palindrom.events.registry import SchemaRegistry
+from palindrom.events.transforms import (
+    ALREADY_IN_SILVER, COORDINATES, IDENTICAL_DUPLICATE, TO_QUARANTINE, TO_SILVER,
+    classify_duplicates, validate_events,
+)
+from palindrom.failpoints import failpoint
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from palindrom.logging import logger
+from pipelines.tasks import schema_registry, task_main
+
+SILVER_TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true"}  # gold reads what each run inserted
+CLEANED_BATCHES_SCHEMA = StructType([
+    StructField("batch_id", StringType(), False),
+    StructField("lines", LongType(), False),
+    StructField("to_silver", LongType(), False),
+    StructField("to_quarantine", LongType(), False),
+    StructField("identical_duplicates", LongType(), False),
+    StructField("cleaned_at", TimestampType(), False),
+])
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    batches: list[str]
+    lines: int
+    to_silver: int
+    to_quarantine: int
+    identical_duplicates: int
+
+
+def deduplicate_events(df: DataFrame) -> DataFrame:
+    """Drop duplicate events, keeping the first.
+
+    On validated events (with event_id, content hash and bronze coordinates) this is the contract's
+    rule: the rows that go to silver. On any other frame, rows that are equal in every column are
+    one event.
+    """
+    if {"event_id", "content_hash", "is_valid", *COORDINATES} <= set(df.columns):
+        return classify_duplicates(df, None).filter(F.col("fate") == TO_SILVER).drop("fate")
+    return df.dropDuplicates()
+
+
+def silver_rows(classified: DataFrame, payload_columns: list[str]) -> DataFrame:
+    return classified.filter(F.col("fate") == TO_SILVER).select(
+        *ENVELOPE_FIELDS, "event_date", *payload_columns, "content_hash", *COORDINATES, "ingested_at",
+    )
+
+
+def quarantine_rows(classified: DataFrame, bronze: DataFrame) -> DataFrame:
+    """Rejected lines with their raw text (or bytes, where not UTF-8) from bronze."""
+    raw = bronze.select(
+        F.col("batch_id").alias("bronze_batch_id"), "source_file", "line_number",
+        F.col("text").alias("raw_text"), F.when(F.col("text").isNull(), F.col("raw")).alias("raw_bytes"),
+    )
+    return (
+        classified.filter(F.col("fate") == TO_QUARANTINE)
+        .select(*COORDINATES, "ingested_at", "event_id", "reason", "detail", "schema_ref")
+        .join(raw, list(COORDINATES), "left")
+        .withColumn("quarantined_at", F.current_timestamp())
+    )
+
+
+def batch_counts(classified: DataFrame) -> DataFrame:
+    def n(*fates: str):
+        return F.sum(F.col("fate").isin(*fates).cast("long"))
+
+    return classified.groupBy(F.col("bronze_batch_id").alias("batch_id")).agg(
+        F.count(F.lit(1)).alias("lines"),
+        n(TO_SILVER, ALREADY_IN_SILVER).alias("to_silver"),
+        n(TO_QUARANTINE).alias("to_quarantine"),
+        n(IDENTICAL_DUPLICATE).alias("identical_duplicates"),
+    )
+
+
+def pending_batches(spark: SparkSession, lake: Lake) -> list[str]:
+    bronze, cleaned = lake.table("bronze.events"), lake.table("silver.events_batches")
+    if not tables.exists(spark, bronze):
+        return []
+    batches = tables.read(spark, bronze).select("batch_id").distinct()
+    if tables.exists(spark, cleaned):
+        batches = batches.join(tables.read(spark, cleaned).select("batch_id"), "batch_id", "left_anti")
+    return sorted(r[0] for r in batches.collect())
+
+
+def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | None = None) -> CleanResult:
+    lake = Lake(config.storage_root)
+    bronze_ref, silver_ref = lake.table("bronze.events"), lake.table("silver.events")
+    quarantine_ref, cleaned_ref = lake.table("silver.quarantine.events"), lake.table("silver.events_batches")
+
+    pending = pending_batches(spark, lake)
+    if not pending:
+        logger.info("clean_events: no bronze batches to clean")
+        return CleanResult([], 0, 0, 0, 0)
+    snapshot = (registry or schema_registry(config)).snapshot()
+    payload_columns = [payload_column(t) for t in sorted(snapshot)]
+    logger.info("clean_events: cleaning %d bronze batches against %d event types", len(pending), len(snapshot))
+
+    bronze = tables.read(spark, bronze_ref).filter(F.col("batch_id").isin(pending))
+    validated = validate_events(bronze, snapshot, config.ingest.max_line_bytes)
+    existing = tables.read(spark, silver_ref) if tables.exists(spark, silver_ref) else None
+    classified = classify_duplicates(validated, existing).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = {r["batch_id"]: r for r in batch_counts(classified).collect()}
+        total = {k: sum(r[k] for r in counts.values())
+                 for k in ("lines", "to_silver", "to_quarantine", "identical_duplicates")}
+        logger.info("clean_events: %s", total)
+
+        quarantined = quarantine_rows(classified, bronze)
+        tables.ensure(spark, quarantine_ref, quarantined.schema)
+        if total["to_quarantine"]:
+            tables.insert_new(spark, quarantined, quarantine_ref, COORDINATES)
+        failpoint("clean_events.after_quarantine_commit")
+
+        cleaned = silver_rows(classified, payload_columns)
+        tables.ensure(spark, silver_ref, cleaned.schema, partition_by=["event_date"],
+                      properties=SILVER_TABLE_PROPERTIES)
+        if classified.filter(F.col("fate") == TO_SILVER).limit(1).count():
+            spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")  # new event types
+            tables.insert_new(spark, cleaned, silver_ref, ["event_id"])
+        failpoint("clean_events.after_silver_commit")
+
+        silver, quarantine = tables.read(spark, silver_ref), tables.read(spark, quarantine_ref)
+        quality.enforce([
+            quality.events_conserved(bronze, silver, quarantine, total["identical_duplicates"], pending),
+            *quality.silver_events_checks(silver),
+            *quality.quarantine_checks(quarantine),
+        ])
+        tables.ensure(spark, cleaned_ref, CLEANED_BATCHES_SCHEMA)
+        record = batch_counts(classified).withColumn("cleaned_at", F.current_timestamp())
+        tables.insert_new(spark, record.select(*CLEANED_BATCHES_SCHEMA.fieldNames()), cleaned_ref, ["batch_id"])
+    finally:
+        classified.unpersist()
+    return CleanResult(pending, total["lines"], total["to_silver"], total["to_quarantine"],
+                       total["identical_duplicates"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    return task_main("clean_events", "silver", run, __doc__, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""What every task entry point shares: arguments, typed config, session, alerting.
+
+A task module's `main()` is one call to `task_main` with its `run(spark, config)`; this is the
+`python_wheel_task` contract on Databricks and what `pipelines run` starts locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from palindrom.config import ENVIRONMENTS, PipelineConfig, configs_dir, load_config
+from palindrom.events.registry import SchemaRegistry, registry_from_config
+from palindrom.logging import capture_error, logger
+
+RunFunction = Callable[[Any, PipelineConfig], Any]
+
+
+def add_env_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default="local", choices=ENVIRONMENTS,
+                        help="environment whose configs/<env>.yaml to load (default: local)")
+    parser.add_argument("--root", default=None,
+                        help="storage root overriding the config's: a local path or an s3a:// URI")
+
+
+def schema_registry(config: PipelineConfig) -> SchemaRegistry:
+    return registry_from_config(config.registry.kind, config.registry.url, config.registry.group,
+                                configs_dir() / "schemas" / "events")
+
+
+def task_main(task: str, layer: str, run: RunFunction, description: str, argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=task, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"examples:\n  {task}\n  {task} --env dev\n  {task} --root /tmp/lake",
+    )
+    add_env_arguments(parser)
+    args = parser.parse_args(argv)
+    from palindrom.spark import get_spark  # Spark is needed only once arguments are valid
+
+    try:
+        config = load_config(args.env, args.root or None)  # an empty --root (job parameter) = default
+        logger.info("%s: env=%s root=%s", task, config.env, config.storage_root)
+        spark = get_spark(config.spark, app_name=task)
+        run(spark, config)
+    except Exception as error:
+        capture_error(error, context={"job": task, "layer": layer, "env": args.env})
+        raise
+    return 0
