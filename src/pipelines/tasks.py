@@ -17,9 +17,9 @@ from palindrom.logging import capture_error, logger
 RunFunction = Callable[[Any, PipelineConfig], Any]
 
 
-def add_env_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", default="local", choices=ENVIRONMENTS,
-                        help="environment whose configs/<env>.yaml to load (default: local)")
+def add_env_arguments(parser: argparse.ArgumentParser, default_env: str | None = "local") -> None:
+    parser.add_argument("--env", default=default_env, choices=ENVIRONMENTS,
+                        help=f"environment whose configs/<env>.yaml to load (default: {default_env or 'the target'})")
     parser.add_argument("--root", default=None,
                         help="storage root overriding the config's: a local path or an s3a:// URI")
 

@@ -1,0 +1,28 @@
+# Quick start: `make run` (sample data through the whole local pipeline), `make test` (all tests).
+# Both run the idempotent set-up first: .venv/, the Delta jars in .jars/, Apicurio in .cache/.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test test-unit bench lint clean
+
+setup:
+	@./scripts/setup.sh
+
+run: setup
+	$(BIN)/pipelines sample-data
+	$(BIN)/pipelines run daily_ingestion --summary
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+bench: setup
+	$(BIN)/python bench/events.py
+
+lint: setup
+	$(BIN)/ruff check src tests bench scripts
+
+clean:
+	rm -rf lake .cache/spark-warehouse bench/results

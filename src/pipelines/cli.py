@@ -1,0 +1,239 @@
+"""The `pipelines` command: run jobs locally, make sample data, inspect tables, schemas, quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from palindrom.config import ConfigError, PipelineConfig, configs_dir, load_config
+from palindrom.events.registry import FileSchemaRegistry, IncompatibleSchema, RegistryError, schema_problems
+from palindrom.events.compat import backward_incompatibilities
+from palindrom.logging import logger
+from pipelines.tasks import add_env_arguments, schema_registry
+from pipelines.workflows import BUNDLE_FILE
+
+EXAMPLES = """\
+examples:
+  pipelines sample-data                      write a day of raw events into ./lake/landing/events
+  pipelines run daily_ingestion              run the job's tasks locally, in dependency order
+  pipelines tables                           list the lake's tables with versions and row counts
+  pipelines schemas check                    validate every schema and its backward compatibility
+  pipelines schemas register --env dev       register the repo's schemas in dev's Apicurio Registry
+  pipelines quarantine list --reason invalid_json
+  pipelines quarantine replay --reason unknown_event_type
+  pipelines run daily_ingestion --root /tmp/lake
+"""
+
+
+def _spark(config: PipelineConfig):
+    from palindrom.spark import get_spark
+
+    return get_spark(config.spark, app_name="pipelines-cli")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.workflows import run_job
+
+    overrides = {name: value for name, value in (("env", args.env), ("root", args.root)) if value}
+    outcomes = run_job(args.job, overrides, bundle_path=Path(args.bundle))
+    failed = [o for o in outcomes if o.status == "failed"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    for o in outcomes:
+        print(f"  {o.key:<24} {o.status:<10} {o.seconds:6.1f}s {o.detail}")
+    if failed:
+        print(f"job {args.job} failed: task {', '.join(o.key for o in failed)} failed"
+              + (f"; skipped {', '.join(o.key for o in skipped)}" if skipped else ""), file=sys.stderr)
+        return 1
+    if args.summary:
+        return cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from pipelines.sample_data import write_sample_data
+
+    config = load_config(args.env, args.root)
+    root = config.storage_root
+    if not root.startswith("file:"):
+        print(f"sample-data writes to a local storage root only (got {root})", file=sys.stderr)
+        return 2
+    landing = Path(root.removeprefix("file:")) / "landing" / "events"
+    day = dt.date.fromisoformat(args.date) if args.date else dt.date.today() - dt.timedelta(days=1)
+    summary = write_sample_data(landing, day, users=args.users, seed=args.seed)
+    for name in summary.files:
+        print(f"  {landing / name}")
+    print(f"wrote {summary.lines} non-blank lines ({summary.valid_events} valid events) for {day} into {landing}")
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from palindrom.lake import tables
+    from palindrom.lake.paths import Lake
+
+    config = load_config(args.env, args.root)
+    spark = _spark(config)
+    rows = []
+    for ref in Lake(config.storage_root).tables():
+        if tables.exists(spark, ref):
+            rows.append({"table": ref.name, "version": tables.current_version(spark, ref),
+                         "rows": tables.read(spark, ref).count(), "location": ref.uri})
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"tables under {config.storage_root}:")
+    for r in rows:
+        print(f"  {r['table']:<34} v{r['version']:<4} {r['rows']:>9,} rows  {r['location']}")
+    if not rows:
+        print("  (none yet: run `pipelines sample-data` then `pipelines run daily_ingestion`)")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    config = load_config(args.env, args.root)
+    repo = FileSchemaRegistry(configs_dir() / "schemas" / "events")
+    if args.action == "list":
+        registry = schema_registry(config)
+        for event_type in registry.event_types():
+            versions = ", ".join(f"v{v}" for v in registry.versions(event_type))
+            print(f"  {event_type:<24} {versions}")
+        return 0
+    if args.action == "check":
+        problems = []
+        for event_type in repo.event_types():
+            versions = repo.versions(event_type)
+            for v in versions:
+                problems += [f"{event_type} v{v}: {p}" for p in schema_problems(event_type, repo.schema(event_type, v))]
+            for old, new in zip(versions, versions[1:], strict=False):
+                problems += [f"{event_type} v{new} vs v{old}: {p}" for p in
+                             backward_incompatibilities(repo.schema(event_type, old), repo.schema(event_type, new))]
+            print(f"  {event_type:<24} {len(versions)} version(s)")
+        for p in problems:
+            print(f"error: {p}", file=sys.stderr)
+        print("all schemas valid and backward compatible" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    # register: bring the configured registry up to the repo's schema files, version by version.
+    registry = schema_registry(config)
+    for event_type in repo.event_types():
+        have = registry.versions(event_type)
+        for v in repo.versions(event_type):
+            schema = repo.schema(event_type, v)
+            if v in have:
+                if registry.schema(event_type, v) != schema:
+                    print(f"error: {event_type} v{v} in the registry differs from the repository's", file=sys.stderr)
+                    return 1
+                continue
+            if v != (have[-1] if have else 0) + 1:
+                print(f"error: {event_type}: registry has {have}, cannot add v{v} out of order", file=sys.stderr)
+                return 1
+            try:
+                registered = registry.register(event_type, schema)
+            except IncompatibleSchema as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+            have.append(registered)
+            print(f"  registered {event_type} v{registered}")
+    print("registry up to date")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from palindrom.lake import tables
+    from palindrom.lake.paths import Lake
+
+    config = load_config(args.env, args.root)
+    spark = _spark(config)
+    if args.action == "replay":
+        from pipelines.silver import replay_quarantine
+
+        result = replay_quarantine.run(spark, config, args.reason or None)
+        print(json.dumps(result.__dict__) if args.json else
+              f"replay {result.replay_id}: {result.replayed} lines re-validated, {result.moved_to_silver} moved "
+              f"to silver, {result.identical_duplicates} identical duplicates, {result.still_quarantined} still quarantined")
+        return 0
+    ref = Lake(config.storage_root).table("silver.quarantine.events")
+    if not tables.exists(spark, ref):
+        print("quarantine is empty (the table does not exist yet)")
+        return 0
+    rows = tables.read(spark, ref)
+    if args.reason:
+        rows = rows.filter(F.col("reason").isin(args.reason))
+    by_reason = rows.groupBy("reason").count().orderBy(F.desc("count")).collect()
+    sample = rows.orderBy(*["bronze_batch_id", "source_file", "line_number"]).limit(args.limit).collect()
+    if args.json:
+        print(json.dumps({"by_reason": {r["reason"]: r["count"] for r in by_reason},
+                          "rows": [{k: r[k] for k in ("source_file", "line_number", "reason", "detail",
+                                                       "schema_ref", "raw_text")} for r in sample]}, indent=2))
+        return 0
+    for r in by_reason:
+        print(f"  {r['reason']:<24} {r['count']:>7}")
+    for r in sample:
+        text = (r["raw_text"] or "<not UTF-8>")[:80]
+        print(f"{r['source_file']}:{r['line_number']}  {r['reason']}: {r['detail']}\n    {text}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipelines", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a job of databricks.yml locally (tasks in fresh processes)",
+                       epilog="example: pipelines run daily_ingestion --root /tmp/lake",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("job", help="job name under resources.jobs, e.g. daily_ingestion")
+    p.add_argument("--summary", action="store_true", help="print the lake's tables afterwards")
+    p.add_argument("--bundle", default=str(BUNDLE_FILE), help="the bundle file (default: databricks.yml)")
+    add_env_arguments(p, default_env=None)  # unset: the `local` target's value
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sample-data", help="write a realistic day of raw events into landing/events",
+                       epilog="example: pipelines sample-data --date 2026-11-26 --users 5000")
+    add_env_arguments(p)
+    p.add_argument("--date", help="the UTC day to generate (default: yesterday)")
+    p.add_argument("--users", type=int, default=3000, help="number of users (default 3000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.set_defaults(func=cmd_sample_data)
+
+    p = sub.add_parser("tables", help="list the lake's tables with versions and row counts",
+                       epilog="example: pipelines tables --json")
+    add_env_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("schemas", help="list, check or register the event schemas",
+                       epilog="examples:\n  pipelines schemas check\n  pipelines schemas register --env dev",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["list", "check", "register"])
+    add_env_arguments(p)
+    p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser("quarantine", help="list quarantined lines by reason, or replay them",
+                       epilog="examples:\n  pipelines quarantine list --reason wrong_type --limit 5\n"
+                              "  pipelines quarantine replay --reason unknown_event_type",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--reason", action="append", help="only this reason code (repeatable)")
+    p.add_argument("--limit", type=int, default=20, help="rows to show with list (default 20)")
+    p.add_argument("--json", action="store_true")
+    add_env_arguments(p)
+    p.set_defaults(func=cmd_quarantine)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, RegistryError, ValueError, LookupError) as e:
+        logger.error("%s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""`pipelines quarantine replay`: re-validate quarantined lines against the current schemas.
+
+Lines that now pass go through the same dedup rules as clean_events: new events move into silver,
+identical duplicates are dropped and counted; each line that leaves quarantine is recorded in
+silver/quarantine/_replays/events with its replay id and outcome before it is deleted from
+quarantine. Lines that still fail stay, with their reason brought up to date. Commit order (silver,
+replay record, quarantine) makes a rerun after a crash converge to the same state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from palindrom.config import PipelineConfig
+from palindrom.events.columns import payload_column
+from palindrom.events.registry import SchemaRegistry
+from palindrom.events.transforms import (
+    ALREADY_IN_SILVER, COORDINATES, IDENTICAL_DUPLICATE, TO_QUARANTINE, TO_SILVER,
+    classify_duplicates, validate_events,
+)
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from palindrom.logging import logger
+from pipelines.silver.clean_events import SILVER_TABLE_PROPERTIES, silver_rows
+from pipelines.tasks import schema_registry
+
+MOVED_TO_SILVER = "moved_to_silver"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    replay_id: str
+    replayed: int
+    moved_to_silver: int
+    identical_duplicates: int
+    still_quarantined: int
+
+
+def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None = None,
+        registry: SchemaRegistry | None = None) -> ReplayResult:
+    lake = Lake(config.storage_root)
+    quarantine_ref, silver_ref = lake.table("silver.quarantine.events"), lake.table("silver.events")
+    replays_ref = lake.table("silver.quarantine.events_replays")
+    replay_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    if not tables.exists(spark, quarantine_ref):
+        return ReplayResult(replay_id, 0, 0, 0, 0)
+
+    quarantined = tables.read(spark, quarantine_ref)
+    if reasons:
+        quarantined = quarantined.filter(F.col("reason").isin(reasons))
+    snapshot = (registry or schema_registry(config)).snapshot()
+    as_bronze = quarantined.select(
+        F.col("bronze_batch_id").alias("batch_id"), "source_file", "line_number", "ingested_at",
+        F.col("raw_text").alias("text"),
+        F.coalesce(F.col("raw_bytes"), F.encode(F.col("raw_text"), "UTF-8")).alias("raw"),
+    )
+    validated = validate_events(as_bronze, snapshot, config.ingest.max_line_bytes)
+    existing = tables.read(spark, silver_ref) if tables.exists(spark, silver_ref) else None
+    classified = classify_duplicates(validated, existing).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = dict(classified.groupBy("fate").count().collect())
+        total = sum(counts.values())
+        logger.info("quarantine replay %s: %d lines re-validated: %s", replay_id, total, counts)
+
+        if counts.get(TO_SILVER):
+            cleaned = silver_rows(classified, [payload_column(t) for t in sorted(snapshot)])
+            tables.ensure(spark, silver_ref, cleaned.schema, ["event_date"], SILVER_TABLE_PROPERTIES)
+            spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
+            tables.insert_new(spark, cleaned, silver_ref, ["event_id"])
+
+        leaving = classified.filter(F.col("fate").isin(TO_SILVER, ALREADY_IN_SILVER, IDENTICAL_DUPLICATE)).select(
+            *COORDINATES, "event_id",
+            F.when(F.col("fate") == IDENTICAL_DUPLICATE, F.lit(IDENTICAL_DUPLICATE))
+            .otherwise(F.lit(MOVED_TO_SILVER)).alias("outcome"),
+            F.lit(replay_id).alias("replay_id"), F.current_timestamp().alias("replayed_at"),
+        )
+        if total - counts.get(TO_QUARANTINE, 0):
+            tables.ensure(spark, replays_ref, leaving.schema)
+            tables.insert_new(spark, leaving, replays_ref, COORDINATES)
+            tables.delete_matching(spark, quarantine_ref, leaving.select(*COORDINATES), COORDINATES)
+
+        staying = classified.filter(F.col("fate") == TO_QUARANTINE).select(*COORDINATES, "reason", "detail", "schema_ref")
+        changed = staying.join(
+            tables.read(spark, quarantine_ref).select(*COORDINATES, F.col("reason").alias("_old")), list(COORDINATES)
+        ).filter(F.col("reason") != F.col("_old")).drop("_old")
+        if changed.limit(1).count():
+            tables.update_columns(spark, changed, quarantine_ref, COORDINATES, ["reason", "detail", "schema_ref"])
+    finally:
+        classified.unpersist()
+    return ReplayResult(
+        replay_id, total, counts.get(TO_SILVER, 0) + counts.get(ALREADY_IN_SILVER, 0),
+        counts.get(IDENTICAL_DUPLICATE, 0), counts.get(TO_QUARANTINE, 0),
+    )

@@ -1,0 +1,133 @@
+"""Shared fixtures: one Spark session for the whole run, a fresh storage root per test, the real
+Apicurio Registry (started here, on a free port), and a sample lake built once by the real jobs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from palindrom.config import REPO_ROOT, PipelineConfig, load_config
+from palindrom.events.registry import FileSchemaRegistry
+
+SCHEMA_DIR = REPO_ROOT / "configs" / "schemas" / "events"
+BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_unavailable(message: str) -> None:
+    """A test's service could not be had: under CI that fails the test, elsewhere it skips it."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing service fails the test)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    from palindrom.config import SparkConfig
+    from palindrom.spark import get_spark
+
+    spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2), app_name="pipelines-tests")
+    yield spark
+    spark.stop()
+
+
+@pytest.fixture
+def lake_config(tmp_path: Path) -> PipelineConfig:
+    """The local config with its own empty storage root under the test's temp folder."""
+    return load_config("local", str(tmp_path / "lake"))
+
+
+def lake_path(config: PipelineConfig) -> Path:
+    return Path(config.storage_root.removeprefix("file:"))
+
+
+@pytest.fixture(scope="session")
+def repo_registry() -> FileSchemaRegistry:
+    return FileSchemaRegistry(SCHEMA_DIR)
+
+
+def _java_major(java: Path) -> int:
+    out = subprocess.run([str(java), "-XshowSettings:properties", "-version"], capture_output=True, text=True).stderr
+    m = re.search(r"java\.specification\.version = (\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def find_java(minimum: int) -> Path | None:
+    candidates = []
+    for var in ("APICURIO_JAVA_HOME", "JAVA_HOME"):
+        if os.environ.get(var):
+            candidates.append(Path(os.environ[var]) / "bin" / "java")
+    candidates += sorted(Path("/usr/lib/jvm").glob("*/bin/java"), reverse=True)
+    if shutil.which("java"):
+        candidates.append(Path(shutil.which("java")))
+    return next((c for c in candidates if c.exists() and _java_major(c) >= minimum), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real Apicurio Registry 3 (in-memory storage) for the session; yields its REST v3 base URL."""
+    jar = next((REPO_ROOT / ".cache" / "apicurio").glob("*/quarkus-run.jar"), None)
+    if jar is None:
+        service_unavailable("Apicurio Registry is not installed: run `make setup`")
+    java = find_java(21)
+    if java is None:
+        service_unavailable("Apicurio Registry 3 needs Java 21+; none found (set APICURIO_JAVA_HOME)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("apicurio") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(java), f"-Dquarkus.http.port={port}", "-Dquarkus.http.host=127.0.0.1", "-jar", str(jar)],
+            cwd=jar.parent, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}/apis/registry/v3"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{base}/system/info", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                service_unavailable(f"Apicurio Registry did not start; see {log}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(BIN / "pipelines"), *args], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"pipelines {' '.join(args)} exited {result.returncode}:\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
+    """Sample data run through `pipelines run daily_ingestion` (the real entry points, in fresh
+    processes), once per session; tests that use it only read it."""
+    root = tmp_path_factory.mktemp("sample") / "lake"
+    run_cli("sample-data", "--root", str(root), "--date", "2026-11-26", "--users", "600")
+    run_cli("run", "daily_ingestion", "--root", str(root))
+    return load_config("local", str(root))

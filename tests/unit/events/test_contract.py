@@ -1,0 +1,75 @@
+import pytest
+
+from palindrom.events import contract
+from palindrom.events.contract import EventValidator, Invalid, Rejected, ValidEvent, parse_timestamp_micros
+from tests.unit.events.conformance import MAX_LINE_BYTES, check_case, load_cases
+
+CASES = load_cases()
+
+
+@pytest.fixture(scope="module")
+def validator(repo_registry):
+    return EventValidator(repo_registry.snapshot(), MAX_LINE_BYTES)
+
+
+def test_conformance_file_is_substantial_and_covers_every_reason_code():
+    assert len(CASES) >= 80
+    expected = {c["expect"] for c in CASES if "expect" in c} | {
+        fate for c in CASES for _, fate in c.get("expect_lines", [])
+    }
+    # conflicting_duplicate needs two lines: the dedup tests cover it.
+    assert set(contract.REASON_CODES) - {contract.CONFLICTING_DUPLICATE} <= expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
+def test_conformance_with_the_file_registry(validator, case):
+    assert check_case(validator, case) == []
+
+
+def test_rejection_names_field_rule_and_schema(validator):
+    result = validator.validate(
+        '{"event_id":"e","event_type":"feedback.rating","schema_version":1,"occurred_at":"2026-11-26T10:00:00Z",'
+        '"user_id":"u","payload":{"conversation_id":"c","message_event_id":"m","rating":"1"}}', 200,
+    )
+    assert result == Rejected("wrong_type", "payload.rating: expected an integer, got string", "feedback.rating/v1")
+
+
+def test_envelope_rejections_are_checked_against_the_envelope(validator):
+    result = validator.validate('{"event_id":"e","event_type":"nope","schema_version":1}', 60)
+    assert isinstance(result, Rejected)
+    assert (result.reason, result.schema_ref) == ("unknown_event_type", "envelope")
+
+
+def test_equal_content_has_equal_hash_regardless_of_unknown_fields_offsets_and_key_order(validator):
+    a = validator.validate(
+        '{"event_id":"e","event_type":"user.action","schema_version":1,"occurred_at":"2026-11-26T10:00:00Z",'
+        '"user_id":"u","payload":{"action":"view","target":"t"}}', 1)
+    b = validator.validate(
+        '{"payload":{"target":"t","action":"view","x":1},"user_id":"u","occurred_at":"2026-11-26T11:00:00+01:00",'
+        '"schema_version":1,"event_type":"user.action","event_id":"e","extra":true}', 1)
+    c = validator.validate(
+        '{"event_id":"e","event_type":"user.action","schema_version":1,"occurred_at":"2026-11-26T10:00:01Z",'
+        '"user_id":"u","payload":{"action":"view","target":"t"}}', 1)
+    assert isinstance(a, ValidEvent) and isinstance(b, ValidEvent) and isinstance(c, ValidEvent)
+    assert a.content_hash == b.content_hash
+    assert a.content_hash != c.content_hash
+
+
+@pytest.mark.parametrize(("text", "micros"), [
+    ("1970-01-01T00:00:00Z", 0),
+    ("1969-12-31T23:59:59.999999Z", -1),
+    ("9999-12-31T23:59:59.999999999Z", 253402300799999999),
+    ("0001-01-01T00:00:00Z", -62135596800000000),
+])
+def test_timestamp_range_edges(text, micros):
+    assert parse_timestamp_micros(text) == micros
+
+
+def test_timestamp_out_of_range_after_offset():
+    with pytest.raises(Invalid, match="outside years 0001-9999"):
+        parse_timestamp_micros("0001-01-01T00:00:00+01:00")
+
+
+def test_unsupported_schema_keyword_is_refused():
+    with pytest.raises(ValueError, match="unsupported JSON Schema keywords: pattern"):
+        contract.compile_schema({"type": "string", "pattern": "^a"})

@@ -1,0 +1,78 @@
+import textwrap
+
+import pytest
+
+from pipelines.workflows import BundleError, job_tasks, load_bundle, resolve_variables, run_job
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def local_bundle():
+    return resolve_variables(load_bundle(), "local")
+
+
+def test_daily_ingestion_runs_its_tasks_in_dependency_order(local_bundle):
+    tasks = job_tasks(local_bundle, "daily_ingestion", {})
+    assert [t.key for t in tasks] == ["ingest_events", "clean_events", "aggregate_events"]
+    assert [t.entry_point for t in tasks] == ["ingest_events", "clean_events", "aggregate_events"]
+    assert tasks[0].parameters == ["--env", "local", "--root", ""]
+
+
+def test_job_parameters_are_overridable(local_bundle):
+    tasks = job_tasks(local_bundle, "daily_ingestion", {"root": "/tmp/x", "env": "dev"})
+    assert tasks[1].parameters == ["--env", "dev", "--root", "/tmp/x"]
+
+
+def test_the_standard_schedule_and_targets():
+    bundle = load_bundle()
+    job = bundle["resources"]["jobs"]["daily_ingestion"]
+    assert bundle["bundle"]["name"] == "data-pipelines"
+    assert job["schedule"] == {"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC"}
+    assert resolve_variables(bundle, "prod")["resources"]["jobs"]["daily_ingestion"]["parameters"][0]["default"] == "prod"
+
+
+@pytest.mark.parametrize(("job", "overrides", "message"), [
+    ("nightly", {}, "no job 'nightly'"),
+    ("daily_ingestion", {"colour": "x"}, r"no parameter\(s\) colour"),
+])
+def test_bad_requests_are_named(local_bundle, job, overrides, message):
+    with pytest.raises(BundleError, match=message):
+        job_tasks(local_bundle, job, overrides)
+
+
+def write_bundle(tmp_path, tasks_yaml: str):
+    (tmp_path / "databricks.yml").write_text(textwrap.dedent("""\
+        bundle: {name: t}
+        targets: {local: {}}
+        resources:
+          jobs:
+            j:
+              tasks:
+        """) + textwrap.indent(textwrap.dedent(tasks_yaml), " " * 8))
+    return tmp_path / "databricks.yml"
+
+
+def test_cycle_is_refused(tmp_path):
+    path = write_bundle(tmp_path, """\
+        - {task_key: a, depends_on: [{task_key: b}], python_wheel_task: {package_name: pipelines, entry_point: pipelines}}
+        - {task_key: b, depends_on: [{task_key: a}], python_wheel_task: {package_name: pipelines, entry_point: pipelines}}
+        """)
+    with pytest.raises(BundleError, match="dependency cycle among: a, b"):
+        run_job("j", {}, bundle_path=path)
+
+
+def test_failed_task_stops_its_dependants_but_not_the_others(tmp_path):
+    path = write_bundle(tmp_path, """\
+        - task_key: broken
+          python_wheel_task: {package_name: pipelines, entry_point: ingest_events, parameters: ["--env", "nope"]}
+        - task_key: after_broken
+          depends_on: [{task_key: broken}]
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
+        - task_key: independent
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
+        """)
+    outcomes = {o.key: o.status for o in run_job("j", {}, bundle_path=path)}
+    assert outcomes == {"broken": "failed", "after_broken": "skipped", "independent": "succeeded"}
+    result = run_cli("run", "j", "--bundle", str(path), check=False)
+    assert result.returncode == 1
+    assert "job j failed: task broken failed; skipped after_broken" in result.stderr
