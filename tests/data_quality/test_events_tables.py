@@ -1,0 +1,55 @@
+"""The jobs' data-quality checks, run over the tables of the sample lake."""
+
+import pytest
+from pyspark.sql import functions as F
+
+from palindrom import quality
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+
+
+def read(spark, config, name):
+    return tables.read(spark, Lake(config.storage_root).table(name))
+
+
+def test_no_null_user_ids(spark_session, sample_lake):
+    df = read(spark_session, sample_lake, "gold.events_daily")
+    null_count = df.filter(F.col("user_id").isNull()).count()
+    assert null_count == 0, f"Found {null_count} null user_ids"
+
+
+def test_event_counts_positive(spark_session, sample_lake):
+    df = read(spark_session, sample_lake, "gold.events_daily")
+    invalid = df.filter(F.col("event_count") <= 0).count()
+    assert invalid == 0, "Event counts must be positive"
+
+
+def test_gold_checks(spark_session, sample_lake):
+    assert all(r.passed for r in quality.events_daily_checks(read(spark_session, sample_lake, "gold.events_daily")))
+
+
+def test_silver_event_ids_unique_and_users_present(spark_session, sample_lake):
+    assert all(r.passed for r in quality.silver_events_checks(read(spark_session, sample_lake, "silver.events")))
+
+
+def test_every_quarantine_row_has_a_reason(spark_session, sample_lake):
+    assert all(r.passed for r in quality.quarantine_checks(read(spark_session, sample_lake, "silver.quarantine.events")))
+
+
+def test_conservation_over_all_batches(spark_session, sample_lake):
+    identical = read(spark_session, sample_lake, "silver.events_batches").agg(F.sum("identical_duplicates")).first()[0]
+    result = quality.events_conserved(
+        read(spark_session, sample_lake, "bronze.events"),
+        read(spark_session, sample_lake, "silver.events"),
+        read(spark_session, sample_lake, "silver.quarantine.events"),
+        identical,
+    )
+    assert result.passed, result.detail
+
+
+def test_a_failed_check_names_itself(spark_session):
+    daily = spark_session.createDataFrame([("u", 0)], "user_id string, event_count long")
+    failures = [r for r in quality.events_daily_checks(daily.withColumn("event_date", F.current_date())) if not r.passed]
+    assert [r.name for r in failures] == ["gold.events_daily: every event_count positive"]
+    with pytest.raises(quality.DataQualityError, match="found 1 rows with event_count <= 0"):
+        quality.enforce(failures)

@@ -1,0 +1,120 @@
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from palindrom.events.contract import EventValidator
+from palindrom.events.transforms import classify_duplicates, validate_events
+from pipelines.silver.clean_events import deduplicate_events
+from tests.unit.events.conformance import MAX_LINE_BYTES, line_bytes, load_cases
+
+BATCH = "20261126T000000000000Z-aaaaaaaa"
+
+
+def test_deduplicate_events(spark_session):
+    # The data-engineering standard's example, as written there.
+    input_df = spark_session.createDataFrame([
+        {"id": 1, "value": "a"},
+        {"id": 1, "value": "a"},  # duplicate
+        {"id": 2, "value": "b"},
+    ])
+
+    result = deduplicate_events(input_df)
+
+    assert result.count() == 2
+
+
+def event(event_id: str, text: str = "hi", at: str = "2026-11-26T10:00:00Z", **extra) -> str:
+    return json.dumps({"event_id": event_id, "event_type": "conversation.message", "schema_version": 1,
+                       "occurred_at": at, "user_id": "u", **extra,
+                       "payload": {"conversation_id": "c", "turn": 0, "role": "user", "text": text}})
+
+
+def bronze_frame(spark, lines, batch=BATCH, source_file="f.jsonl"):
+    rows = [(batch, source_file, i, line.encode(), line) for i, line in enumerate(lines, start=1)]
+    return spark.createDataFrame(rows, "batch_id string, source_file string, line_number long, raw binary, text string") \
+        .withColumn("ingested_at", F.current_timestamp())
+
+
+@pytest.fixture(scope="module")
+def snapshot(repo_registry):
+    return repo_registry.snapshot()
+
+
+def fates(frame):
+    return {(r["line_number"], r["fate"], r["reason"]) for r in frame.collect()}
+
+
+def test_first_valid_occurrence_wins_identical_dropped_conflicting_quarantined(spark_session, snapshot):
+    lines = [
+        "{broken",                                   # invalid: does not count as the first occurrence
+        event("e1", text="  hello "),                # first valid e1
+        event("e1", text="hello", at="2026-11-26T11:00:00+01:00", unknown="x"),  # same content
+        event("e1", text="bye"),                     # conflicting
+        event("e2"),
+    ]
+    validated = validate_events(bronze_frame(spark_session, lines), snapshot, MAX_LINE_BYTES)
+    assert fates(classify_duplicates(validated, None)) == {
+        (1, "quarantine", "invalid_json"),
+        (2, "silver", None),
+        (3, "identical_duplicate", None),
+        (4, "quarantine", "conflicting_duplicate"),
+        (5, "silver", None),
+    }
+    survivors = deduplicate_events(validated)
+    assert sorted(r["event_id"] for r in survivors.collect()) == ["e1", "e2"]
+
+
+def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot):
+    first = classify_duplicates(
+        validate_events(bronze_frame(spark_session, [event("e1"), event("e2")]), snapshot, MAX_LINE_BYTES), None)
+    silver = first.filter("fate = 'silver'")
+    later = validate_events(
+        bronze_frame(spark_session, [event("e1"), event("e2", text="changed"), event("e3")], batch="b2"),
+        snapshot, MAX_LINE_BYTES)
+    assert fates(classify_duplicates(later, silver)) == {
+        (1, "identical_duplicate", None), (2, "quarantine", "conflicting_duplicate"), (3, "silver", None),
+    }
+    # The very lines that put e1 and e2 into silver (an interrupted run, retried) are recognised.
+    retried = validate_events(bronze_frame(spark_session, [event("e1"), event("e2")]), snapshot, MAX_LINE_BYTES)
+    assert fates(classify_duplicates(retried, silver)) == {(1, "already_in_silver", None), (2, "already_in_silver", None)}
+
+
+def test_conflict_detail_names_where_the_event_was_first_seen(spark_session, snapshot):
+    validated = validate_events(bronze_frame(spark_session, [event("e9"), event("e9", text="x")]),
+                                snapshot, MAX_LINE_BYTES)
+    row = classify_duplicates(validated, None).filter("fate = 'quarantine'").first()
+    assert row["detail"] == (f"event_id e9 was first seen at {BATCH}:f.jsonl:1 (batch:file:line) "
+                             "with different content")
+
+
+def test_spark_validation_agrees_with_the_conformance_file(spark_session, snapshot):
+    """The same cases through the Spark path the job runs (Arrow batches, typed columns)."""
+    cases = [c for c in load_cases() if "line" in c or "line_base64" in c]
+    rows = []
+    for i, case in enumerate(cases, start=1):
+        raw = line_bytes(case)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        rows.append((BATCH, "conformance.jsonl", i, raw, text))
+    bronze = spark_session.createDataFrame(
+        rows, "batch_id string, source_file string, line_number long, raw binary, text string"
+    ).withColumn("ingested_at", F.current_timestamp())
+    got = {r["line_number"]: ("valid" if r["is_valid"] else r["reason"])
+           for r in validate_events(bronze, snapshot, MAX_LINE_BYTES).select("line_number", "is_valid", "reason").collect()}
+    expected = {i: case["expect"] for i, case in enumerate(cases, start=1)}
+    assert got == expected
+
+
+def test_typed_columns_hold_normalised_utc_values(spark_session, snapshot):
+    line = event("e5", text=" cafe\u0301 ", at="2026-11-26T01:30:00.1234567+09:00", source="ios")
+    row = validate_events(bronze_frame(spark_session, [line]), snapshot, MAX_LINE_BYTES).first()
+    assert row["occurred_at"].isoformat() == "2026-11-25T16:30:00.123456"  # session time zone is UTC
+    assert str(row["event_date"]) == "2026-11-25"
+    assert row["conversation_message"]["text"] == "café"
+    assert row["source"] == "ios"
+    assert row["user_action"] is None
+    direct = EventValidator(snapshot, MAX_LINE_BYTES).validate(line, len(line.encode()))
+    assert row["content_hash"] == direct.content_hash
