@@ -20,6 +20,13 @@ command -v java >/dev/null || fail "Java 17+ is required by Spark 4.2 and Apicur
 java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
 [ "${java_major%%.*}" -ge 17 ] 2>/dev/null || fail "Java 17+ is required; 'java' is version ${java_major:-unknown}."
 command -v mvn >/dev/null || fail "Maven is required to resolve the Delta jars and Apicurio: install it (e.g. apt-get install maven)."
+# Apicurio Registry 3 (started by the tests) needs Java 21+; Spark runs on the default Java 17.
+apicurio_java=""
+for java in ${APICURIO_JAVA_HOME:+$APICURIO_JAVA_HOME/bin/java} /usr/lib/jvm/*/bin/java; do
+  v=$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
+  if [ "${v%%.*}" -ge 21 ] 2>/dev/null; then apicurio_java=$java; break; fi
+done
+[ -n "$apicurio_java" ] || fail "the Apicurio Registry tests need a Java 21+ runtime besides Java 17 (e.g. Temurin 21 under /usr/lib/jvm, or set APICURIO_JAVA_HOME)."
 
 # A stamp is current when it is newer than every input named after it.
 current() { local stamp=$STAMPS/$1; shift; [ -f "$stamp" ] || return 1; for f in "$@"; do [ "$f" -nt "$stamp" ] && return 1; done; return 0; }

@@ -1,0 +1,77 @@
+"""clean_events killed for real between its commits, then run again, ends exactly where an
+uninterrupted run ends."""
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from palindrom.config import load_config
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from pipelines.bronze import ingest_events
+from pipelines.sample_data import write_sample_data
+from pipelines.silver import clean_events
+from tests.conftest import BIN, lake_path
+
+pytestmark = pytest.mark.integration
+
+
+def snapshot_of(spark, config):
+    """Table contents minus the commit-time stamps (which differ between two runs by design)."""
+    lake = Lake(config.storage_root)
+    out = {}
+    for name, drop in [("silver.events", []), ("silver.quarantine.events", ["quarantined_at"]),
+                       ("silver.events_batches", ["cleaned_at"])]:
+        rows = tables.read(spark, lake.table(name)).drop(*drop).collect()
+        out[name] = sorted(tuple(r) for r in rows)
+    return out
+
+
+def kill_at_failpoint(root: str, failpoint: str) -> None:
+    process = subprocess.Popen(
+        [str(BIN / "clean_events"), "--root", root], stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PIPELINES_FAILPOINTS": failpoint}, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        for line in process.stderr:
+            if f"FAILPOINT {failpoint} reached" in line:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"clean_events did not reach {failpoint}")
+        else:
+            pytest.fail(f"clean_events exited ({process.wait()}) before reaching {failpoint}")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the task and its JVM, as a node loss would
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("failpoint", ["clean_events.after_quarantine_commit", "clean_events.after_silver_commit"])
+def test_killed_between_commits_then_rerun_matches_an_uninterrupted_run(spark_session, tmp_path, failpoint):
+    crashed = load_config("local", str(tmp_path / "crashed"))
+    write_sample_data(lake_path(crashed) / "landing" / "events", dt.date(2026, 11, 26), users=150, seed=3)
+    ingest_events.run(spark_session, crashed)
+    clean = load_config("local", str(tmp_path / "clean"))
+    shutil.copytree(lake_path(crashed), lake_path(clean))  # the same bronze batch, twice
+
+    kill_at_failpoint(str(lake_path(crashed)), failpoint)
+    lake = Lake(crashed.storage_root)
+    assert tables.read(spark_session, lake.table("silver.quarantine.events")).count() > 0
+    assert not tables.exists(spark_session, lake.table("silver.events_batches"))
+    silver_written = tables.exists(spark_session, lake.table("silver.events"))
+    assert silver_written == (failpoint == "clean_events.after_silver_commit")
+    versions = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
+
+    retried = clean_events.run(spark_session, crashed)
+    uninterrupted = clean_events.run(spark_session, clean)
+    assert retried == uninterrupted
+    assert snapshot_of(spark_session, crashed) == snapshot_of(spark_session, clean)
+    # The retry rewrote nothing it had already committed.
+    assert tables.current_version(spark_session, lake.table("silver.quarantine.events")) == \
+        versions["silver.quarantine.events"]
