@@ -119,6 +119,7 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _nesting_depth(text: str) -> int:
@@ -144,7 +145,7 @@ def parse_json_line(text: str) -> Any:
         raise Invalid(NESTING_TOO_DEEP, f"JSON nesting deeper than {MAX_NESTING} levels") from None
     except ValueError as e:  # JSONDecodeError, NaN/Infinity, integers too long to convert
         raise Invalid(INVALID_JSON, str(e)) from None
-    if "\\u" in text or "\\U" in text:
+    if _SURROGATE_ESCAPE.search(text):
         try:  # json accepts escaped lone surrogates ("\ud800"); they are not Unicode text
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:

@@ -107,12 +107,13 @@ def classify_duplicates(validated: DataFrame, silver: DataFrame | None) -> DataF
     The first valid occurrence of an event_id (by batch, file, line) goes to silver; a later valid
     copy with equal content is an identical duplicate, one with different content is quarantined as
     a conflicting duplicate. An event_id already in silver counts as the first occurrence; the very
-    line that put it there (an interrupted earlier run) is recognised and left alone.
+    line that put it there (an interrupted earlier run) is recognised and left alone. Invalid lines
+    go to quarantine. One pass over `validated` (it is expensive to compute).
     """
-    order = Window.partitionBy("event_id").orderBy(*COORDINATES)
+    order = Window.partitionBy("is_valid", "event_id").orderBy(*COORDINATES)
     first_seen = F.concat_ws(":", *COORDINATES)
-    valid = (
-        validated.filter("is_valid")
+    ranked = (
+        validated
         .withColumn("_rank", F.row_number().over(order))
         .withColumn("_first_hash", F.first("content_hash").over(order))
         .withColumn("_first_seen", F.first(first_seen).over(order))
@@ -124,31 +125,31 @@ def classify_duplicates(validated: DataFrame, silver: DataFrame | None) -> DataF
             *(F.col(c).alias(f"_ex_{c}") for c in COORDINATES),
             F.concat_ws(":", *COORDINATES).alias("_ex_seen"),
         )
-        valid = valid.join(existing, "event_id", "left")
+        ranked = ranked.join(existing, "event_id", "left")
     else:
-        valid = valid.select(
+        ranked = ranked.select(
             "*", F.lit(None).cast("string").alias("_ex_hash"), F.lit(None).cast("string").alias("_ex_seen"),
             *(F.lit(None).alias(f"_ex_{c}") for c in COORDINATES),
         )
     in_silver = F.col("_ex_hash").isNotNull()
     fate = (
-        F.when(in_silver & _same_line("_ex_"), F.lit(ALREADY_IN_SILVER))
+        F.when(~F.col("is_valid"), F.lit(TO_QUARANTINE))
+        .when(in_silver & _same_line("_ex_"), F.lit(ALREADY_IN_SILVER))
         .when(in_silver & (F.col("content_hash") == F.col("_ex_hash")), F.lit(IDENTICAL_DUPLICATE))
-        .when(in_silver, F.lit(TO_QUARANTINE))
+        .when(in_silver, F.lit(CONFLICTING_DUPLICATE))
         .when(F.col("_rank") == 1, F.lit(TO_SILVER))
         .when(F.col("content_hash") == F.col("_first_hash"), F.lit(IDENTICAL_DUPLICATE))
-        .otherwise(F.lit(TO_QUARANTINE))
+        .otherwise(F.lit(CONFLICTING_DUPLICATE))
     )
     seen_at = F.coalesce(F.col("_ex_seen"), F.col("_first_seen"))
-    conflict_detail = F.format_string(
-        "event_id %s was first seen at %s (batch:file:line) with different content", F.col("event_id"), seen_at
+    conflict = F.col("fate") == CONFLICTING_DUPLICATE
+    return (
+        ranked.withColumn("fate", fate)
+        .withColumn("is_valid", F.col("is_valid") & ~conflict)
+        .withColumn("reason", F.when(conflict, F.lit(CONFLICTING_DUPLICATE)).otherwise(F.col("reason")))
+        .withColumn("detail", F.when(conflict, F.format_string(
+            "event_id %s was first seen at %s (batch:file:line) with different content", F.col("event_id"), seen_at,
+        )).otherwise(F.col("detail")))
+        .withColumn("fate", F.when(conflict, F.lit(TO_QUARANTINE)).otherwise(F.col("fate")))
+        .select(*validated.columns, "fate")
     )
-    valid = (
-        valid.withColumn("fate", fate)
-        .withColumn("is_valid", F.col("fate") != TO_QUARANTINE)
-        .withColumn("reason", F.when(F.col("fate") == TO_QUARANTINE, F.lit(CONFLICTING_DUPLICATE)))
-        .withColumn("detail", F.when(F.col("fate") == TO_QUARANTINE, conflict_detail))
-        .select(validated.columns + ["fate"])
-    )
-    invalid = validated.filter(~F.col("is_valid")).withColumn("fate", F.lit(TO_QUARANTINE))
-    return valid.unionByName(invalid)

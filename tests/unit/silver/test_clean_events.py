@@ -116,5 +116,20 @@ def test_typed_columns_hold_normalised_utc_values(spark_session, snapshot):
     assert row["conversation_message"]["text"] == "café"
     assert row["source"] == "ios"
     assert row["user_action"] is None
-    direct = EventValidator(snapshot, MAX_LINE_BYTES).validate(line, len(line.encode()))
-    assert row["content_hash"] == direct.content_hash
+
+
+def test_equal_content_builds_identical_rows(spark_session, snapshot):
+    """Unknown fields, number formats elsewhere, offsets and NFC/strip do not change an event's row."""
+    properties = {"b": [1, {"z": None, "a": "x"}], "a": "é"}
+    fast = json.dumps({"event_id": "a1", "event_type": "user.action", "schema_version": 1,
+                       "occurred_at": "2026-11-26T10:00:00.5+01:00", "user_id": "u",
+                       "payload": {"action": "view", "target": "t", "properties": properties}})
+    slow = fast.replace('"target": "t"', '"target": "t", "x": 1.5')  # an unknown field
+    plain = event("m1", text="café")
+    needs_nfc = event("m1", text=" cafe\u0301")
+    rows = validate_events(bronze_frame(spark_session, [fast, slow, plain, needs_nfc]), snapshot,
+                           MAX_LINE_BYTES).orderBy("line_number").collect()
+    assert all(r["is_valid"] for r in rows)
+    for a, b in (rows[0], rows[1]), (rows[2], rows[3]):
+        assert a.asDict() | {"line_number": 0} == b.asDict() | {"line_number": 0}
+    assert rows[0]["user_action"]["properties"] == '{"a":"é","b":[1,{"a":"x","z":null}]}'

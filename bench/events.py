@@ -1,0 +1,176 @@
+"""Events-path benchmark: our jobs vs the bare Spark doing the same work, in one run.
+
+    .venv/bin/python bench/events.py                 # 1,000,000 events (the issue's size)
+    .venv/bin/python bench/events.py --events 200000 --runs 3
+
+For each stage: one warm-up run of each variant, then `--runs` timed runs; the median is reported.
+Ratio = bare median / ours median (1.0 = as fast as bare Spark; the goals: ingest >= 0.8, clean >= 0.5).
+- ingest: `ingest_events.run` vs whole-file text read -> split on newlines -> Delta append.
+- clean:  `clean_events.run` vs `from_json` with the envelope schema -> Delta append, same bronze rows.
+Peak memory is the driver JVM's high-water RSS (VmHWM) and the Python driver's max RSS.
+Writes bench/results/events.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from palindrom.config import REPO_ROOT, load_config
+from palindrom.spark import get_spark
+from pipelines.bronze import ingest_events
+from pipelines.sample_data import _events
+from pipelines.silver import clean_events
+
+ENVELOPE_SCHEMA = ("event_id string, event_type string, schema_version long, occurred_at string, "
+                   "user_id string, session_id string, source string, payload string")
+
+
+def generate(folder: Path, n_events: int, files: int) -> int:
+    """n_events JSON lines (the sample generator's events) split over `files` files; returns bytes."""
+    folder.mkdir(parents=True)
+    rng = random.Random(11)
+    handles = [(folder / f"events-{i:04d}.jsonl").open("w") for i in range(files)]
+    written, day = 0, dt.date(2026, 11, 26)
+    while written < n_events:
+        for event in _events(rng, day, 2000):
+            event["event_id"] = f"{event['event_id']}-{written}"
+            handles[written % files].write(json.dumps(event) + "\n")
+            written += 1
+            if written == n_events:
+                break
+        day += dt.timedelta(days=1)
+    for h in handles:
+        h.close()
+    return sum(p.stat().st_size for p in folder.iterdir())
+
+
+def link_tree(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, copy_function=os.link)
+
+
+def timed(label: str, prepare: Callable[[int], object], work: Callable[[object], object], runs: int) -> list[float]:
+    times = []
+    for i in range(runs + 1):  # run 0 is the warm-up
+        state = prepare(i)
+        started = time.perf_counter()
+        work(state)
+        elapsed = time.perf_counter() - started
+        print(f"  {label:<14} {'warm-up' if i == 0 else f'run {i}':<8} {elapsed:7.2f}s", flush=True)
+        if i:
+            times.append(elapsed)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "events.json"))
+    args = parser.parse_args()
+
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-events-"))
+    spark = get_spark(load_config("local").spark.model_copy(update={"ui_enabled": False}), "bench-events")
+    cores = spark.sparkContext.defaultParallelism
+    try:
+        landing = work_dir / "landing-data"
+        t = time.perf_counter()
+        size = generate(landing, args.events, args.files)
+        print(f"generated {args.events:,} events ({size / 1e6:.0f} MB, {args.files} files) in "
+              f"{time.perf_counter() - t:.0f}s; Spark {spark.version}, {cores} cores", flush=True)
+
+        def fresh_root(name: str) -> Path:
+            root = work_dir / name
+            shutil.rmtree(root, ignore_errors=True)
+            return root
+
+        def ours_ingest_prepare(i: int):
+            root = fresh_root(f"ingest-ours-{i}")
+            link_tree(landing, root / "landing" / "events")
+            return load_config("local", str(root))
+
+        def bare_ingest(i_root: Path) -> None:
+            lines = (
+                spark.read.text(str(i_root / "landing" / "events"), wholetext=True)
+                .select(F.input_file_name().alias("source_file"), F.posexplode(F.split("value", "\n")))
+                .filter(F.length(F.trim("col")) > 0)
+                .select("source_file", (F.col("pos") + 1).alias("line_number"),
+                        F.encode("col", "UTF-8").alias("raw"), F.col("col").alias("text"))
+            )
+            lines.write.format("delta").mode("append").save(str(i_root / "bare-bronze"))
+
+        def bare_ingest_prepare(i: int) -> Path:
+            root = fresh_root(f"ingest-bare-{i}")
+            link_tree(landing, root / "landing" / "events")
+            return root
+
+        ours_ingest = timed("ingest ours", ours_ingest_prepare, lambda c: ingest_events.run(spark, c), args.runs)
+        bare_ingest_t = timed("ingest bare", bare_ingest_prepare, bare_ingest, args.runs)
+
+        # Clean: both variants start from the same bronze rows (those of the last timed ingest).
+        bronze_root = work_dir / f"ingest-ours-{args.runs}"
+
+        def ours_clean_prepare(i: int):
+            root = fresh_root(f"clean-ours-{i}")
+            shutil.copytree(bronze_root / "bronze", root / "bronze")
+            return load_config("local", str(root))
+
+        def bare_clean_prepare(i: int) -> Path:
+            return fresh_root(f"clean-bare-{i}")
+
+        def bare_clean(root: Path) -> None:
+            bronze = spark.read.format("delta").load(str(bronze_root / "bronze" / "events"))
+            parsed = bronze.select(F.from_json("text", ENVELOPE_SCHEMA).alias("e"), "batch_id", "source_file",
+                                   "line_number")
+            parsed.select("e.*", "batch_id", "source_file", "line_number") \
+                .write.format("delta").mode("append").save(str(root / "silver"))
+
+        ours_clean = timed("clean ours", ours_clean_prepare, lambda c: clean_events.run(spark, c), args.runs)
+        bare_clean_t = timed("clean bare", bare_clean_prepare, bare_clean, args.runs)
+
+        jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+        with open(f"/proc/{jvm_pid}/status") as status:
+            jvm_peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+        result = {
+            "events": args.events, "bytes": size, "files": args.files, "cores": cores, "spark": spark.version,
+            "runs": args.runs, "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "ingest": {"ours_s": statistics.median(ours_ingest), "bare_s": statistics.median(bare_ingest_t)},
+            "clean": {"ours_s": statistics.median(ours_clean), "bare_s": statistics.median(bare_clean_t)},
+            "peak_driver_jvm_rss_mb": round(jvm_peak_kb / 1024),
+            "peak_driver_python_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        }
+        for stage, goal in (("ingest", 0.8), ("clean", 0.5)):
+            r = result[stage]
+            r["ratio"] = round(r["bare_s"] / r["ours_s"], 3)
+            r["goal"] = goal
+            r["events_per_s_ours"] = round(args.events / r["ours_s"])
+            print(f"{stage:<7} ours {r['ours_s']:7.2f}s  bare {r['bare_s']:7.2f}s  ratio {r['ratio']:.2f} "
+                  f"(goal >= {goal})  {r['events_per_s_ours']:,} events/s")
+        print(f"peak driver memory: JVM {result['peak_driver_jvm_rss_mb']} MB, "
+              f"Python {result['peak_driver_python_rss_mb']} MB")
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+    finally:
+        spark.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
