@@ -2,8 +2,9 @@
 
 Reads the bronze batches not yet cleaned, validates every line against the registered schemas,
 deduplicates by event_id, and commits: quarantine (MERGE on bronze coordinates), then silver
-(MERGE on event_id), then the batch record. Each commit is idempotent, so a task killed between
-any two of them and run again ends exactly where an uninterrupted run would. Before the batch
+(MERGE on event_id), then the batch record. The first two are idempotent and the batch record is
+written only once both are in, so a task killed between any two commits and run again ends exactly
+where an uninterrupted run would. Before the batch
 record is written, the tables must account for every bronze line (the conservation check).
 """
 
@@ -131,6 +132,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         tables.ensure(spark, quarantine_ref, quarantined.schema)
         if total["to_quarantine"]:
             tables.insert_new(spark, quarantined, quarantine_ref, COORDINATES)
+        logger.info("clean_events: quarantine committed (%d lines)", total["to_quarantine"])
         failpoint("clean_events.after_quarantine_commit")
 
         cleaned = silver_rows(classified, payload_columns)
@@ -139,17 +141,22 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         if classified.filter(F.col("fate") == TO_SILVER).limit(1).count():
             spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")  # new event types
             tables.insert_new(spark, cleaned, silver_ref, ["event_id"])
+        logger.info("clean_events: silver committed (%d events)", total["to_silver"])
         failpoint("clean_events.after_silver_commit")
 
+        # Checks over what the tables now hold for these batches (not the whole history).
         silver, quarantine = tables.read(spark, silver_ref), tables.read(spark, quarantine_ref)
+        this_run_ids = classified.filter(F.col("fate") == TO_SILVER).select("event_id")
         quality.enforce([
             quality.events_conserved(bronze, silver, quarantine, total["identical_duplicates"], pending),
-            *quality.silver_events_checks(silver),
-            *quality.quarantine_checks(quarantine),
+            *quality.silver_events_checks(silver.join(this_run_ids, "event_id", "left_semi")),
+            *quality.quarantine_checks(quarantine.filter(F.col("bronze_batch_id").isin(pending))),
         ])
+        # The batch record is the last commit: a run that dies before it is simply run again.
         tables.ensure(spark, cleaned_ref, CLEANED_BATCHES_SCHEMA)
         record = batch_counts(classified).withColumn("cleaned_at", F.current_timestamp())
-        tables.insert_new(spark, record.select(*CLEANED_BATCHES_SCHEMA.fieldNames()), cleaned_ref, ["batch_id"])
+        tables.append(record.select(*CLEANED_BATCHES_SCHEMA.fieldNames()), cleaned_ref)
+        logger.info("clean_events: checks passed; batches %s recorded", ", ".join(pending))
     finally:
         classified.unpersist()
     return CleanResult(pending, total["lines"], total["to_silver"], total["to_quarantine"],
