@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import sys
 from pathlib import Path
 
 from palindrom.config import ConfigError, PipelineConfig, configs_dir, load_config
-from palindrom.events.registry import FileSchemaRegistry, IncompatibleSchema, RegistryError, schema_problems
 from palindrom.events.compat import backward_incompatibilities
+from palindrom.events.registry import FileSchemaRegistry, IncompatibleSchema, RegistryError, schema_problems
 from palindrom.logging import logger
 from pipelines.tasks import add_env_arguments, schema_registry
 from pipelines.workflows import BUNDLE_FILE
@@ -106,7 +107,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
             versions = repo.versions(event_type)
             for v in versions:
                 problems += [f"{event_type} v{v}: {p}" for p in schema_problems(event_type, repo.schema(event_type, v))]
-            for old, new in zip(versions, versions[1:], strict=False):
+            for old, new in itertools.pairwise(versions):
                 problems += [f"{event_type} v{new} vs v{old}: {p}" for p in
                              backward_incompatibilities(repo.schema(event_type, old), repo.schema(event_type, new))]
             print(f"  {event_type:<24} {len(versions)} version(s)")
@@ -153,7 +154,8 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         result = replay_quarantine.run(spark, config, args.reason or None)
         print(json.dumps(result.__dict__) if args.json else
               f"replay {result.replay_id}: {result.replayed} lines re-validated, {result.moved_to_silver} moved "
-              f"to silver, {result.identical_duplicates} identical duplicates, {result.still_quarantined} still quarantined")
+              f"to silver, {result.identical_duplicates} identical duplicates, "
+              f"{result.still_quarantined} still quarantined")
         return 0
     ref = Lake(config.storage_root).table("silver.quarantine.events")
     if not tables.exists(spark, ref):

@@ -163,8 +163,9 @@ def run_job(job: str, overrides: Mapping[str, str], target: str = "local",
     for i, task in enumerate(tasks, start=1):
         blocked = [d for d in task.depends_on if outcomes[d].status != "succeeded"]
         if blocked:
-            outcomes[task.key] = TaskOutcome(task.key, "skipped", detail=f"upstream {', '.join(blocked)} did not succeed")
-            logger.error("[%d/%d] %s skipped: upstream %s did not succeed", i, len(tasks), task.key, ", ".join(blocked))
+            why = f"upstream {', '.join(blocked)} did not succeed"
+            outcomes[task.key] = TaskOutcome(task.key, "skipped", detail=why)
+            logger.error("[%d/%d] %s skipped: %s", i, len(tasks), task.key, why)
             continue
         command = _entry_point_command(task.entry_point) + task.parameters
         logger.info("[%d/%d] %s: %s", i, len(tasks), task.key, " ".join(command[1:]) or "(no parameters)")

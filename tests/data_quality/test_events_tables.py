@@ -33,7 +33,8 @@ def test_silver_event_ids_unique_and_users_present(spark_session, sample_lake):
 
 
 def test_every_quarantine_row_has_a_reason(spark_session, sample_lake):
-    assert all(r.passed for r in quality.quarantine_checks(read(spark_session, sample_lake, "silver.quarantine.events")))
+    quarantine = read(spark_session, sample_lake, "silver.quarantine.events")
+    assert all(r.passed for r in quality.quarantine_checks(quarantine))
 
 
 def test_conservation_over_all_batches(spark_session, sample_lake):
@@ -49,7 +50,8 @@ def test_conservation_over_all_batches(spark_session, sample_lake):
 
 def test_a_failed_check_names_itself(spark_session):
     daily = spark_session.createDataFrame([("u", 0)], "user_id string, event_count long")
-    failures = [r for r in quality.events_daily_checks(daily.withColumn("event_date", F.current_date())) if not r.passed]
+    checks = quality.events_daily_checks(daily.withColumn("event_date", F.current_date()))
+    failures = [r for r in checks if not r.passed]
     assert [r.name for r in failures] == ["gold.events_daily: every event_count positive"]
     with pytest.raises(quality.DataQualityError, match="found 1 rows with event_count <= 0"):
         quality.enforce(failures)

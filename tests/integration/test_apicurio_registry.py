@@ -67,7 +67,8 @@ def test_schemas_register_command_brings_a_registry_up_to_date(apicurio_url, tmp
     config_dir = tmp_path / "configs"
     config_dir.mkdir()
     (config_dir / "dev.yaml").write_text(
-        f"env: dev\nstorage: {{root: {tmp_path}}}\nregistry: {{kind: apicurio, url: '{apicurio_url}', group: {group}}}\n"
+        f"env: dev\nstorage: {{root: {tmp_path}}}\n"
+        f"registry: {{kind: apicurio, url: '{apicurio_url}', group: {group}}}\n"
     )
     (config_dir / "schemas").symlink_to(REPO_ROOT / "configs" / "schemas")
     env = {"PIPELINES_CONFIG_DIR": str(config_dir)}

@@ -37,7 +37,8 @@ def test_every_line_is_accounted_for(spark_session, sample_lake, tmp_path, expec
     silver = read(spark_session, sample_lake, "silver.events")
     assert silver.count() == len(expected_events)
     assert {r["event_id"] for r in silver.select("event_id").collect()} == {e["event_id"] for e in expected_events}
-    reasons = collections.Counter(r["reason"] for r in read(spark_session, sample_lake, "silver.quarantine.events").collect())
+    quarantine = read(spark_session, sample_lake, "silver.quarantine.events")
+    reasons = collections.Counter(r["reason"] for r in quarantine.collect())
     assert reasons == {"conflicting_duplicate": 1, "invalid_json": 2, "wrong_type": 1, "unknown_event_type": 1,
                        "missing_field": 1, "invalid_timestamp": 1, "duplicate_key": 1, "invalid_utf8": 1,
                        "not_an_object": 1}

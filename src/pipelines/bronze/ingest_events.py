@@ -18,7 +18,12 @@ from pyspark import AccumulatorParam
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BinaryType, LongType, StringType, StructField, StructType, TimestampType,
+    BinaryType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
 )
 
 from palindrom.config import PipelineConfig
@@ -57,7 +62,7 @@ class _ListParam(AccumulatorParam):
     def zero(self, value):
         return []
 
-    def addInPlace(self, a, b):  # noqa: N802 (PySpark's name)
+    def addInPlace(self, a, b):
         return a + b
 
 

@@ -22,8 +22,13 @@ from palindrom.config import PipelineConfig
 from palindrom.events.columns import ENVELOPE_FIELDS, payload_column
 from palindrom.events.registry import SchemaRegistry
 from palindrom.events.transforms import (
-    ALREADY_IN_SILVER, COORDINATES, IDENTICAL_DUPLICATE, TO_QUARANTINE, TO_SILVER,
-    classify_duplicates, validate_events,
+    ALREADY_IN_SILVER,
+    COORDINATES,
+    IDENTICAL_DUPLICATE,
+    TO_QUARANTINE,
+    TO_SILVER,
+    classify_duplicates,
+    validate_events,
 )
 from palindrom.failpoints import failpoint
 from palindrom.lake import tables

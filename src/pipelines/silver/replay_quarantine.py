@@ -21,8 +21,13 @@ from palindrom.config import PipelineConfig
 from palindrom.events.columns import payload_column
 from palindrom.events.registry import SchemaRegistry
 from palindrom.events.transforms import (
-    ALREADY_IN_SILVER, COORDINATES, IDENTICAL_DUPLICATE, TO_QUARANTINE, TO_SILVER,
-    classify_duplicates, validate_events,
+    ALREADY_IN_SILVER,
+    COORDINATES,
+    IDENTICAL_DUPLICATE,
+    TO_QUARANTINE,
+    TO_SILVER,
+    classify_duplicates,
+    validate_events,
 )
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
@@ -85,7 +90,8 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
             tables.insert_new(spark, leaving, replays_ref, COORDINATES)
             tables.delete_matching(spark, quarantine_ref, leaving.select(*COORDINATES), COORDINATES)
 
-        staying = classified.filter(F.col("fate") == TO_QUARANTINE).select(*COORDINATES, "reason", "detail", "schema_ref")
+        staying = classified.filter(F.col("fate") == TO_QUARANTINE).select(
+            *COORDINATES, "reason", "detail", "schema_ref")
         changed = staying.join(
             tables.read(spark, quarantine_ref).select(*COORDINATES, F.col("reason").alias("_old")), list(COORDINATES)
         ).filter(F.col("reason") != F.col("_old")).drop("_old")

@@ -67,4 +67,5 @@ def test_oversized_and_corrupt_files_are_refused_and_left_in_landing(spark_sessi
     assert "big.jsonl: 160 bytes; the limit is 100" in message
     assert "broken.jsonl.gz: truncated gzip stream" in message
     assert [r[0] for r in bronze_rows(spark_session, config)] == ["ok.jsonl"]
-    assert (folder / "big.jsonl").exists() and (folder / "broken.jsonl.gz").exists()
+    assert (folder / "big.jsonl").exists()
+    assert (folder / "broken.jsonl.gz").exists()

@@ -50,7 +50,7 @@ def test_equal_content_has_equal_hash_regardless_of_unknown_fields_offsets_and_k
     c = validator.validate(
         '{"event_id":"e","event_type":"user.action","schema_version":1,"occurred_at":"2026-11-26T10:00:01Z",'
         '"user_id":"u","payload":{"action":"view","target":"t"}}', 1)
-    assert isinstance(a, ValidEvent) and isinstance(b, ValidEvent) and isinstance(c, ValidEvent)
+    assert all(isinstance(result, ValidEvent) for result in (a, b, c))
     assert a.content_hash == b.content_hash
     assert a.content_hash != c.content_hash
 

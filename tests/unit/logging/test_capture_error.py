@@ -13,7 +13,7 @@ def better_stack(monkeypatch):
     received = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.headers["Authorization"], json.loads(body)))
             self.send_response(202)
@@ -31,10 +31,12 @@ def better_stack(monkeypatch):
 
 
 def test_capture_error_sends_the_error_and_context(better_stack):
+    error = ValueError("bad line 7")
     try:
-        raise ValueError("bad line 7")
-    except ValueError as e:
-        assert capture_error(e, context={"job": "daily_ingestion", "layer": "bronze"}) is True
+        raise error
+    except ValueError:
+        delivered = capture_error(error, context={"job": "daily_ingestion", "layer": "bronze"})
+    assert delivered is True
     (auth, event), = better_stack
     assert auth == "Bearer test-token"
     assert event["message"] == "ValueError: bad line 7"

@@ -28,7 +28,8 @@ def test_the_standard_schedule_and_targets():
     job = bundle["resources"]["jobs"]["daily_ingestion"]
     assert bundle["bundle"]["name"] == "data-pipelines"
     assert job["schedule"] == {"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC"}
-    assert resolve_variables(bundle, "prod")["resources"]["jobs"]["daily_ingestion"]["parameters"][0]["default"] == "prod"
+    prod = resolve_variables(bundle, "prod")["resources"]["jobs"]["daily_ingestion"]
+    assert prod["parameters"][0]["default"] == "prod"
 
 
 @pytest.mark.parametrize(("job", "overrides", "message"), [
@@ -54,8 +55,12 @@ def write_bundle(tmp_path, tasks_yaml: str):
 
 def test_cycle_is_refused(tmp_path):
     path = write_bundle(tmp_path, """\
-        - {task_key: a, depends_on: [{task_key: b}], python_wheel_task: {package_name: pipelines, entry_point: pipelines}}
-        - {task_key: b, depends_on: [{task_key: a}], python_wheel_task: {package_name: pipelines, entry_point: pipelines}}
+        - task_key: a
+          depends_on: [{task_key: b}]
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
+        - task_key: b
+          depends_on: [{task_key: a}]
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
         """)
     with pytest.raises(BundleError, match="dependency cycle among: a, b"):
         run_job("j", {}, bundle_path=path)

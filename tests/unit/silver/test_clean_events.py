@@ -3,7 +3,6 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from palindrom.events.contract import EventValidator
 from palindrom.events.transforms import classify_duplicates, validate_events
 from pipelines.silver.clean_events import deduplicate_events
 from tests.unit.events.conformance import MAX_LINE_BYTES, line_bytes, load_cases
@@ -32,8 +31,8 @@ def event(event_id: str, text: str = "hi", at: str = "2026-11-26T10:00:00Z", **e
 
 def bronze_frame(spark, lines, batch=BATCH, source_file="f.jsonl"):
     rows = [(batch, source_file, i, line.encode(), line) for i, line in enumerate(lines, start=1)]
-    return spark.createDataFrame(rows, "batch_id string, source_file string, line_number long, raw binary, text string") \
-        .withColumn("ingested_at", F.current_timestamp())
+    schema = "batch_id string, source_file string, line_number long, raw binary, text string"
+    return spark.createDataFrame(rows, schema).withColumn("ingested_at", F.current_timestamp())
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,8 @@ def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot):
     }
     # The very lines that put e1 and e2 into silver (an interrupted run, retried) are recognised.
     retried = validate_events(bronze_frame(spark_session, [event("e1"), event("e2")]), snapshot, MAX_LINE_BYTES)
-    assert fates(classify_duplicates(retried, silver)) == {(1, "already_in_silver", None), (2, "already_in_silver", None)}
+    assert fates(classify_duplicates(retried, silver)) == {
+        (1, "already_in_silver", None), (2, "already_in_silver", None)}
 
 
 def test_conflict_detail_names_where_the_event_was_first_seen(spark_session, snapshot):
@@ -102,8 +102,8 @@ def test_spark_validation_agrees_with_the_conformance_file(spark_session, snapsh
     bronze = spark_session.createDataFrame(
         rows, "batch_id string, source_file string, line_number long, raw binary, text string"
     ).withColumn("ingested_at", F.current_timestamp())
-    got = {r["line_number"]: ("valid" if r["is_valid"] else r["reason"])
-           for r in validate_events(bronze, snapshot, MAX_LINE_BYTES).select("line_number", "is_valid", "reason").collect()}
+    validated = validate_events(bronze, snapshot, MAX_LINE_BYTES).select("line_number", "is_valid", "reason")
+    got = {r["line_number"]: ("valid" if r["is_valid"] else r["reason"]) for r in validated.collect()}
     expected = {i: case["expect"] for i, case in enumerate(cases, start=1)}
     assert got == expected
 
