@@ -32,7 +32,7 @@ from palindrom.events.transforms import (
 )
 from palindrom.failpoints import failpoint
 from palindrom.lake import tables
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import schema_registry, task_main
 
@@ -88,6 +88,16 @@ def quarantine_rows(classified: DataFrame, bronze: DataFrame) -> DataFrame:
     )
 
 
+def insert_into_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef, any_rows: bool) -> None:
+    """MERGE new events into silver on event_id. The table is created on first use, partitioned by
+    date and with change data feed (gold reads what each run inserted); a new event type adds its
+    payload column."""
+    tables.ensure(spark, silver_ref, events.schema, partition_by=["event_date"], properties=SILVER_TABLE_PROPERTIES)
+    if any_rows:
+        spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
+        tables.insert_new(spark, events, silver_ref, ["event_id"])
+
+
 def batch_counts(classified: DataFrame) -> DataFrame:
     def n(*fates: str):
         return F.sum(F.col("fate").isin(*fates).cast("long"))
@@ -140,12 +150,8 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         logger.info("clean_events: quarantine committed (%d lines)", total["to_quarantine"])
         failpoint("clean_events.after_quarantine_commit")
 
-        cleaned = silver_rows(classified, payload_columns)
-        tables.ensure(spark, silver_ref, cleaned.schema, partition_by=["event_date"],
-                      properties=SILVER_TABLE_PROPERTIES)
-        if classified.filter(F.col("fate") == TO_SILVER).limit(1).count():
-            spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")  # new event types
-            tables.insert_new(spark, cleaned, silver_ref, ["event_id"])
+        new_events = classified.filter(F.col("fate") == TO_SILVER).limit(1).count() > 0
+        insert_into_silver(spark, silver_rows(classified, payload_columns), silver_ref, new_events)
         logger.info("clean_events: silver committed (%d events)", total["to_silver"])
         failpoint("clean_events.after_silver_commit")
 

@@ -32,7 +32,7 @@ from palindrom.events.transforms import (
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.logging import logger
-from pipelines.silver.clean_events import SILVER_TABLE_PROPERTIES, silver_rows
+from pipelines.silver.clean_events import insert_into_silver, silver_rows
 from pipelines.tasks import schema_registry
 
 MOVED_TO_SILVER = "moved_to_silver"
@@ -74,10 +74,8 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
         logger.info("quarantine replay %s: %d lines re-validated: %s", replay_id, total, counts)
 
         if counts.get(TO_SILVER):
-            cleaned = silver_rows(classified, [payload_column(t) for t in sorted(snapshot)])
-            tables.ensure(spark, silver_ref, cleaned.schema, ["event_date"], SILVER_TABLE_PROPERTIES)
-            spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
-            tables.insert_new(spark, cleaned, silver_ref, ["event_id"])
+            events = silver_rows(classified, [payload_column(t) for t in sorted(snapshot)])
+            insert_into_silver(spark, events, silver_ref, any_rows=True)
 
         leaving = classified.filter(F.col("fate").isin(TO_SILVER, ALREADY_IN_SILVER, IDENTICAL_DUPLICATE)).select(
             *COORDINATES, "event_id",
