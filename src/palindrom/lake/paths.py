@@ -1,0 +1,53 @@
+"""Where every table and landing folder lives under a storage root (local path or s3a:// URI).
+
+Paths are built here and nowhere else: jobs ask for a table by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Logical table name → path under the root, as in the data-engineering standard's layout.
+TABLE_PATHS = {
+    "bronze.events": "bronze/events",
+    # ingest_events' record of the landing files it has taken in (blank-only files included).
+    "bronze.events_files": "bronze/_files/events",
+    "silver.events": "silver/events",
+    "silver.quarantine.events": "silver/quarantine/events",
+    # clean_events' record of the bronze batches it has finished, with per-batch counts.
+    "silver.events_batches": "silver/_batches/events",
+    # Lines `pipelines quarantine replay` took out of quarantine, and where each went.
+    "silver.quarantine.events_replays": "silver/quarantine/_replays/events",
+    "gold.events_daily": "gold/aggregations/events_daily",
+    # aggregate_events' record of the silver version it has aggregated up to.
+    "gold.events_daily_progress": "gold/aggregations/_progress/events_daily",
+}
+LANDING_SOURCES = ("events",)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    name: str
+    uri: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.uri})"
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: str  # a URI: file:///... or s3a://bucket
+
+    def table(self, name: str) -> TableRef:
+        try:
+            return TableRef(name, f"{self.root}/{TABLE_PATHS[name]}")
+        except KeyError:
+            raise KeyError(f"unknown table {name!r}; known tables: {', '.join(TABLE_PATHS)}") from None
+
+    def landing(self, source: str) -> str:
+        if source not in LANDING_SOURCES:
+            raise KeyError(f"unknown landing source {source!r}; known: {', '.join(LANDING_SOURCES)}")
+        return f"{self.root}/landing/{source}"
+
+    def tables(self) -> list[TableRef]:
+        return [self.table(name) for name in TABLE_PATHS]

@@ -1,0 +1,112 @@
+"""Delta table I/O: the only module that reads or writes tables.
+
+Jobs pass a `TableRef` (from `Lake.table(name)`), never a path. Every table is created with
+explicit properties so that it stays readable by other Delta clients (delta-rs): no deletion
+vectors, no features beyond what they read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from palindrom.lake.paths import TableRef
+
+PORTABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+
+
+class TableNotFound(LookupError):
+    def __init__(self, ref: TableRef):
+        super().__init__(f"table {ref.name} does not exist at {ref.uri}; has the job that writes it run?")
+        self.ref = ref
+
+
+def exists(spark: SparkSession, ref: TableRef) -> bool:
+    return DeltaTable.isDeltaTable(spark, ref.uri)
+
+
+def current_version(spark: SparkSession, ref: TableRef) -> int | None:
+    if not exists(spark, ref):
+        return None
+    return DeltaTable.forPath(spark, ref.uri).history(1).select("version").first()[0]
+
+
+def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
+    if not exists(spark, ref):
+        raise TableNotFound(ref)
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(ref.uri)
+
+
+def ensure(
+    spark: SparkSession,
+    ref: TableRef,
+    schema: StructType,
+    partition_by: Sequence[str] = (),
+    properties: Mapping[str, str] | None = None,
+) -> None:
+    """Create the table with this schema and properties if it does not exist yet."""
+    if exists(spark, ref):
+        return
+    builder = DeltaTable.createIfNotExists(spark).location(ref.uri).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    for key, value in {**PORTABLE_PROPERTIES, **(properties or {})}.items():
+        builder = builder.property(key, value)
+    builder.execute()
+
+
+def append(df: DataFrame, ref: TableRef) -> None:
+    df.write.format("delta").mode("append").save(ref.uri)
+
+
+def insert_new(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable[str]) -> None:
+    """MERGE: insert the rows whose keys are not in the table yet; rows already there are untouched."""
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    (
+        DeltaTable.forPath(spark, ref.uri).alias("t")
+        .merge(df.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def update_columns(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable[str],
+                   columns: Iterable[str]) -> None:
+    """MERGE: set `columns` of the rows matching `df` on `keys` to `df`'s values."""
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    (
+        DeltaTable.forPath(spark, ref.uri).alias("t")
+        .merge(df.alias("s"), condition)
+        .whenMatchedUpdate(set={c: f"s.`{c}`" for c in columns})
+        .execute()
+    )
+
+
+def delete_matching(spark: SparkSession, ref: TableRef, keys_df: DataFrame, keys: Iterable[str]) -> None:
+    """MERGE: delete the rows whose keys appear in `keys_df`."""
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    DeltaTable.forPath(spark, ref.uri).alias("t").merge(keys_df.alias("s"), condition).whenMatchedDelete().execute()
+
+
+def replace_where(df: DataFrame, ref: TableRef, condition: str) -> None:
+    """Atomically replace the rows matching `condition` (a SQL predicate) with `df`."""
+    df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(ref.uri)
+
+
+def inserted_since(spark: SparkSession, ref: TableRef, after_version: int | None, up_to: int) -> DataFrame:
+    """Rows inserted into a table with change data feed after `after_version`, up to `up_to`."""
+    start = 0 if after_version is None else after_version + 1
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", start)
+        .option("endingVersion", up_to)
+        .load(ref.uri)
+        .filter("_change_type = 'insert'")
+    )
