@@ -10,6 +10,7 @@ record is written, the tables must account for every bronze line (the conservati
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -165,8 +166,9 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         ])
         # The batch record is the last commit: a run that dies before it is simply run again.
         tables.ensure(spark, cleaned_ref, CLEANED_BATCHES_SCHEMA)
-        record = batch_counts(classified).withColumn("cleaned_at", F.current_timestamp())
-        tables.append(record.select(*CLEANED_BATCHES_SCHEMA.fieldNames()), cleaned_ref)
+        now = dt.datetime.now(dt.UTC)
+        record = [(*(r[k] for k in CLEANED_BATCHES_SCHEMA.fieldNames()[:-1]), now) for r in counts.values()]
+        tables.append(spark.createDataFrame(record, CLEANED_BATCHES_SCHEMA), cleaned_ref)
         logger.info("clean_events: checks passed; batches %s recorded", ", ".join(pending))
     finally:
         classified.unpersist()
