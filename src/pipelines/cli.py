@@ -49,7 +49,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               + (f"; skipped {', '.join(o.key for o in skipped)}" if skipped else ""), file=sys.stderr)
         return 1
     if args.summary:
-        return cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
+        code = cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
+        print("next: `.venv/bin/pipelines quarantine list` (rejected lines and why), "
+              "notebooks/explore_events.py, `.venv/bin/pipelines --help`")
+        return code
     return 0
 
 
