@@ -13,6 +13,7 @@ run: setup
 	$(BIN)/pipelines run daily_ingestion --summary
 
 test: setup
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/pytest
 
 test-unit: setup

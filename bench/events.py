@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from palindrom.config import REPO_ROOT, load_config
 from palindrom.spark import get_spark
 from pipelines.bronze import ingest_events
-from pipelines.sample_data import _events
+from pipelines.sample_data import generate_events
 from pipelines.silver import clean_events
 
 ENVELOPE_SCHEMA = ("event_id string, event_type string, schema_version long, occurred_at string, "
@@ -46,7 +46,7 @@ def generate(folder: Path, n_events: int, files: int) -> int:
     handles = [(folder / f"events-{i:04d}.jsonl").open("w") for i in range(files)]
     written, day = 0, dt.date(2026, 11, 26)
     while written < n_events:
-        for event in _events(rng, day, 2000):
+        for event in generate_events(rng, day, 2000):
             event["event_id"] = f"{event['event_id']}-{written}"
             handles[written % files].write(json.dumps(event) + "\n")
             written += 1

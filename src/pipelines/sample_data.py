@@ -63,7 +63,7 @@ def _timestamp(rng: random.Random, day: dt.date, base_seconds: int) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S") + fraction + offset
 
 
-def _events(rng: random.Random, day: dt.date, users: int) -> Iterator[dict]:
+def generate_events(rng: random.Random, day: dt.date, users: int) -> Iterator[dict]:
     n = 0
 
     def envelope(event_type: str, version: int, user: str, at: int, payload: dict) -> dict:
@@ -141,7 +141,7 @@ def _dirt(rng: random.Random, good: list[dict]) -> list[bytes]:
 def write_sample_data(landing: Path, day: dt.date, users: int = 3000, seed: int = 7) -> SampleSummary:
     """Write the sample day into `landing` (landing/events/); returns what was written."""
     rng = random.Random(seed)
-    good = list(_events(rng, day, users))
+    good = list(generate_events(rng, day, users))
     folder = landing / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     encoded = [json.dumps(e, ensure_ascii=rng.random() < 0.5).encode() for e in good]

@@ -13,7 +13,7 @@ from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from pipelines.gold import aggregate_events
-from pipelines.sample_data import _events, write_sample_data
+from pipelines.sample_data import generate_events, write_sample_data
 from pipelines.silver import clean_events
 from tests.conftest import run_cli
 
@@ -24,7 +24,7 @@ DAY, USERS = dt.date(2026, 11, 26), 600  # as the sample_lake fixture makes it
 @pytest.fixture(scope="module")
 def expected_events():
     """The generator's good events, recomputed here without the pipeline's validator."""
-    return list(_events(random.Random(7), DAY, USERS))
+    return list(generate_events(random.Random(7), DAY, USERS))
 
 
 def read(spark, config, name):

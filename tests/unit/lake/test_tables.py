@@ -22,7 +22,7 @@ def frame(spark, rows):
 def test_missing_table_is_named(spark_session, ref):
     assert not tables.exists(spark_session, ref)
     assert tables.current_version(spark_session, ref) is None
-    with pytest.raises(tables.TableNotFound, match="test.table does not exist"):
+    with pytest.raises(tables.TableNotFound, match=r"test\.table does not exist"):
         tables.read(spark_session, ref)
 
 
@@ -46,7 +46,8 @@ def test_delete_update_and_replace_where(spark_session, ref):
 
 
 def test_change_feed_gives_rows_inserted_after_a_version(spark_session, ref):
-    tables.ensure(spark_session, ref, frame(spark_session, []).schema, properties={"delta.enableChangeDataFeed": "true"})
+    change_feed = {"delta.enableChangeDataFeed": "true"}
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema, properties=change_feed)
     tables.append(frame(spark_session, [("a", 1)]), ref)
     tables.append(frame(spark_session, [("b", 2)]), ref)
     inserted = tables.inserted_since(spark_session, ref, 1, tables.current_version(spark_session, ref))
@@ -65,5 +66,5 @@ def test_lake_builds_every_path_from_the_root():
     lake = Lake("s3a://palindrom-data-dev")
     assert lake.table("silver.events").uri == "s3a://palindrom-data-dev/silver/events"
     assert lake.landing("events") == "s3a://palindrom-data-dev/landing/events"
-    with pytest.raises(KeyError, match="unknown table 'silver.nope'"):
+    with pytest.raises(KeyError, match=r"unknown table 'silver\.nope'"):
         lake.table("silver.nope")
