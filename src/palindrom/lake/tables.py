@@ -65,12 +65,16 @@ def append(df: DataFrame, ref: TableRef) -> None:
     df.write.format("delta").mode("append").save(ref.uri)
 
 
+def _matching(keys: Iterable[str]) -> str:
+    """MERGE condition: target `t` and source `s` equal on every key (NULL-safe)."""
+    return " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+
+
 def insert_new(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable[str]) -> None:
     """MERGE: insert the rows whose keys are not in the table yet; rows already there are untouched."""
-    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     (
         DeltaTable.forPath(spark, ref.uri).alias("t")
-        .merge(df.alias("s"), condition)
+        .merge(df.alias("s"), _matching(keys))
         .whenNotMatchedInsertAll()
         .execute()
     )
@@ -79,10 +83,9 @@ def insert_new(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable
 def update_columns(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable[str],
                    columns: Iterable[str]) -> None:
     """MERGE: set `columns` of the rows matching `df` on `keys` to `df`'s values."""
-    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     (
         DeltaTable.forPath(spark, ref.uri).alias("t")
-        .merge(df.alias("s"), condition)
+        .merge(df.alias("s"), _matching(keys))
         .whenMatchedUpdate(set={c: f"s.`{c}`" for c in columns})
         .execute()
     )
@@ -90,8 +93,12 @@ def update_columns(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iter
 
 def delete_matching(spark: SparkSession, ref: TableRef, keys_df: DataFrame, keys: Iterable[str]) -> None:
     """MERGE: delete the rows whose keys appear in `keys_df`."""
-    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    DeltaTable.forPath(spark, ref.uri).alias("t").merge(keys_df.alias("s"), condition).whenMatchedDelete().execute()
+    (
+        DeltaTable.forPath(spark, ref.uri).alias("t")
+        .merge(keys_df.alias("s"), _matching(keys))
+        .whenMatchedDelete()
+        .execute()
+    )
 
 
 def replace_where(df: DataFrame, ref: TableRef, condition: str) -> None:
