@@ -11,6 +11,7 @@ setup:
 run: setup
 	$(BIN)/pipelines sample-data
 	$(BIN)/pipelines run daily_ingestion --summary
+	$(BIN)/pipelines run media_processing --summary
 
 test: setup
 	$(BIN)/ruff check src tests bench scripts

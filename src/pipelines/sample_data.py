@@ -1,5 +1,7 @@
 """A realistic day of raw events for landing/events/, dirt included (`pipelines sample-data`).
 
+The media uploads name the real files `pipelines.sample_media` writes into landing/.
+
 Thousands of users with multi-turn conversations in several languages (both versions of
 conversation.message), ratings, media uploads and actions, timestamps in several UTC offsets; and
 the dirt real feeds carry: truncated lines, wrong types, unknown types, missing fields, identical
@@ -17,6 +19,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipelines.sample_media import SAMPLE_MEDIA
 
 PHRASES = {
     "en": ["How do I reset my password?", "Can you summarise this article for me?",
@@ -40,8 +44,6 @@ ANSWERS = {
 }
 OFFSETS = ["Z", "+00:00", "+01:00", "-05:00", "+05:30", "+09:00", "-08:00"]
 MODELS = ["palindrom-chat-1", "palindrom-chat-2"]
-MEDIA = [("image", "image/png", "png"), ("image", "image/jpeg", "jpg"), ("audio", "audio/wav", "wav"),
-         ("audio", "audio/flac", "flac"), ("video", "video/mp4", "mp4")]
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,11 @@ def generate_events(rng: random.Random, day: dt.date, users: int) -> Iterator[di
                         rating["comment"] = rng.choice(["Helpful, thanks!", "Not what I asked.", " Très bien "])
                     yield envelope("feedback.rating", 1, user, at + turn * 20 + 5, rating)
         if rng.random() < 0.15:
-            media_type, mime, ext = rng.choice(MEDIA)
-            payload = {"media_id": f"media-{u:05d}", "media_type": media_type,
-                       "file_name": f"{user}/upload-{u}.{ext}", "mime_type": mime,
-                       "size_bytes": rng.randrange(1_000, 5_000_000)}
-            payload["caption" if media_type != "audio" else "transcript"] = rng.choice(PHRASES[language])
+            media = rng.choice(SAMPLE_MEDIA)  # each upload names a file `write_sample_media` writes
+            payload = {"media_id": f"media-{u:05d}", "media_type": media.media_type, "file_name": media.path,
+                       "mime_type": media.mime_type, "size_bytes": rng.randrange(1_000, 5_000_000)}
+            payload["caption" if media.media_type != "audio" else "transcript"] = (
+                media.caption or rng.choice(PHRASES[language]))
             yield envelope("media.uploaded", 1, user, rng.randrange(0, 86_000), payload)
         for _ in range(rng.randrange(0, 4)):
             action = {"action": rng.choice(["click", "view", "share", "copy", "regenerate"]),

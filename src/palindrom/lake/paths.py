@@ -18,11 +18,23 @@ TABLE_PATHS = {
     "silver.events_batches": "silver/_batches/events",
     # Lines `pipelines quarantine replay` took out of quarantine, and where each went.
     "silver.quarantine.events_replays": "silver/quarantine/_replays/events",
+    "bronze.images": "bronze/images",
+    "bronze.audio": "bronze/audio",
+    "bronze.video": "bronze/video",
+    "silver.media_metadata": "silver/media_metadata",
+    "silver.quarantine.media": "silver/quarantine/media",
+    "silver.media_embeddings": "silver/media_embeddings",
+    # process_media's record of the bronze media batches it has finished, with per-batch counts.
+    "silver.media_batches": "silver/_batches/media",
     "gold.events_daily": "gold/aggregations/events_daily",
     # aggregate_events' record of the silver version it has aggregated up to.
     "gold.events_daily_progress": "gold/aggregations/_progress/events_daily",
 }
-LANDING_SOURCES = ("events",)
+LANDING_SOURCES = ("events", "images", "audio", "video")
+# Media type → its landing folder and bronze table (the standard names the folders in the plural
+# for images only).
+MEDIA_FOLDERS = {"image": "images", "audio": "audio", "video": "video"}
+BLOBS = "bronze/blobs"  # objects too large to store inline, one file per SHA-256
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class Lake:
         if source not in LANDING_SOURCES:
             raise KeyError(f"unknown landing source {source!r}; known: {', '.join(LANDING_SOURCES)}")
         return f"{self.root}/landing/{source}"
+
+    def blob(self, sha256: str) -> str:
+        return f"{self.root}/{BLOBS}/{sha256}"
 
     def tables(self) -> list[TableRef]:
         return [self.table(name) for name in TABLE_PATHS]

@@ -1,4 +1,4 @@
-"""The jobs' data-quality checks, run over the tables of the sample lake."""
+"""The jobs' data-quality checks, run over the tables of the sample lake (events and media)."""
 
 import pytest
 from pyspark.sql import functions as F
@@ -55,3 +55,18 @@ def test_a_failed_check_names_itself(spark_session):
     assert [r.name for r in failures] == ["gold.events_daily: every event_count positive"]
     with pytest.raises(quality.DataQualityError, match="found 1 rows with event_count <= 0"):
         quality.enforce(failures)
+
+
+def test_media_tables_checks(spark_session, sample_lake):
+    metadata = read(spark_session, sample_lake, "silver.media_metadata")
+    quarantine = read(spark_session, sample_lake, "silver.quarantine.media")
+    results = quality.media_metadata_checks(metadata) + quality.media_quarantine_checks(quarantine)
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+
+
+def test_embedding_vectors_are_unit_length_and_sized(spark_session, sample_lake):
+    embeddings = read(spark_session, sample_lake, "silver.media_embeddings")
+    norms = embeddings.select("dim", F.size("vector").alias("n"),
+                              F.aggregate("vector", F.lit(0.0), lambda acc, x: acc + x * x).alias("sq"))
+    bad = norms.filter((F.col("n") != F.col("dim")) | (F.abs(F.col("sq") - 1) > 1e-4)).count()
+    assert bad == 0, f"{bad} embeddings have the wrong size or are not unit length"

@@ -1,0 +1,340 @@
+"""Decode media bytes with real media libraries and report their facts, or refuse them with a reason.
+
+Images: Pillow (EXIF orientation applied, size checked from the header before any pixel is
+decoded). PCM/FLAC/Vorbis audio: soundfile (libsndfile); other audio and all video: PyAV (FFmpeg).
+MIME types come from the bytes (`filetype`), never from the file name.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import mimetypes
+import warnings
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import filetype
+import numpy as np
+
+MEDIA_TYPES = ("image", "audio", "video")
+
+# Reason codes of silver/quarantine/media.
+EMPTY = "empty"  # zero bytes
+UNRECOGNISED = "unrecognised_format"  # no media format at all (text posing as media, random bytes)
+WRONG_MEDIA_TYPE = "wrong_media_type"  # a valid file of another media type than its folder's
+CORRUPT = "corrupt"  # the format is recognised but the data does not decode (truncated, damaged)
+UNSUPPORTED_CODEC = "unsupported_codec"  # the container opens but no decoder exists for its codec
+TOO_LARGE = "too_large"  # dimensions, frame count or duration over the configured limits
+MISSING_CONTENT = "missing_content"  # a bronze row whose bytes (inline or blob) cannot be found
+REASONS = (EMPTY, UNRECOGNISED, WRONG_MEDIA_TYPE, CORRUPT, UNSUPPORTED_CODEC, TOO_LARGE, MISSING_CONTENT)
+
+SILENCE_DBFS = -50.0  # a 50 ms window quieter than this counts as silence
+FLOOR_DBFS = -120.0  # the level reported for digital silence instead of -inf
+KEY_FRAME_MAX_SIDE = 512  # key frames are stored as JPEG no larger than this
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = 80_000_000
+    max_video_frames: int = 200_000
+    max_audio_seconds: float = 6 * 3600
+    key_frames: int = 4
+
+
+class MediaRejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class MediaFacts:
+    media_type: str
+    mime_type: str
+    extension_mismatch: bool
+    codec: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+    phash: str | None = None
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    rms_dbfs: float | None = None
+    silence_fraction: float | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    key_frames: list[bytes] = field(default_factory=list)  # JPEG
+    key_frame_times_s: list[float] = field(default_factory=list)
+
+
+def detect_mime(data: bytes) -> str | None:
+    kind = filetype.guess(data)
+    return kind.mime if kind else None
+
+
+def extension_mismatch(path: str, mime: str) -> bool:
+    """True when the file name's extension is not one the detected MIME type uses."""
+    suffix = PurePosixPath(path).suffix.lower()
+    if not suffix:
+        return True
+    kind = filetype.get_type(mime=mime)
+    accepted = set(mimetypes.guess_all_extensions(mime)) | ({f".{kind.extension}"} if kind else set())
+    accepted |= {ext for ext, m in _EXTRA_EXTENSIONS.items() if m == mime}
+    return suffix not in accepted
+
+
+# Extensions the standard library's table does not tie to the MIME type filetype reports.
+_EXTRA_EXTENSIONS = {".jpeg": "image/jpeg", ".jpg": "image/jpeg", ".oga": "audio/ogg", ".ogg": "audio/ogg",
+                     ".opus": "audio/ogg", ".flac": "audio/x-flac", ".wav": "audio/x-wav", ".m4a": "audio/mp4",
+                     ".mkv": "video/x-matroska", ".webm": "video/webm", ".mov": "video/quicktime",
+                     ".tif": "image/tiff", ".tiff": "image/tiff"}
+
+
+def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits | None = None) -> MediaFacts:
+    """Facts about one object of `media_type`, or MediaRejected with a reason code and detail."""
+    if media_type not in MEDIA_TYPES:
+        raise ValueError(f"unknown media type {media_type!r}; expected one of {MEDIA_TYPES}")
+    if data is None:
+        raise MediaRejected(MISSING_CONTENT, "no inline bytes and no readable blob")
+    if not data:
+        raise MediaRejected(EMPTY, "zero bytes")
+    mime = detect_mime(data)
+    if mime is not None and mime.split("/")[0] in MEDIA_TYPES and mime.split("/")[0] != media_type \
+            and not (media_type == "audio" and mime in _AUDIO_IN_VIDEO_CONTAINERS):
+        raise MediaRejected(WRONG_MEDIA_TYPE, f"the bytes are {mime}, not {media_type}")
+    inspect = {"image": _inspect_image, "audio": _inspect_audio, "video": _inspect_video}[media_type]
+    facts = inspect(data, mime, limits or Limits())
+    facts.extension_mismatch = extension_mismatch(path, facts.mime_type)
+    return facts
+
+
+# Containers filetype calls video/* that often hold audio only (e.g. .m4a, .webm voice notes).
+_AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4", "video/webm", "video/x-matroska", "video/quicktime"}
+
+
+def _unrecognised_or(reason: str, mime: str | None, detail: str) -> MediaRejected:
+    """A decoder failed: corrupt if the bytes claim a format, unrecognised if they claim none."""
+    if mime is None:
+        return MediaRejected(UNRECOGNISED, f"not a recognised media format ({detail})")
+    return MediaRejected(reason, f"{mime}: {detail}")
+
+
+# --- images ------------------------------------------------------------------------------------
+
+def open_image(data: bytes, max_pixels: int):
+    """A fully decoded, EXIF-oriented Pillow image; the pixel count is checked from the header first."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    mime = detect_mime(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise MediaRejected(TOO_LARGE, f"{width}x{height} pixels; the limit is {max_pixels}")
+            image.load()
+            return ImageOps.exif_transpose(image), image.format
+    except MediaRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise MediaRejected(TOO_LARGE, str(e)) from None
+    except UnidentifiedImageError as e:
+        raise _unrecognised_or(CORRUPT, mime, f"Pillow cannot identify it ({e})") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or damaged data
+        raise _unrecognised_or(CORRUPT, mime, f"Pillow: {e}") from None
+
+
+def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
+    import imagehash
+    from PIL import Image
+
+    image, fmt = open_image(data, limits.max_pixels)
+    return MediaFacts(
+        media_type="image", mime_type=mime or Image.MIME.get(fmt, f"image/{fmt.lower()}"), extension_mismatch=False,
+        format=fmt, width=image.width, height=image.height, mode=image.mode, phash=str(imagehash.phash(image)),
+    )
+
+
+# --- audio -------------------------------------------------------------------------------------
+
+_SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pcm_s32le", "PCM_U8": "pcm_u8",
+                     "PCM_S8": "pcm_s8", "FLOAT": "pcm_f32le", "DOUBLE": "pcm_f64le", "VORBIS": "vorbis",
+                     "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw", "MPEG_LAYER_III": "mp3",
+                     "MPEG_LAYER_II": "mp2", "MPEG_LAYER_I": "mp1"}
+
+
+def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
+    """(samples as float32 [frames, channels], sample rate, codec): soundfile for what libsndfile
+    reads (WAV, FLAC, Ogg Vorbis/Opus, MP3), PyAV (FFmpeg) for the rest (AAC, M4A, WebM, ...)."""
+    import soundfile as sf
+
+    mime = detect_mime(data)
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return _decode_audio_av(data, mime, max_seconds)
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")
+    if info.frames / info.samplerate > max_seconds:
+        raise MediaRejected(TOO_LARGE, f"{info.frames / info.samplerate:.0f} s; the limit is {max_seconds:.0f} s")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise MediaRejected(CORRUPT, f"{mime}: soundfile: {e}") from None
+    promised = max(info.frames, _wav_header_frames(data) if info.format == "WAV" else 0)
+    if len(samples) < promised:
+        raise MediaRejected(CORRUPT, f"{mime}: truncated: the header promises {promised} frames, "
+                                     f"{len(samples)} decode")
+    codec = "flac" if info.format == "FLAC" else _SOUNDFILE_CODECS.get(info.subtype, info.subtype.lower())
+    return samples, rate, codec
+
+
+def _wav_header_frames(data: bytes) -> int:
+    """Frames a PCM WAV's data chunk claims (libsndfile silently shortens a truncated file to what
+    is there; the standard library's reader reports the header's count). 0 where it cannot tell."""
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return w.getnframes()
+    except (wave.Error, EOFError):
+        return 0
+
+
+def _av_error(e: Exception, mime: str | None) -> MediaRejected:
+    import av
+
+    if isinstance(e, av.error.DecoderNotFoundError) or ("decoder" in str(e).lower() and "not found" in str(e).lower()):
+        return MediaRejected(UNSUPPORTED_CODEC, f"{mime}: {e}")
+    return _unrecognised_or(CORRUPT, mime, f"FFmpeg: {e}")
+
+
+def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple[np.ndarray, int, str]:
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if not container.streams.audio:
+                raise _unrecognised_or(CORRUPT, mime, "no audio stream")
+            stream = container.streams.audio[0]
+            if stream.codec_context is None or stream.codec_context.codec is None:
+                raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
+            rate, codec = stream.codec_context.sample_rate, stream.codec_context.name
+            resampler = av.AudioResampler(format="fltp")
+            chunks, frames = [], 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    array = out.to_ndarray()
+                    chunks.append(array)
+                    frames += array.shape[1]
+                if rate and frames / rate > max_seconds:
+                    raise MediaRejected(TOO_LARGE, f"longer than the limit of {max_seconds:.0f} s")
+    except MediaRejected:
+        raise
+    except (av.error.FFmpegError, ValueError) as e:
+        raise _av_error(e, mime) from None
+    if not chunks or not rate:
+        raise _unrecognised_or(CORRUPT, mime, "no audio frames decode")
+    return np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+    return max(FLOOR_DBFS, 20 * math.log10(rms)) if rms > 0 else FLOOR_DBFS
+
+
+def silence_fraction(mono: np.ndarray, rate: int) -> float:
+    """Share of 50 ms windows whose level is under SILENCE_DBFS."""
+    window = max(1, rate // 20)
+    n = len(mono) // window
+    if n == 0:
+        return 1.0 if level_dbfs(mono) < SILENCE_DBFS else 0.0
+    frames = mono[: n * window].reshape(n, window).astype(np.float64)
+    rms = np.sqrt(np.mean(np.square(frames), axis=1))
+    threshold = 10 ** (SILENCE_DBFS / 20)
+    return float(np.mean(rms < threshold))
+
+
+def _inspect_audio(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
+    samples, rate, codec = decode_audio(data, limits.max_audio_seconds)
+    mono = samples.mean(axis=1)
+    return MediaFacts(
+        media_type="audio", mime_type=mime or "application/octet-stream", extension_mismatch=False, codec=codec,
+        duration_s=len(samples) / rate, sample_rate=int(rate), channels=int(samples.shape[1]),
+        rms_dbfs=round(level_dbfs(samples), 3), silence_fraction=round(silence_fraction(mono, rate), 4),
+    )
+
+
+# --- video -------------------------------------------------------------------------------------
+
+def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
+    """Counts the frames by decoding them all, then decodes again to keep `key_frames` evenly spaced ones."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if not container.streams.video:
+                raise _unrecognised_or(CORRUPT, mime, "no video stream")
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            if ctx is None or ctx.codec is None:
+                raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the video stream")
+            width, height = ctx.width, ctx.height
+            if width * height > limits.max_pixels:
+                raise MediaRejected(TOO_LARGE, f"{width}x{height} frames; the limit is {limits.max_pixels} pixels")
+            codec, container_format = ctx.name, container.format.name
+            count, first_pts, last_pts = 0, None, None
+            for frame in container.decode(stream):
+                count += 1
+                if count > limits.max_video_frames:
+                    raise MediaRejected(TOO_LARGE, f"more than {limits.max_video_frames} frames")
+                if frame.pts is not None:
+                    first_pts = frame.pts if first_pts is None else first_pts
+                    last_pts = frame.pts
+            rate = stream.average_rate or stream.guessed_rate
+            time_base = stream.time_base
+        if count == 0:
+            raise _unrecognised_or(CORRUPT, mime, "no video frame decodes")
+        fps = float(rate) if rate else None
+        if fps:
+            duration = count / fps
+        elif first_pts is not None and time_base:
+            duration = float((last_pts - first_pts) * time_base)
+        else:
+            duration = None
+        wanted = sorted({min(count - 1, int((i + 0.5) * count / limits.key_frames)) for i in range(limits.key_frames)})
+        frames, times = _key_frames(data, set(wanted))
+    except MediaRejected:
+        raise
+    except (av.error.FFmpegError, ValueError) as e:
+        raise _av_error(e, mime) from None
+    return MediaFacts(
+        media_type="video", mime_type=mime or f"video/{container_format.split(',')[0]}", extension_mismatch=False,
+        codec=codec, duration_s=duration, fps=fps, width=width, height=height, frame_count=count,
+        key_frames=frames, key_frame_times_s=times,
+    )
+
+
+def _key_frames(data: bytes, indices: set[int]) -> tuple[list[bytes], list[float]]:
+    import av
+
+    frames, times = [], []
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if i in indices:
+                image = frame.to_image()
+                image.thumbnail((KEY_FRAME_MAX_SIDE, KEY_FRAME_MAX_SIDE))
+                out = io.BytesIO()
+                image.save(out, format="JPEG", quality=90)
+                frames.append(out.getvalue())
+                times.append(round(float(frame.time), 6) if frame.time is not None else float("nan"))
+            if i >= max(indices):
+                break
+    return frames, times
+

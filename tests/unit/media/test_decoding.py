@@ -1,0 +1,216 @@
+"""The Spark-free decoding core on files the tests make with real media libraries."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from palindrom.media import decoding
+from palindrom.media.decoding import Limits, MediaRejected, inspect_media
+from pipelines.sample_media import SAMPLE_MEDIA, audio_bytes, bomb_png, image_bytes, tone, video_bytes
+
+
+def rejected(media_type, path, data, limits=None) -> MediaRejected:
+    with pytest.raises(MediaRejected) as e:
+        inspect_media(media_type, path, data, limits)
+    return e.value
+
+
+@pytest.mark.parametrize("item", SAMPLE_MEDIA, ids=lambda m: f"{m.media_type}:{m.path}")
+def test_every_sample_file_gets_its_expected_fate(item):
+    data = item.make()
+    if item.reason is None:
+        facts = inspect_media(item.media_type, item.path, data)
+        assert facts.media_type == item.media_type
+    else:
+        assert rejected(item.media_type, item.path, data).reason == item.reason
+
+
+# --- images ----------------------------------------------------------------------------------
+
+def test_exif_orientation_is_applied_to_the_dimensions():
+    # Stored 300x200 with orientation 6 (rotate 90° clockwise to display): displayed 200x300.
+    facts = inspect_media("image", "a.jpg", image_bytes((300, 200), fmt="JPEG", orientation=6))
+    assert (facts.width, facts.height) == (200, 300)
+    plain = inspect_media("image", "b.jpg", image_bytes((300, 200), fmt="JPEG"))
+    assert (plain.width, plain.height) == (300, 200)
+
+
+@pytest.mark.parametrize(("mode", "fmt", "mime"), [
+    ("RGB", "PNG", "image/png"), ("L", "PNG", "image/png"), ("RGBA", "PNG", "image/png"),
+    ("RGB", "JPEG", "image/jpeg"), ("RGB", "WEBP", "image/webp"), ("P", "GIF", "image/gif"),
+    ("RGB", "BMP", "image/bmp"), ("RGB", "TIFF", "image/tiff"),
+])
+def test_image_facts(mode, fmt, mime):
+    facts = inspect_media("image", f"x.{fmt.lower()}", image_bytes((64, 48), mode=mode, fmt=fmt))
+    assert (facts.width, facts.height, facts.format, facts.mime_type) == (64, 48, fmt, mime)
+    assert facts.mode == mode
+    assert len(facts.phash) == 16
+    assert int(facts.phash, 16) >= 0
+
+
+def test_mime_comes_from_the_bytes_and_a_lying_extension_is_flagged():
+    facts = inspect_media("image", "holiday.jpg", image_bytes(fmt="PNG"))
+    assert facts.mime_type == "image/png"
+    assert facts.format == "PNG"
+    assert facts.extension_mismatch
+    assert not inspect_media("image", "holiday.JPEG", image_bytes(fmt="JPEG")).extension_mismatch
+    assert inspect_media("image", "no-extension", image_bytes()).extension_mismatch
+
+
+def test_similar_images_have_close_perceptual_hashes():
+    import imagehash
+
+    a = imagehash.hex_to_hash(inspect_media("image", "a.png", image_bytes(seed=1)).phash)
+    a_jpeg = imagehash.hex_to_hash(inspect_media("image", "a.jpg", image_bytes(seed=1, fmt="JPEG")).phash)
+    b = imagehash.hex_to_hash(inspect_media("image", "b.png", image_bytes(seed=4)).phash)
+    assert a - a_jpeg <= 4 < a - b
+
+
+def test_decompression_bomb_is_refused_from_the_header():
+    data = bomb_png(20_000)
+    assert len(data) < 200_000  # tiny on disk, 400 Mpixel decoded
+    started = time.perf_counter()
+    error = rejected("image", "bomb.png", data)
+    assert error.reason == decoding.TOO_LARGE
+    assert time.perf_counter() - started < 2  # refused before decoding 400 M pixels
+    small_limit = rejected("image", "big.png", image_bytes((200, 200)), Limits(max_pixels=10_000))
+    assert small_limit.reason == decoding.TOO_LARGE
+    assert "200x200" in small_limit.detail
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"", decoding.EMPTY),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, decoding.CORRUPT),  # a PNG signature, then nothing valid
+    (b"GIF89a garbage", decoding.CORRUPT),
+    (bytes(range(256)) * 4, decoding.UNRECOGNISED),
+    (b"ceci n'est pas une pipe", decoding.UNRECOGNISED),
+])
+def test_broken_images(data, reason):
+    assert rejected("image", "x.png", data).reason == reason
+
+
+def test_media_of_another_type_is_refused_with_what_it_is():
+    error = rejected("image", "x.png", audio_bytes(0.2))
+    assert error.reason == decoding.WRONG_MEDIA_TYPE
+    assert "audio/x-wav" in error.detail
+    assert rejected("video", "x.mp4", image_bytes()).reason == decoding.WRONG_MEDIA_TYPE
+
+
+def test_missing_content_is_its_own_reason():
+    assert rejected("audio", "x.wav", None).reason == decoding.MISSING_CONTENT
+
+
+# --- audio -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fmt", "subtype", "rate", "channels", "codec"), [
+    ("WAV", "PCM_16", 16_000, 1, "pcm_s16le"),
+    ("WAV", "FLOAT", 48_000, 2, "pcm_f32le"),
+    ("FLAC", None, 44_100, 2, "flac"),
+    ("OGG", "VORBIS", 22_050, 1, "vorbis"),
+])
+def test_audio_facts(fmt, subtype, rate, channels, codec):
+    facts = inspect_media("audio", f"a.{fmt.lower()}", audio_bytes(1.25, rate, channels, fmt, subtype))
+    assert (facts.sample_rate, facts.channels, facts.codec) == (rate, channels, codec)
+    assert facts.duration_s == pytest.approx(1.25, abs=0.01)
+
+
+def test_mp3():
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=22_050, layout="mono")
+        samples = tone(2.0, 22_050)[:, 0]
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+        frame.sample_rate = 22_050
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    facts = inspect_media("audio", "a.mp3", out.getvalue())
+    assert facts.codec == "mp3"
+    assert facts.mime_type == "audio/mpeg"
+    assert facts.sample_rate == 22_050
+    assert facts.duration_s == pytest.approx(2.0, abs=0.1)
+
+
+def test_audio_level_and_silence():
+    # 1 s of a 0.5-amplitude sine then 3 s of silence: a quarter sounds, at -9 dBFS over the tone.
+    facts = inspect_media("audio", "a.wav", audio_bytes(1.0, 16_000, silence_s=3.0, subtype="FLOAT"))
+    assert facts.silence_fraction == pytest.approx(0.75, abs=0.02)
+    expected = 20 * np.log10(np.sqrt(np.mean(tone(1.0, 16_000, silence_s=3.0) ** 2)))
+    assert facts.rms_dbfs == pytest.approx(expected, abs=0.01)
+    silent = inspect_media("audio", "s.wav", audio_bytes(0.0, 8_000, silence_s=1.0))
+    assert silent.silence_fraction == 1.0
+    assert silent.rms_dbfs == decoding.FLOOR_DBFS
+
+
+def test_truncated_wav_is_corrupt_not_shorter():
+    data = audio_bytes(2.0, 16_000)
+    assert rejected("audio", "a.wav", data[: len(data) // 2]).reason == decoding.CORRUPT
+
+
+def test_overlong_audio_is_refused_before_decoding():
+    out = io.BytesIO()
+    sf.write(out, np.zeros((8_000 * 5, 1), np.float32), 8_000, format="WAV")
+    assert rejected("audio", "long.wav", out.getvalue(), Limits(max_audio_seconds=2)).reason == decoding.TOO_LARGE
+
+
+# --- video -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("codec", "container", "mime", "expected_codec"), [
+    ("libx264", "mp4", "video/mp4", "h264"),
+    ("libvpx-vp9", "webm", "video/webm", "vp9"),
+    ("mpeg4", "matroska", "video/x-matroska", "mpeg4"),
+])
+def test_video_facts_count_the_frames(codec, container, mime, expected_codec):
+    data = video_bytes(frames=37, fps=12, size=(64, 48), codec=codec, container=container)
+    facts = inspect_media("video", f"v.{'mkv' if container == 'matroska' else container}", data)
+    assert facts.frame_count == 37
+    assert (facts.width, facts.height, facts.codec, facts.mime_type) == (64, 48, expected_codec, mime)
+    assert facts.fps == pytest.approx(12)
+    assert facts.duration_s == pytest.approx(37 / 12, abs=0.01)
+    assert not facts.extension_mismatch
+
+
+def test_key_frames_are_evenly_spaced_jpegs():
+    from PIL import Image
+
+    facts = inspect_media("video", "v.mp4", video_bytes(frames=40, fps=10), Limits(key_frames=4))
+    assert facts.key_frame_times_s == pytest.approx([0.5, 1.5, 2.5, 3.5])
+    frames = [Image.open(io.BytesIO(f)) for f in facts.key_frames]
+    assert [f.format for f in frames] == ["JPEG"] * 4
+    assert frames[0].size == (96, 64)
+    # The red ramp rises over the clip: later key frames are redder.
+    reds = [np.asarray(f.convert("RGB"))[..., 0].mean() for f in frames]
+    assert reds == sorted(reds)
+
+
+def test_short_video_gives_as_many_key_frames_as_it_has():
+    facts = inspect_media("video", "v.mp4", video_bytes(frames=2, fps=10), Limits(key_frames=8))
+    assert facts.frame_count == 2
+    assert len(facts.key_frames) == 2
+
+
+def test_video_limits():
+    data = video_bytes(frames=30, fps=10)
+    assert rejected("video", "v.mp4", data, Limits(max_video_frames=10)).reason == decoding.TOO_LARGE
+    assert rejected("video", "v.mp4", data, Limits(max_pixels=1000)).reason == decoding.TOO_LARGE
+
+
+def test_audio_only_container_is_not_a_video():
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16_000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone(1.0, 16_000)[:, 0][None, :], format="fltp", layout="mono")
+        frame.sample_rate = 16_000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    data = out.getvalue()
+    assert rejected("video", "voice.mp4", data).reason == decoding.CORRUPT  # an MP4 with no video stream
+    facts = inspect_media("audio", "voice.m4a", data)  # ... which is fine as audio
+    assert facts.codec == "aac"
+    assert facts.duration_s == pytest.approx(1.0, abs=0.1)

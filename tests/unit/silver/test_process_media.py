@@ -1,0 +1,84 @@
+import pytest
+from pyspark.sql import functions as F
+
+from palindrom import quality
+from palindrom.config import ModelConfig
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from palindrom.media import embedders
+from pipelines.bronze import ingest_media
+from pipelines.sample_media import audio_bytes, image_bytes
+from pipelines.silver import process_media
+from tests.unit.bronze.test_ingest_media import write
+
+
+def table(spark, config, name):
+    return tables.read(spark, Lake(config.storage_root).table(name))
+
+
+def versions(spark, config):
+    lake = Lake(config.storage_root)
+    return {ref.name: tables.current_version(spark, ref) for ref in lake.tables()}
+
+
+def test_merged_paths_adds_only_new_paths(spark_session):
+    known = spark_session.createDataFrame([("image", "s1", ["a.png"]), ("image", "s2", ["b.png"])],
+                                          "media_type string, sha256 string, paths array<string>")
+    new = spark_session.createDataFrame([("s1", "0.png"), ("s2", "b.png"), ("s3", "c.png")],
+                                        "sha256 string, path string")
+    rows = process_media.merged_paths(new, known).collect()
+    assert [(r["sha256"], r["path"], r["paths"]) for r in rows] == [("s1", "0.png", ["0.png", "a.png"])]
+
+
+def test_unaccounted_rows_fail_the_conservation_check(spark_session):
+    new = spark_session.createDataFrame([("a.png", "s1"), ("b.png", "s2"), ("c.png", "s3")],
+                                        "path string, sha256 string")
+    metadata = spark_session.createDataFrame([("s1", ["a.png"])], "sha256 string, paths array<string>")
+    quarantine = spark_session.createDataFrame([("b.png", "s2")], "path string, sha256 string")
+    lost = process_media.unaccounted(new, metadata, quarantine)
+    result = quality.media_conserved(lost, "image")
+    assert not result.passed
+    assert "c.png" in result.detail
+    with pytest.raises(quality.DataQualityError, match="1 bronze rows unaccounted"):
+        quality.enforce([result])
+
+
+def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
+    sunset = image_bytes(seed=1)
+    write(lake_config, "images", {"sunset.png": sunset, "broken.jpg": b"\xff\xd8\xff\xe0 truncated"})
+    write(lake_config, "audio", {"tone.wav": audio_bytes(1.0)})
+    ingest_media.run(spark_session, lake_config)
+    first = process_media.run(spark_session, lake_config)
+    assert first.to_metadata == {"image": 1, "audio": 1}
+    assert first.to_quarantine == {"image": 1, "audio": 0}
+    assert first.embedded == {"image": 1, "audio": 1, "video": 0}
+
+    quarantine = table(spark_session, lake_config, "silver.quarantine.media").collect()
+    assert [(r["path"], r["reason"]) for r in quarantine] == [("broken.jpg", "corrupt")]
+
+    # A second batch: the same bytes under a new path, and a new image.
+    write(lake_config, "images", {"again/sunset.png": sunset, "new.png": image_bytes(seed=2)})
+    ingest_media.run(spark_session, lake_config)
+    second = process_media.run(spark_session, lake_config)
+    assert second.to_metadata == {"image": 2}
+    assert second.embedded["image"] == 1
+    images = {r["path"]: r for r in table(spark_session, lake_config, "silver.media_metadata")
+              .filter(F.col("media_type") == "image").collect()}
+    assert images["again/sunset.png"]["paths"] == ["again/sunset.png", "sunset.png"]
+    assert set(images) == {"again/sunset.png", "new.png"}
+
+    # Nothing new: no table moves.
+    before = versions(spark_session, lake_config)
+    assert process_media.run(spark_session, lake_config).embedded == {"image": 0, "audio": 0, "video": 0}
+    assert versions(spark_session, lake_config) == before
+
+    # A new image model adds rows beside the old ones, which stay.
+    clip = lake_config.embeddings.model_copy(update={"image": ModelConfig(kind="clip", model=str(tiny_clip))})
+    third = process_media.run(spark_session, lake_config.model_copy(update={"embeddings": clip}))
+    assert third.embedded["image"] == 2
+    by_model = {(r["model_name"], r["model_revision"]): r["count"] for r in
+                table(spark_session, lake_config, "silver.media_embeddings").filter("modality = 'image'")
+                .groupBy("model_name", "model_revision").count().collect()}
+    signal = embedders.SignalImageEmbedder
+    assert by_model == {(signal.model_name, signal.model_revision): 2,
+                        ("tiny-clip", embedders.weights_sha256(str(tiny_clip))): 2}
