@@ -57,7 +57,8 @@ def test_every_object_and_text_is_embedded(spark_session, sample_lake):
     for media_type in ("image", "audio", "video"):
         objects = {r[0] for r in metadata.filter(F.col("media_type") == media_type).select("sha256").collect()}
         vectors = {r[0] for r in embeddings.filter(F.col("modality") == media_type).select("sha256").collect()}
-        assert objects == vectors and objects, media_type
+        assert objects, media_type
+        assert objects == vectors, media_type
     events = read(spark_session, sample_lake, "silver.events")
     messages = events.filter("event_type = 'conversation.message'").select(
         F.sha2(f"{payload_column('conversation.message')}.text", 256).alias("sha256")).distinct()
