@@ -60,7 +60,7 @@ class MediaConfig(_Frozen):
     inline_max_bytes: int = Field(default=16 << 20, gt=0, description="larger objects go to bronze/blobs/<sha256>")
     max_pixels: int = Field(default=80_000_000, gt=0, description="width x height above this is refused unread")
     max_video_frames: int = Field(default=200_000, gt=0)
-    max_audio_seconds: float = Field(default=6 * 3600, gt=0)
+    max_audio_seconds: float = Field(default=3600, gt=0, description="decoded as float32: 1 h stereo 48 kHz is 1.4 GB")
     key_frames: int = Field(default=4, ge=1, le=64, description="frames sampled per video for its embedding")
     # Arrow batches handed to the decoding/inference UDFs: media rows are large, so both limits are small.
     arrow_max_records_per_batch: int = Field(default=32, gt=0)

@@ -85,11 +85,11 @@ def events_daily_checks(daily: DataFrame) -> list[CheckResult]:
     return [no_nulls(daily, "user_id", "gold.events_daily"), all_positive(daily, "event_count", "gold.events_daily")]
 
 
-def media_conserved(unaccounted: DataFrame, media_type: str) -> CheckResult:
-    """`unaccounted`: bronze media rows found neither in silver metadata nor in quarantine."""
+def media_conserved(unaccounted: DataFrame) -> CheckResult:
+    """`unaccounted`: bronze media rows (media_type, path) found neither in silver metadata nor in quarantine."""
     n = unaccounted.count()
-    examples = [r["path"] for r in unaccounted.limit(5).collect()] if n else []
-    return CheckResult(f"{media_type} conserved (every bronze row in media_metadata or quarantine)", n == 0,
+    examples = [f"{r['media_type']}:{r['path']}" for r in unaccounted.limit(5).collect()] if n else []
+    return CheckResult("media conserved (every bronze row in media_metadata or quarantine)", n == 0,
                        f"{n} bronze rows unaccounted for, e.g. {examples}")
 
 

@@ -46,7 +46,7 @@ def image_bytes(size: tuple[int, int] = (320, 200), mode: str = "RGB", fmt: str 
     draw = ImageDraw.Draw(image)
     rng = np.random.default_rng(seed)
     for _ in range(4):
-        x0, y0 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+        x0, y0 = int(rng.integers(0, max(1, width // 2))), int(rng.integers(0, max(1, height // 2)))
         draw.ellipse((x0, y0, x0 + width // 3, y0 + height // 3), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
     image = image.convert(mode)
     out = io.BytesIO()

@@ -27,7 +27,9 @@ CORRUPT = "corrupt"  # the format is recognised but the data does not decode (tr
 UNSUPPORTED_CODEC = "unsupported_codec"  # the container opens but no decoder exists for its codec
 TOO_LARGE = "too_large"  # dimensions, frame count or duration over the configured limits
 MISSING_CONTENT = "missing_content"  # a bronze row whose bytes (inline or blob) cannot be found
-REASONS = (EMPTY, UNRECOGNISED, WRONG_MEDIA_TYPE, CORRUPT, UNSUPPORTED_CODEC, TOO_LARGE, MISSING_CONTENT)
+DECODER_ERROR = "decoder_error"  # a decoder failed in a way none of the above covers (kept apart to be looked at)
+REASONS = (EMPTY, UNRECOGNISED, WRONG_MEDIA_TYPE, CORRUPT, UNSUPPORTED_CODEC, TOO_LARGE, MISSING_CONTENT,
+           DECODER_ERROR)
 
 SILENCE_DBFS = -50.0  # a 50 ms window quieter than this counts as silence
 FLOOR_DBFS = -120.0  # the level reported for digital silence instead of -inf
@@ -38,7 +40,7 @@ KEY_FRAME_MAX_SIDE = 512  # key frames are stored as JPEG no larger than this
 class Limits:
     max_pixels: int = 80_000_000
     max_video_frames: int = 200_000
-    max_audio_seconds: float = 6 * 3600
+    max_audio_seconds: float = 3600
     key_frames: int = 4
 
 
@@ -107,7 +109,12 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
             and not (media_type == "audio" and mime in _AUDIO_IN_VIDEO_CONTAINERS):
         raise MediaRejected(WRONG_MEDIA_TYPE, f"the bytes are {mime}, not {media_type}")
     inspect = {"image": _inspect_image, "audio": _inspect_audio, "video": _inspect_video}[media_type]
-    facts = inspect(data, mime, limits or Limits())
+    try:
+        facts = inspect(data, mime, limits or Limits())
+    except MediaRejected:
+        raise
+    except Exception as e:  # bad media never stops a run: an unforeseen decoder failure is a reason too
+        raise MediaRejected(DECODER_ERROR, f"{mime or 'unknown format'}: {type(e).__name__}: {e}") from e
     facts.extension_mismatch = extension_mismatch(path, facts.mime_type)
     return facts
 

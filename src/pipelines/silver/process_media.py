@@ -1,17 +1,19 @@
 """process_media (silver): bronze media → silver/media_metadata, silver/quarantine/media, and
 silver/media_embeddings (media, plus texts: messages, captions, transcripts).
 
-Features first, per media type, for the bronze batches not processed yet: objects already known
-(by SHA-256) only gain the new paths; new objects are decoded once; what cannot be decoded goes to
-quarantine with a reason, one row per path. Every bronze row of those batches must then be in
-metadata (among an object's paths) or in quarantine before the batch record is written. Then
-embeddings, incrementally: only objects and texts with no row for the configured model name and
-revision are embedded; a new model or revision adds rows beside the old ones.
+Features first, for the bronze batches of every media type not processed yet (one pass, one
+commit per table): objects already known (by SHA-256) only gain the new paths; new objects are
+decoded once; what cannot be decoded goes to quarantine with a reason, one row per path. Every
+bronze row of those batches must then be in metadata (among an object's paths) or in quarantine
+before the batch record is written. Then embeddings, incrementally: only objects and texts with no
+row for the configured model name and revision are embedded (media in one commit, texts in
+another: their Arrow batch sizes differ); a new model or revision adds rows beside the old ones.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -20,7 +22,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 
 from palindrom import quality
 from palindrom.config import PipelineConfig
-from palindrom.data.processors import EMBEDDING_SCHEMA, PROCESSORS, TextProcessor, metadata_schema
+from palindrom.data.processors import EMBEDDING_SCHEMA, OUTCOME_FIELDS, PROCESSORS, TextProcessor, metadata_schema
 from palindrom.events.columns import payload_column
 from palindrom.lake import tables
 from palindrom.lake.paths import MEDIA_FOLDERS, Lake
@@ -74,7 +76,8 @@ def pending_batches(spark: SparkSession, lake: Lake, media_type: str) -> list[st
 def quarantine_rows(rejected: DataFrame, bronze: DataFrame, now: dt.datetime) -> DataFrame:
     """One quarantine row per bronze path of each object that could not be decoded."""
     per_path = rejected.select("media_type", "sha256", "reason", "detail", F.explode("paths").alias("path"))
-    return per_path.join(bronze.select("path", F.col("batch_id").alias("bronze_batch_id")), "path").select(
+    return per_path.join(bronze.select("media_type", "path", F.col("batch_id").alias("bronze_batch_id")),
+                         ["media_type", "path"]).select(
         "media_type", "path", "sha256", "reason", "detail", "bronze_batch_id",
         F.lit(now).cast("timestamp").alias("quarantined_at"),
     )
@@ -82,7 +85,7 @@ def quarantine_rows(rejected: DataFrame, bronze: DataFrame, now: dt.datetime) ->
 
 def merged_paths(new: DataFrame, known: DataFrame) -> DataFrame:
     """Objects already in metadata that new bronze rows point at, with the union of their paths."""
-    added = new.join(known, "sha256").groupBy("sha256", "media_type", "paths").agg(
+    added = new.join(known, ["media_type", "sha256"]).groupBy("media_type", "sha256", "paths").agg(
         F.collect_set("path").alias("new_paths"))
     union = F.array_sort(F.array_union("paths", "new_paths"))
     return (added.filter(F.size(union) > F.size("paths"))
@@ -90,67 +93,76 @@ def merged_paths(new: DataFrame, known: DataFrame) -> DataFrame:
 
 
 def unaccounted(new: DataFrame, metadata: DataFrame, quarantine: DataFrame) -> DataFrame:
-    """Bronze rows (path, sha256) that are neither among their object's paths nor in quarantine."""
-    accounted = metadata.select("sha256", F.explode("paths").alias("path")).unionByName(
-        quarantine.select("sha256", "path"))
-    return new.select("path", "sha256").join(accounted, ["path", "sha256"], "left_anti")
+    """Bronze rows that are neither among their object's paths in metadata nor in quarantine."""
+    keys = ["media_type", "path", "sha256"]
+    accounted = metadata.select("media_type", "sha256", F.explode("paths").alias("path")).unionByName(
+        quarantine.select("media_type", "sha256", "path"))
+    return new.select(*keys).join(accounted, keys, "left_anti")
 
 
-def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, media_type: str,
-                     result: ProcessResult) -> None:
-    pending = pending_batches(spark, lake, media_type)
+def _union(frames: list[DataFrame]) -> DataFrame:
+    return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
+    """Every media type's new bronze batches in one pass: one commit per table, one conservation check."""
+    pending = {t: b for t in MEDIA_FOLDERS if (b := pending_batches(spark, lake, t))}
     if not pending:
-        logger.info("process_media: no %s batches to process", media_type)
+        logger.info("process_media: no bronze media batches to process")
         return
-    bronze = tables.read(spark, lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"))
-    new = bronze.filter(F.col("batch_id").isin(pending))
     meta_ref, quarantine_ref = lake.table("silver.media_metadata"), lake.table("silver.quarantine.media")
+    batches_ref = lake.table("silver.media_batches")
     tables.ensure(spark, meta_ref, METADATA_SCHEMA, partition_by=["media_type"])
     tables.ensure(spark, quarantine_ref, QUARANTINE_MEDIA_SCHEMA)
-    known = tables.read(spark, meta_ref).filter(F.col("media_type") == media_type).select(
-        "media_type", "sha256", "paths")
+    known = tables.read(spark, meta_ref).select("media_type", "sha256", "paths")
     now = dt.datetime.now(dt.UTC)
 
-    fresh = new.join(known.select("sha256"), "sha256", "left_anti")
-    features = PROCESSORS[media_type](config.media, config.embeddings).extract_features(fresh).persist()
-    decoded = features.filter(F.col("reason").isNull()).drop("reason", "detail")
-    rejected = features.filter(F.col("reason").isNotNull())
-    n_decoded, n_rejected = decoded.count(), rejected.count()
-    logger.info("process_media: %s batches %s: %d new objects decoded, %d refused",
-                media_type, ", ".join(pending), n_decoded, n_rejected)
+    news, features = [], []
+    for media_type, batches in pending.items():
+        bronze = tables.read(spark, lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"))
+        new = bronze.filter(F.col("batch_id").isin(batches)).withColumn("media_type", F.lit(media_type))
+        news.append(new.select("media_type", "path", "sha256", "batch_id"))
+        fresh = new.join(known.filter(F.col("media_type") == media_type).select("sha256"), "sha256", "left_anti")
+        features.append(PROCESSORS[media_type](config.media, config.embeddings).extract_features(fresh))
+    new = _union(news)
+    every_column = spark.createDataFrame([], StructType([*metadata_schema().fields, *OUTCOME_FIELDS]))
+    outcome = _union([every_column, *features]).persist()
+    counts = {r["media_type"]: r for r in outcome.groupBy("media_type").agg(
+        F.count(F.when(F.col("reason").isNull(), 1)).alias("decoded"),
+        F.count("reason").alias("refused")).collect()}
+    for media_type, batches in pending.items():
+        c = counts.get(media_type)
+        logger.info("process_media: %s batches %s: %d new objects decoded, %d refused", media_type,
+                    ", ".join(batches), c["decoded"] if c else 0, c["refused"] if c else 0)
 
-    if n_rejected:
-        tables.insert_new(spark, quarantine_rows(rejected, new, now), quarantine_ref,
-                          ("media_type", "path", "sha256"))
-    if n_decoded:
-        rows = decoded.withColumn("processed_at", F.lit(now).cast("timestamp"))
-        tables.insert_new(spark, rows.unionByName(spark.createDataFrame([], METADATA_SCHEMA),
-                                                  allowMissingColumns=True).select(*METADATA_SCHEMA.fieldNames()),
-                          meta_ref, ("media_type", "sha256"))
+    if any(c["refused"] for c in counts.values()):
+        rejected = outcome.filter(F.col("reason").isNotNull())
+        tables.insert_new(spark, quarantine_rows(rejected, new, now), quarantine_ref, ("media_type", "path", "sha256"))
+    if any(c["decoded"] for c in counts.values()):
+        decoded = outcome.filter(F.col("reason").isNull()).withColumn("processed_at", F.lit(now).cast("timestamp"))
+        tables.insert_new(spark, decoded.select(*METADATA_SCHEMA.fieldNames()), meta_ref, ("media_type", "sha256"))
     updates = merged_paths(new, known)
     if not updates.isEmpty():
         tables.update_columns(spark, updates, meta_ref, ("media_type", "sha256"), ("path", "paths"))
-    features.unpersist()
+    outcome.unpersist()
 
-    metadata = tables.read(spark, meta_ref).filter(F.col("media_type") == media_type)
-    quarantine = tables.read(spark, quarantine_ref).filter(F.col("media_type") == media_type)
-    lost = unaccounted(new, metadata, quarantine)
-    quality.enforce([quality.media_conserved(lost, media_type), *quality.media_metadata_checks(metadata),
-                     *quality.media_quarantine_checks(quarantine)])
-    counts = new.join(quarantine.select("path", "sha256", F.lit(1).alias("q")), ["path", "sha256"], "left") \
-        .groupBy("batch_id").agg(F.count("*").alias("rows"), F.count("q").alias("to_quarantine")).collect()
-    record = [(media_type, r["batch_id"], r["rows"], r["rows"] - r["to_quarantine"], r["to_quarantine"], now)
-              for r in counts]
-    tables.ensure(spark, lake.table("silver.media_batches"), MEDIA_BATCHES_SCHEMA)
-    tables.append(spark.createDataFrame(record, MEDIA_BATCHES_SCHEMA), lake.table("silver.media_batches"))
-    result.batches[media_type] = pending
-    result.to_metadata[media_type] = sum(r[3] for r in record)
-    result.to_quarantine[media_type] = sum(r[4] for r in record)
-
-
-def _insert_embeddings(spark: SparkSession, lake: Lake, vectors: DataFrame, now: dt.datetime) -> None:
-    ref = lake.table("silver.media_embeddings")
-    tables.insert_new(spark, vectors.withColumn("embedded_at", F.lit(now).cast("timestamp")), ref, EMBEDDING_KEYS)
+    metadata, quarantine = tables.read(spark, meta_ref), tables.read(spark, quarantine_ref)
+    quality.enforce([quality.media_conserved(unaccounted(new, metadata, quarantine)),
+                     *quality.media_metadata_checks(metadata), *quality.media_quarantine_checks(quarantine)])
+    # The batch record is the last commit: a run that dies before it is simply run again (the
+    # MERGEs above are keyed, so a rerun changes nothing they already wrote).
+    flagged = quarantine.select("media_type", "path", "sha256", F.lit(1).alias("q"))
+    record = (new.join(flagged, ["media_type", "path", "sha256"], "left")
+              .groupBy("media_type", "batch_id").agg(F.count("*").alias("rows"), F.count("q").alias("to_quarantine"))
+              .select("media_type", "batch_id", "rows", (F.col("rows") - F.col("to_quarantine")).alias("to_metadata"),
+                      "to_quarantine", F.lit(now).cast("timestamp").alias("processed_at"))
+              .collect())
+    tables.ensure(spark, batches_ref, MEDIA_BATCHES_SCHEMA)
+    tables.append(spark.createDataFrame(record, MEDIA_BATCHES_SCHEMA), batches_ref)
+    for r in record:
+        result.batches.setdefault(r["media_type"], []).append(r["batch_id"])
+        result.to_metadata[r["media_type"]] = result.to_metadata.get(r["media_type"], 0) + r["to_metadata"]
+        result.to_quarantine[r["media_type"]] = result.to_quarantine.get(r["media_type"], 0) + r["to_quarantine"]
 
 
 def _not_embedded(spark: SparkSession, lake: Lake, objects: DataFrame, modality: str, model: tuple[str, str]) \
@@ -163,27 +175,42 @@ def _not_embedded(spark: SparkSession, lake: Lake, objects: DataFrame, modality:
     return objects.join(done.select("sha256"), "sha256", "left_anti")
 
 
-def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, media_type: str,
-                result: ProcessResult) -> None:
+def _insert_embeddings(spark: SparkSession, lake: Lake, vectors: DataFrame) -> None:
+    now = F.lit(dt.datetime.now(dt.UTC)).cast("timestamp")
+    tables.insert_new(spark, vectors.withColumn("embedded_at", now), lake.table("silver.media_embeddings"),
+                      EMBEDDING_KEYS)
+
+
+def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
+    """Objects with no embedding for their configured model: every media type in one commit."""
     meta_ref = lake.table("silver.media_metadata")
     if not tables.exists(spark, meta_ref):
         return
-    processor = PROCESSORS[media_type](config.media, config.embeddings)
-    model = processor.model_identity()
-    metadata = tables.read(spark, meta_ref).filter(F.col("media_type") == media_type)
-    todo = _not_embedded(spark, lake, metadata.select("sha256", "path", "key_frames"), media_type, model)
-    n = todo.count()
-    result.embedded[media_type] = n
-    if not n:
-        logger.info("process_media: every %s already embedded with %s@%s", media_type, *model)
-        return
-    logger.info("process_media: embedding %d %s objects with %s@%s", n, media_type, *model)
-    if media_type == "video":
-        inputs = todo.select("sha256", "key_frames")
-    else:  # the bytes of each object's first path
-        bronze = tables.read(spark, lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"))
-        inputs = bronze.select("path", "content", "blob_uri").join(F.broadcast(todo.select("sha256", "path")), "path")
-    _insert_embeddings(spark, lake, processor.extract_embeddings(inputs), dt.datetime.now(dt.UTC))
+    metadata = tables.read(spark, meta_ref)
+    todo = {}
+    for media_type in MEDIA_FOLDERS:
+        processor = PROCESSORS[media_type](config.media, config.embeddings)
+        objects = metadata.filter(F.col("media_type") == media_type).select("sha256", "path", "key_frames")
+        todo[media_type] = (processor, _not_embedded(spark, lake, objects, media_type, processor.model_identity()))
+    counts = dict(_union([df.select(F.lit(t).alias("modality")) for t, (_, df) in todo.items()])
+                  .groupBy("modality").count().collect())
+    vectors = []
+    for media_type, (processor, objects) in todo.items():
+        result.embedded[media_type] = n = counts.get(media_type, 0)
+        name, revision = processor.model_identity()
+        if not n:
+            logger.info("process_media: every %s already embedded with %s@%s", media_type, name, revision)
+            continue
+        logger.info("process_media: embedding %d %s objects with %s@%s", n, media_type, name, revision)
+        if media_type == "video":
+            inputs = objects.select("sha256", "key_frames")
+        else:  # the bytes of each object's first path
+            bronze = tables.read(spark, lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"))
+            inputs = bronze.select("path", "content", "blob_uri").join(
+                F.broadcast(objects.select("sha256", "path")), "path")
+        vectors.append(processor.extract_embeddings(inputs))
+    if vectors:
+        _insert_embeddings(spark, lake, _union(vectors))
 
 
 def texts(spark: SparkSession, lake: Lake) -> DataFrame | None:
@@ -214,16 +241,14 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
         logger.info("process_media: every text already embedded with %s@%s", *model)
         return
     logger.info("process_media: embedding %d distinct texts with %s@%s", n, *model)
-    _insert_embeddings(spark, lake, processor.extract_embeddings(todo), dt.datetime.now(dt.UTC))
+    _insert_embeddings(spark, lake, processor.extract_embeddings(todo))
 
 
 def run(spark: SparkSession, config: PipelineConfig) -> ProcessResult:
     lake = Lake(config.storage_root)
     result = ProcessResult()
-    for media_type in MEDIA_FOLDERS:
-        process_features(spark, config, lake, media_type, result)
-    for media_type in MEDIA_FOLDERS:
-        embed_media(spark, config, lake, media_type, result)
+    process_features(spark, config, lake, result)
+    embed_media(spark, config, lake, result)
     embed_texts(spark, config, lake, result)
     logger.info("process_media: metadata %s, quarantine %s, embedded %s",
                 result.to_metadata, result.to_quarantine, result.embedded)

@@ -214,3 +214,26 @@ def test_audio_only_container_is_not_a_video():
     facts = inspect_media("audio", "voice.m4a", data)  # ... which is fine as audio
     assert facts.codec == "aac"
     assert facts.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+def test_an_unforeseen_decoder_failure_is_a_reason_not_a_crash(monkeypatch):
+    def explode(data, mime, limits):
+        raise ZeroDivisionError("inside the decoder")
+
+    monkeypatch.setattr(decoding, "_inspect_image", explode)
+    error = rejected("image", "x.png", image_bytes())
+    assert error.reason == decoding.DECODER_ERROR
+    assert "ZeroDivisionError: inside the decoder" in error.detail
+
+
+@pytest.mark.parametrize(("size", "mode", "fmt"), [
+    ((1, 1), "RGB", "PNG"), ((3000, 1), "L", "PNG"), ((40, 30), "CMYK", "JPEG"), ((40, 30), "I;16", "PNG"),
+    ((40, 30), "LA", "PNG"), ((40, 30), "1", "BMP"),
+])
+def test_awkward_images_are_described(size, mode, fmt):
+    from palindrom.media.embedders import SignalImageEmbedder
+
+    data = image_bytes(size, mode=mode, fmt=fmt)
+    facts = inspect_media("image", f"x.{fmt.lower()}", data)
+    assert (facts.width, facts.height) == size
+    assert SignalImageEmbedder().embed([data]).shape == (1, 112)

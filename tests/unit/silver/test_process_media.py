@@ -24,22 +24,25 @@ def versions(spark, config):
 def test_merged_paths_adds_only_new_paths(spark_session):
     known = spark_session.createDataFrame([("image", "s1", ["a.png"]), ("image", "s2", ["b.png"])],
                                           "media_type string, sha256 string, paths array<string>")
-    new = spark_session.createDataFrame([("s1", "0.png"), ("s2", "b.png"), ("s3", "c.png")],
-                                        "sha256 string, path string")
+    new = spark_session.createDataFrame([("image", "s1", "0.png"), ("image", "s2", "b.png"), ("image", "s3", "c.png"),
+                                         ("audio", "s2", "b.wav")], "media_type string, sha256 string, path string")
     rows = process_media.merged_paths(new, known).collect()
     assert [(r["sha256"], r["path"], r["paths"]) for r in rows] == [("s1", "0.png", ["0.png", "a.png"])]
 
 
 def test_unaccounted_rows_fail_the_conservation_check(spark_session):
-    new = spark_session.createDataFrame([("a.png", "s1"), ("b.png", "s2"), ("c.png", "s3")],
-                                        "path string, sha256 string")
-    metadata = spark_session.createDataFrame([("s1", ["a.png"])], "sha256 string, paths array<string>")
-    quarantine = spark_session.createDataFrame([("b.png", "s2")], "path string, sha256 string")
+    new = spark_session.createDataFrame([("image", "a.png", "s1"), ("image", "b.png", "s2"), ("image", "c.png", "s3"),
+                                         ("audio", "a.png", "s1")], "media_type string, path string, sha256 string")
+    metadata = spark_session.createDataFrame([("image", "s1", ["a.png"])],
+                                             "media_type string, sha256 string, paths array<string>")
+    quarantine = spark_session.createDataFrame([("image", "b.png", "s2")],
+                                               "media_type string, path string, sha256 string")
     lost = process_media.unaccounted(new, metadata, quarantine)
-    result = quality.media_conserved(lost, "image")
+    result = quality.media_conserved(lost)
     assert not result.passed
-    assert "c.png" in result.detail
-    with pytest.raises(quality.DataQualityError, match="1 bronze rows unaccounted"):
+    assert "image:c.png" in result.detail
+    assert "audio:a.png" in result.detail  # the same path and bytes under another media type is another row
+    with pytest.raises(quality.DataQualityError, match="2 bronze rows unaccounted"):
         quality.enforce([result])
 
 
