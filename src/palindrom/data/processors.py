@@ -245,7 +245,10 @@ class TextProcessor(_Processor):
         """`column` → `text` (normalised) and `sha256`, one row per distinct non-empty text."""
         normalise = F.pandas_udf(_normalise_texts, StringType())
         texts = df.select(normalise(F.col(column)).alias("text")).filter(F.length("text") > 0)
-        return texts.select(F.sha2("text", 256).alias("sha256"), "text").dropDuplicates(["sha256"])
+        # Texts are small in bytes but costly to embed: an explicit partition count, which adaptive
+        # execution keeps (it would otherwise coalesce them into one task on one core).
+        return (texts.select(F.sha2("text", 256).alias("sha256"), "text").dropDuplicates(["sha256"])
+                .repartition(_parallelism(df.sparkSession), "sha256"))
 
     def extract_embeddings(self, df: DataFrame, column: str = "text") -> DataFrame:
         spec, rt = model_spec(self.model), runtime(self.embeddings)
@@ -260,6 +263,10 @@ class TextProcessor(_Processor):
 
         texts = df if {"sha256", "text"} <= set(df.columns) and column == "text" else self.extract_features(df, column)
         return texts.select("sha256", "text").mapInArrow(embed, EMBEDDING_SCHEMA)
+
+
+def _parallelism(spark: SparkSession) -> int:
+    return max(1, spark.sparkContext.defaultParallelism)
 
 
 def _normalise_texts(texts):

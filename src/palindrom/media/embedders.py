@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from palindrom.logging import logger
 from palindrom.media import decoding
 
 DEFAULT_LIMITS = decoding.Limits()
@@ -341,6 +342,7 @@ def identity(modality: str, spec: ModelSpec) -> tuple[str, str]:
 def load_embedder(modality: str, spec: ModelSpec, runtime: Runtime, limits: decoding.Limits = DEFAULT_LIMITS) \
         -> Embedder:
     """The embedder for a modality, built once per process and reused for every batch."""
+    logger.info("loading the %s model %s (%s) in process %d", modality, spec.model, spec.kind, os.getpid())
     if runtime.device != "cuda":
         import torch
 
