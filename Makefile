@@ -3,7 +3,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit bench lint clean
+.PHONY: setup run test test-unit bench bench-embeddings lint clean
 
 setup:
 	@./scripts/setup.sh
@@ -22,6 +22,9 @@ test-unit: setup
 
 bench: setup
 	$(BIN)/python bench/events.py
+
+bench-embeddings: setup
+	$(BIN)/python bench/embeddings.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench scripts

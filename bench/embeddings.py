@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/embeddings.py                        # CPU: 20,000 texts, 2,000 images
     .venv/bin/python bench/embeddings.py --texts 5000 --images 500 --runs 3
-    python bench/embeddings.py --core-only --device cuda --precision fp16 --model-dir ./minilm-fp16
+    .venv/bin/python bench/embeddings.py --export-fp16 bench/minilm-fp16   # ~45 MB to carry to a GPU box
+    python bench/embeddings.py --core-only --device cuda --precision fp16 --model-dir bench/minilm-fp16
                                                                 # GPU box: no Spark, no JVM needed
 
 Each variant: a warm-up run (two for the Spark text job: see below), then `--runs` timed runs; the
@@ -200,9 +201,17 @@ def main() -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--model-dir", help="a sentence-transformers folder (e.g. MiniLM as fp16 safetensors)")
+    parser.add_argument("--export-fp16", metavar="DIR",
+                        help="save the packaged MiniLM as fp16 safetensors into DIR (to carry to a GPU box) and exit")
     parser.add_argument("--out")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.export_fp16:
+        model = raw_sentence_transformer(text_spec(None), embedders.Runtime("cpu", "fp16"))
+        model.save(args.export_fp16, safe_serialization=True)
+        size = sum(p.stat().st_size for p in Path(args.export_fp16).rglob("*"))
+        print(f"wrote {args.export_fp16} ({size / 1e6:.0f} MB)")
+        return 0
 
     texts = make_texts(args.texts)
     result = {"measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "texts": len(texts),

@@ -14,6 +14,7 @@ batch; models load once per Python worker.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -113,7 +114,7 @@ def with_content(df: DataFrame) -> DataFrame:
     if present:
         blobs = read_files(spark, present).select(F.col("path").alias("blob_uri"), "content")
         parts.append(blobs.join(F.broadcast(pointing), "blob_uri").select(*df.columns))
-    return parts[0].unionByName(parts[1]) if len(parts) == 2 else parts[0].unionByName(parts[1]).unionByName(parts[2])
+    return functools.reduce(DataFrame.unionByName, parts)
 
 
 def one_row_per_object(df: DataFrame) -> DataFrame:

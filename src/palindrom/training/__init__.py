@@ -1,0 +1,5 @@
+"""Training-dataset building blocks: dataset specs, documents, splits, tokenizers and packing.
+
+All but `documents` (DataFrame → DataFrame transformations over the silver tables) are Spark-free,
+so a trainer or a test can call them directly; the gold builder runs them inside Spark.
+"""

