@@ -127,67 +127,74 @@ def _embed_chunk(chunk: list[bytes]) -> int:
 
 
 def bench_spark(args, texts: list[str], work_dir: Path) -> dict:
-    import torch
-
     from palindrom.config import EmbeddingsConfig, load_config
-    from palindrom.data import ImageProcessor, TextProcessor
     from palindrom.spark import get_spark
-    from pipelines.sample_media import image_bytes
 
     config = load_config("local")
     spark = get_spark(config.spark, "bench-embeddings")
-    cores = spark.sparkContext.defaultParallelism
     embeddings = EmbeddingsConfig(batch_size=args.batch_size, cpu_threads=args.threads, device="cpu")
-    results = {"cores": cores, "spark": spark.version, "torch_threads_per_task": args.threads}
+    results = {"cores": spark.sparkContext.defaultParallelism, "spark": spark.version,
+               "torch_threads_per_task": args.threads}
+    outputs = (work_dir / str(i) for i in range(1_000_000))  # a fresh Delta table per run
     try:
-        frame = spark.createDataFrame([(t,) for t in texts], "text string").repartition(cores).cache()
-        frame.count()
-        runs = iter(range(10_000))
-        text_out = work_dir / "text"
-
-        def ours_text() -> None:
-            vectors = TextProcessor(config.media, embeddings).extract_embeddings(frame)
-            vectors.write.format("delta").mode("overwrite").save(str(text_out / str(next(runs))))
-
-        spec, runtime = text_spec(None), embedders.Runtime("cpu", "fp32", args.batch_size, args.threads)
-        raw_model = raw_sentence_transformer(spec, runtime)
-
-        def raw_text() -> None:
-            torch.set_num_threads(cores * args.threads)
-            raw_model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-
-        print(f"text: {len(texts):,} texts, batch size {args.batch_size}, {cores} cores", flush=True)
-        # Two warm-ups for Spark: the key stage and the embedding stage each take Python workers from
-        # the same pool, so a worker that has not loaded the model yet can get an embedding task
-        # until every worker in the pool has run one (each loads the model once, then keeps it).
-        results["text"] = summary("text spark", timed("text ours", ours_text, args.runs, warm_ups=2),
-                                  timed("text raw", raw_text, args.runs), len(texts), 0.85,
-                                  batch_size=args.batch_size, device="cpu")
-
-        images = [image_bytes((256, 192), seed=i, fmt="PNG" if i % 2 else "JPEG") for i in range(args.images)]
-        bronze = spark.createDataFrame([(f"{i}.img", str(i), data) for i, data in enumerate(images)],
-                                       "path string, sha256 string, content binary").repartition(cores).cache()
-        bronze.count()
-        image_out = work_dir / "image"
-
-        def ours_image() -> None:
-            vectors = ImageProcessor(config.media, embeddings).extract_embeddings(bronze)
-            vectors.write.format("delta").mode("overwrite").save(str(image_out / str(next(runs))))
-
-        pool = ProcessPoolExecutor(cores)
-        chunks = [images[i::cores] for i in range(cores)]
-
-        def raw_image() -> None:
-            assert sum(pool.map(_embed_chunk, chunks)) == len(images)
-
-        print(f"image: {len(images):,} images (256x192 PNG/JPEG), {cores} processes", flush=True)
-        results["image"] = summary("image spark", timed("image ours", ours_image, args.runs),
-                                   timed("image raw", raw_image, args.runs), len(images), 0.85,
-                                   model=embedders.SignalImageEmbedder.model_name)
-        pool.shutdown()
+        if args.only != "image":
+            results["text"] = bench_spark_text(args, spark, config.media, embeddings, texts, outputs)
+        if args.only != "text":
+            results["image"] = bench_spark_image(args, spark, config.media, embeddings, outputs)
     finally:
         spark.stop()
     return results
+
+
+def bench_spark_text(args, spark, media, embeddings, texts: list[str], outputs) -> dict:
+    import torch
+
+    from palindrom.data import TextProcessor
+
+    cores = spark.sparkContext.defaultParallelism
+    frame = spark.createDataFrame([(t,) for t in texts], "text string").repartition(cores).cache()
+    frame.count()
+
+    def ours() -> None:
+        vectors = TextProcessor(media, embeddings).extract_embeddings(frame)
+        vectors.write.format("delta").save(str(next(outputs)))
+
+    raw_model = raw_sentence_transformer(text_spec(None), embedders.Runtime("cpu", "fp32", args.batch_size))
+
+    def raw() -> None:
+        torch.set_num_threads(cores * args.threads)
+        raw_model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+    print(f"text: {len(texts):,} texts, batch size {args.batch_size}, {cores} cores", flush=True)
+    # Two warm-ups for Spark: the key stage and the embedding stage each take Python workers from
+    # the same pool, so a worker that has not loaded the model yet can get an embedding task
+    # until every worker in the pool has run one (each loads the model once, then keeps it).
+    return summary("text spark", timed("text ours", ours, args.runs, warm_ups=2), timed("text raw", raw, args.runs),
+                   len(texts), 0.85, batch_size=args.batch_size, device="cpu")
+
+
+def bench_spark_image(args, spark, media, embeddings, outputs) -> dict:
+    from palindrom.data import ImageProcessor
+    from pipelines.sample_media import image_bytes
+
+    cores = spark.sparkContext.defaultParallelism
+    images = [image_bytes((256, 192), seed=i, fmt="PNG" if i % 2 else "JPEG") for i in range(args.images)]
+    bronze = spark.createDataFrame([(f"{i}.img", str(i), data) for i, data in enumerate(images)],
+                                   "path string, sha256 string, content binary").repartition(cores).cache()
+    bronze.count()
+
+    def ours() -> None:
+        vectors = ImageProcessor(media, embeddings).extract_embeddings(bronze)
+        vectors.write.format("delta").save(str(next(outputs)))
+
+    chunks = [images[i::cores] for i in range(cores)]
+    with ProcessPoolExecutor(cores) as pool:
+        def raw() -> None:
+            assert sum(pool.map(_embed_chunk, chunks)) == len(images)
+
+        print(f"image: {len(images):,} images (256x192 PNG/JPEG), {cores} processes", flush=True)
+        return summary("image spark", timed("image ours", ours, args.runs), timed("image raw", raw, args.runs),
+                       len(images), 0.85, model=embedders.SignalImageEmbedder.model_name)
 
 
 def main() -> int:
@@ -198,6 +205,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per Spark task (CPU)")
     parser.add_argument("--core-only", action="store_true", help="only the Spark-free core (no pyspark needed)")
+    parser.add_argument("--only", choices=["text", "image"], help="only this Spark comparison")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--model-dir", help="a sentence-transformers folder (e.g. MiniLM as fp16 safetensors)")
