@@ -1,6 +1,6 @@
 """Embedding benchmark: our Spark jobs (and the Spark-free core they wrap) vs the raw libraries, in one run.
 
-    .venv/bin/python bench/embeddings.py                        # CPU: 20,000 texts, 2,000 images
+    .venv/bin/python bench/embeddings.py                        # CPU: 20,000 texts, 10,000 images
     .venv/bin/python bench/embeddings.py --texts 5000 --images 500 --runs 3
     .venv/bin/python bench/embeddings.py --export-fp16 bench/minilm-fp16   # ~45 MB to carry to a GPU box
     python bench/embeddings.py --core-only --device cuda --precision fp16 --model-dir bench/minilm-fp16
@@ -200,7 +200,7 @@ def bench_spark_image(args, spark, media, embeddings, outputs) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--texts", type=int, default=20_000)
-    parser.add_argument("--images", type=int, default=2_000)
+    parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per Spark task (CPU)")
