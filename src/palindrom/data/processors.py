@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pyarrow as pa
+from pyspark.errors import PySparkAttributeError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -267,7 +268,12 @@ class TextProcessor(_Processor):
 
 
 def _parallelism(spark: SparkSession) -> int:
-    return max(1, spark.sparkContext.defaultParallelism)
+    """Cores to spread work over: the cluster's default parallelism, or the shuffle partition count
+    where the session has no SparkContext (Spark Connect)."""
+    try:
+        return max(1, spark.sparkContext.defaultParallelism)
+    except PySparkAttributeError:  # JVM_ATTRIBUTE_NOT_SUPPORTED under Spark Connect
+        return max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
 
 
 def _normalise_texts(texts):
