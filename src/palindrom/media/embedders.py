@@ -191,27 +191,37 @@ class SignalImageEmbedder(Embedder):
         return _normalise(np.stack(rows)) if rows else np.zeros((0, self.dim), np.float32)
 
 
-class ClipImageEmbedder(Embedder):
+class _TransformersEmbedder(Embedder):
+    """A transformers checkpoint with its preprocessor, on the chosen device and in the chosen precision."""
+
+    def _load(self, spec: ModelSpec, runtime: Runtime, preprocessor_class, model_class):
+        """Load the model into `self.model` and return the preprocessor."""
+        import torch
+
+        path, self.model_name, self.model_revision = _model_identity(spec)
+        self.device = resolve_device(runtime)
+        self.dtype = resolve_dtype(runtime, self.device)
+        self._torch = torch
+        kwargs = {"revision": spec.revision} if spec.revision else {}
+        try:
+            preprocessor = preprocessor_class.from_pretrained(path, **kwargs)
+            self.model = model_class.from_pretrained(path, dtype=self.dtype, **kwargs).to(self.device).eval()
+        except OSError as e:
+            raise EmbedderError(f"cannot load {self.modality} model {spec.model!r}: {e}") from e
+        return preprocessor
+
+
+class ClipImageEmbedder(_TransformersEmbedder):
     """A CLIP-style vision tower (CLIPModel or CLIPVisionModelWithProjection) and its image processor."""
 
     modality = "image"
 
     def __init__(self, spec: ModelSpec, runtime: Runtime, max_pixels: int = decoding.Limits.max_pixels):
-        import torch
         from transformers import AutoImageProcessor, CLIPModel
 
-        path, self.model_name, self.model_revision = _model_identity(spec)
-        self.device = resolve_device(runtime)
-        self.dtype = resolve_dtype(runtime, self.device)
+        self.processor = self._load(spec, runtime, AutoImageProcessor, CLIPModel)
         self.batch_size, self.max_pixels = runtime.batch_size, max_pixels
-        kwargs = {"revision": spec.revision} if spec.revision else {}
-        try:
-            self.processor = AutoImageProcessor.from_pretrained(path, **kwargs)
-            self.model = CLIPModel.from_pretrained(path, dtype=self.dtype, **kwargs).to(self.device).eval()
-        except OSError as e:
-            raise EmbedderError(f"cannot load CLIP model {spec.model!r}: {e}") from e
         self.dim = self.model.config.projection_dim
-        self._torch = torch
 
     def embed(self, items: Sequence) -> np.ndarray:
         images = as_images(items, self.max_pixels)
@@ -279,27 +289,17 @@ class SignalAudioEmbedder(Embedder):
         return _normalise(np.stack(rows)) if rows else np.zeros((0, self.dim), np.float32)
 
 
-class Wav2Vec2AudioEmbedder(Embedder):
+class Wav2Vec2AudioEmbedder(_TransformersEmbedder):
     """A wav2vec2-style encoder: audio resampled to its rate (FFmpeg's resampler), hidden states mean-pooled."""
 
     modality = "audio"
 
     def __init__(self, spec: ModelSpec, runtime: Runtime, max_seconds: float = decoding.Limits.max_audio_seconds):
-        import torch
         from transformers import AutoFeatureExtractor, AutoModel
 
-        path, self.model_name, self.model_revision = _model_identity(spec)
-        self.device = resolve_device(runtime)
-        self.dtype = resolve_dtype(runtime, self.device)
+        self.extractor = self._load(spec, runtime, AutoFeatureExtractor, AutoModel)
         self.max_seconds = max_seconds
-        kwargs = {"revision": spec.revision} if spec.revision else {}
-        try:
-            self.extractor = AutoFeatureExtractor.from_pretrained(path, **kwargs)
-            self.model = AutoModel.from_pretrained(path, dtype=self.dtype, **kwargs).to(self.device).eval()
-        except OSError as e:
-            raise EmbedderError(f"cannot load audio model {spec.model!r}: {e}") from e
         self.dim = self.model.config.hidden_size
-        self._torch = torch
 
     def embed(self, items: Sequence) -> np.ndarray:
         rate = self.extractor.sampling_rate

@@ -191,13 +191,13 @@ def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
     for media_type in MEDIA_FOLDERS:
         processor = PROCESSORS[media_type](config.media, config.embeddings)
         objects = metadata.filter(F.col("media_type") == media_type).select("sha256", "path", "key_frames")
-        todo[media_type] = (processor, _not_embedded(spark, lake, objects, media_type, processor.model_identity()))
-    counts = dict(_union([df.select(F.lit(t).alias("modality")) for t, (_, df) in todo.items()])
+        model = processor.model_identity()
+        todo[media_type] = (processor, model, _not_embedded(spark, lake, objects, media_type, model))
+    counts = dict(_union([df.select(F.lit(t).alias("modality")) for t, (_, _, df) in todo.items()])
                   .groupBy("modality").count().collect())
     vectors = []
-    for media_type, (processor, objects) in todo.items():
+    for media_type, (processor, (name, revision), objects) in todo.items():
         result.embedded[media_type] = n = counts.get(media_type, 0)
-        name, revision = processor.model_identity()
         if not n:
             logger.info("process_media: every %s already embedded with %s@%s", media_type, name, revision)
             continue
@@ -221,10 +221,7 @@ def texts(spark: SparkSession, lake: Lake) -> DataFrame | None:
     events = tables.read(spark, ref)
     parts = [events.filter(F.col("event_type") == event_type).select(
         F.col(f"{payload_column(event_type)}.{name}").alias("text")) for event_type, name in TEXT_FIELDS]
-    union = parts[0]
-    for part in parts[1:]:
-        union = union.unionByName(part)
-    return union.filter(F.col("text").isNotNull())
+    return _union(parts).filter(F.col("text").isNotNull())
 
 
 def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
