@@ -3,7 +3,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit bench bench-embeddings lint clean
+.PHONY: setup run test test-unit bench bench-embeddings bench-gold lint clean
 
 setup:
 	@./scripts/setup.sh
@@ -12,6 +12,9 @@ run: setup
 	$(BIN)/pipelines sample-data
 	$(BIN)/pipelines run daily_ingestion --summary
 	$(BIN)/pipelines run media_processing --summary
+	$(BIN)/pipelines run gold_build
+	$(BIN)/pipelines dataset build multimodal_captions
+	$(BIN)/pipelines dataset list
 
 test: setup
 	$(BIN)/ruff check src tests bench scripts
@@ -25,6 +28,9 @@ bench: setup
 
 bench-embeddings: setup
 	$(BIN)/python bench/embeddings.py
+
+bench-gold: setup
+	$(BIN)/python bench/gold.py
 
 lint: setup
 	$(BIN)/ruff check src tests bench scripts

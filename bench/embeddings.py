@@ -30,8 +30,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -39,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))  # the core mode runs from a bare checkout (the GPU machine)
 
 from palindrom.media import embedders  # noqa: E402
+from timing import timed  # noqa: E402
 
 TOPICS = ["password reset", "a haiku about autumn", "the capital of Australia", "recursion", "crêpes",
           "photosynthesis", "量子コンピュータ", "борщ", "a birthday party", "machine learning"]
@@ -53,19 +52,6 @@ def make_texts(n: int) -> list[str]:
         body = " ".join(words[(i * 7 + k * 3) % len(words)] for k in range(10 + i % 30))
         texts.append(f"Question {i}: tell me about {TOPICS[i % len(TOPICS)]}; {body}.")
     return texts
-
-
-def timed(label: str, work: Callable[[], object], runs: int, warm_ups: int = 1) -> list[float]:
-    times = []
-    for i in range(warm_ups + runs):  # warm-ups: model loads, JIT, Python worker start
-        started = time.perf_counter()
-        work()
-        elapsed = time.perf_counter() - started
-        warm = i < warm_ups
-        print(f"  {label:<14} {'warm-up' if warm else f'run {i - warm_ups + 1}':<8} {elapsed:7.2f}s", flush=True)
-        if not warm:
-            times.append(elapsed)
-    return times
 
 
 def summary(name: str, ours: list[float], raw: list[float], items: int, goal: float, **extra) -> dict:

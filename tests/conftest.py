@@ -124,13 +124,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -
 
 
 @pytest.fixture(scope="session")
-def sample_lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineConfig:
+def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> PipelineConfig:
     """Sample data run through `pipelines run daily_ingestion`, then `pipelines run media_processing`
-    (the real entry points, in fresh processes), once per session; tests that use it only read it."""
-    root = tmp_path_factory.mktemp("sample") / "lake"
-    run_cli("sample-data", "--root", str(root), "--date", "2026-11-26", "--users", "600")
-    run_cli("run", "daily_ingestion", "--root", str(root))
-    run_cli("run", "media_processing", "--root", str(root))
+    (the real entry points, in fresh processes), once per test run: pytest-xdist workers share it
+    (the first to ask builds it under a lock). Tests that use it only read it."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root, done = shared / "sample" / "lake", shared / "sample" / "built"
+    with FileLock(str(shared / "sample.lock")):
+        if not done.exists():
+            run_cli("sample-data", "--root", str(root), "--date", "2026-11-26", "--users", "600")
+            run_cli("run", "daily_ingestion", "--root", str(root))
+            run_cli("run", "media_processing", "--root", str(root))
+            done.touch()
     return load_config("local", str(root))
 
 
@@ -167,3 +174,22 @@ def tiny_wav2vec2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Wav2Vec2Model(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=16_000).save_pretrained(folder)
     return folder
+
+
+BUILD_DATE = "2026-11-27"  # the sample lake holds 2026-11-26; the shipped specs look back 30 days
+
+
+@pytest.fixture(scope="session")
+def training_lake(sample_lake: PipelineConfig, spark_session, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the sample lake with release 1 of each shipped spec, built in this process."""
+    import datetime as dt
+
+    from palindrom.training.spec import all_specs
+    from pipelines.gold.build_training_data import build
+
+    root = tmp_path_factory.mktemp("training") / "lake"
+    shutil.copytree(lake_path(sample_lake), root)
+    config = load_config("local", str(root))
+    results = {spec.name: build(spark_session, config, spec, dt.date.fromisoformat(BUILD_DATE))
+               for spec in all_specs()}
+    return config, results

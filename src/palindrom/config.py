@@ -99,6 +99,14 @@ class EmbeddingsConfig(_Frozen):
     audio: ModelConfig = ModelConfig(kind="signal", model="signal-audio")
 
 
+class MlflowConfig(_Frozen):
+    """Where builds are tracked. No tracking URI: a SQLite store under a local storage root
+    (`<root>/_mlflow/mlflow.db`, artifacts beside it); a remote root needs one (e.g. `databricks`)."""
+
+    tracking_uri: str | None = None
+    experiment_prefix: str = Field(default="training_datasets/", description="experiment = prefix + dataset name")
+
+
 class AlertingConfig(_Frozen):
     betterstack: bool = False
 
@@ -111,6 +119,7 @@ class PipelineConfig(_Frozen):
     ingest: IngestConfig = IngestConfig()
     media: MediaConfig = MediaConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    mlflow: MlflowConfig = MlflowConfig()
     alerting: AlertingConfig = AlertingConfig()
 
     @property
@@ -124,6 +133,12 @@ class PipelineConfig(_Frozen):
         if not path.is_absolute():
             path = REPO_ROOT / path
         return f"file:{path.resolve()}"
+
+    @property
+    def local_root(self) -> Path | None:
+        """The storage root as a local folder, or None when it is remote."""
+        root = self.storage_root
+        return Path(root.removeprefix("file:")) if root.startswith("file:") else None
 
 
 def configs_dir() -> Path:

@@ -1,7 +1,9 @@
-"""Named points where a test can stop a job for real, to prove a crash there loses nothing.
+"""Named points where a test can stop a job for real, to prove a crash or a race there loses nothing.
 
 `PIPELINES_FAILPOINTS=clean_events.after_quarantine_commit` makes the job announce the point on
-stderr and wait there until it is killed; unset (always, in production) it costs one lookup.
+stderr and wait there until it is killed. With `PIPELINES_FAILPOINT_GATE=<file>` as well, it waits
+only until that file exists, then goes on: a test lines two processes up at one point and lets them
+go together. Unset (always, in production) it costs one lookup.
 """
 
 from __future__ import annotations
@@ -9,12 +11,18 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 ENV_VAR = "PIPELINES_FAILPOINTS"
+GATE_VAR = "PIPELINES_FAILPOINT_GATE"
 
 
 def failpoint(name: str) -> None:
-    if name in os.environ.get(ENV_VAR, "").split(","):
-        print(f"FAILPOINT {name} reached: waiting to be killed", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
+    if name not in os.environ.get(ENV_VAR, "").split(","):
+        return
+    gate = os.environ.get(GATE_VAR)
+    print(f"FAILPOINT {name} reached: waiting {'for ' + gate if gate else 'to be killed'}", file=sys.stderr,
+          flush=True)
+    while not (gate and Path(gate).exists()):
+        time.sleep(0.2 if gate else 3600)
+    print(f"FAILPOINT {name} passed", file=sys.stderr, flush=True)

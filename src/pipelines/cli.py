@@ -13,6 +13,8 @@ from palindrom.config import ConfigError, PipelineConfig, configs_dir, load_conf
 from palindrom.events.compat import backward_incompatibilities
 from palindrom.events.registry import FileSchemaRegistry, IncompatibleSchema, RegistryError, schema_problems
 from palindrom.logging import logger
+from palindrom.training import BuildError
+from pipelines import dataset_cli
 from pipelines.tasks import add_env_arguments, schema_registry
 from pipelines.workflows import BUNDLE_FILE
 
@@ -28,6 +30,8 @@ examples:
   pipelines quarantine replay --reason unknown_event_type
   pipelines quarantine list --media          media files that could not be decoded, and why
   pipelines run daily_ingestion --root /tmp/lake
+  pipelines dataset build chat_sft           build a training-dataset release (see `pipelines dataset --help`)
+  pipelines dataset export chat_sft@latest --format hf --out /tmp/chat_sft
 """
 
 
@@ -41,6 +45,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.workflows import run_job
 
     overrides = {name: value for name, value in (("env", args.env), ("root", args.root)) if value}
+    for item in args.param or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE")
+        overrides[name] = value
     outcomes = run_job(args.job, overrides, bundle_path=Path(args.bundle))
     failed = [o for o in outcomes if o.status == "failed"]
     skipped = [o for o in outcomes if o.status == "skipped"]
@@ -63,11 +72,10 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     from pipelines.sample_media import LANDING_FOLDERS, write_sample_media
 
     config = load_config(args.env, args.root)
-    root = config.storage_root
-    if not root.startswith("file:"):
-        print(f"sample-data writes to a local storage root only (got {root})", file=sys.stderr)
+    if config.local_root is None:
+        print(f"sample-data writes to a local storage root only (got {config.storage_root})", file=sys.stderr)
         return 2
-    landing = Path(root.removeprefix("file:")) / "landing"
+    landing = config.local_root / "landing"
     day = dt.date.fromisoformat(args.date) if args.date else dt.date.today() - dt.timedelta(days=1)
     summary = write_sample_data(landing / "events", day, users=args.users, seed=args.seed)
     for name in summary.files:
@@ -154,13 +162,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from pyspark.sql import functions as F
-
-    from palindrom.lake import tables
-    from palindrom.lake.paths import Lake
-
     config = load_config(args.env, args.root)
-    spark = _spark(config)
     if args.action == "replay" and args.media:
         print("replay re-validates events only: a repaired media file is landed again under a new path",
               file=sys.stderr)
@@ -168,43 +170,48 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     if args.action == "replay":
         from pipelines.silver import replay_quarantine
 
-        result = replay_quarantine.run(spark, config, args.reason or None)
+        result = replay_quarantine.run(_spark(config), config, args.reason or None)
         print(json.dumps(result.__dict__) if args.json else
               f"replay {result.replay_id}: {result.replayed} lines re-validated, {result.moved_to_silver} moved "
               f"to silver, {result.identical_duplicates} identical duplicates, "
               f"{result.still_quarantined} still quarantined")
         return 0
-    ref = Lake(config.storage_root).table("silver.quarantine.media" if args.media else "silver.quarantine.events")
-    if not tables.exists(spark, ref):
+    return _list_quarantine(config, args)
+
+
+def _list_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """Counts by reason and the first rows, read without Spark (delta-rs + pyarrow): answers in a second."""
+    import pyarrow.compute as pc
+
+    from palindrom.lake.native import read_table
+    from palindrom.lake.paths import Lake
+
+    if args.media:
+        ref, order = Lake(config.storage_root).table("silver.quarantine.media"), ["media_type", "path"]
+        shown = ["media_type", "path", "sha256", "reason", "detail"]
+    else:
+        ref, order = Lake(config.storage_root).table("silver.quarantine.events"), \
+            ["bronze_batch_id", "source_file", "line_number"]
+        shown = ["source_file", "line_number", "reason", "detail", "schema_ref", "raw_text"]
+    rows = read_table(ref.uri, columns=list(dict.fromkeys(order + shown)),
+                      row_filter=pc.field("reason").isin(args.reason) if args.reason else None)
+    if rows is None:
         print("quarantine is empty (the table does not exist yet)")
         return 0
-    rows = tables.read(spark, ref)
-    if args.reason:
-        rows = rows.filter(F.col("reason").isin(args.reason))
-    by_reason = rows.groupBy("reason").count().orderBy(F.desc("count")).collect()
-    if args.media:
-        sample = rows.orderBy("media_type", "path").limit(args.limit).collect()
-        if args.json:
-            print(json.dumps({"by_reason": {r["reason"]: r["count"] for r in by_reason},
-                              "rows": [{k: r[k] for k in ("media_type", "path", "sha256", "reason", "detail")}
-                                       for r in sample]}, indent=2))
-            return 0
-        for r in by_reason:
-            print(f"  {r['reason']:<24} {r['count']:>7}")
-        for r in sample:
-            print(f"{r['media_type']}: {r['path']}  {r['reason']}: {r['detail']}")
-        return 0
-    sample = rows.orderBy(*["bronze_batch_id", "source_file", "line_number"]).limit(args.limit).collect()
+    counts = rows.group_by("reason").aggregate([("reason", "count")]).to_pylist()
+    by_reason = sorted(((r["reason"], r["reason_count"]) for r in counts), key=lambda rc: (-rc[1], rc[0]))
+    sample = rows.sort_by([(c, "ascending") for c in order]).slice(0, args.limit).select(shown).to_pylist()
     if args.json:
-        print(json.dumps({"by_reason": {r["reason"]: r["count"] for r in by_reason},
-                          "rows": [{k: r[k] for k in ("source_file", "line_number", "reason", "detail",
-                                                       "schema_ref", "raw_text")} for r in sample]}, indent=2))
+        print(json.dumps({"by_reason": dict(by_reason), "rows": sample}, indent=2))
         return 0
-    for r in by_reason:
-        print(f"  {r['reason']:<24} {r['count']:>7}")
+    for reason, n in by_reason:
+        print(f"  {reason:<24} {n:>7}")
     for r in sample:
-        text = (r["raw_text"] or "<not UTF-8>")[:80]
-        print(f"{r['source_file']}:{r['line_number']}  {r['reason']}: {r['detail']}\n    {text}")
+        if args.media:
+            print(f"{r['media_type']}: {r['path']}  {r['reason']}: {r['detail']}")
+        else:
+            text = (r["raw_text"] or "<not UTF-8>")[:80]
+            print(f"{r['source_file']}:{r['line_number']}  {r['reason']}: {r['detail']}\n    {text}")
     return 0
 
 
@@ -215,11 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run a job of databricks.yml locally (tasks in fresh processes)",
-                       epilog="example: pipelines run daily_ingestion --root /tmp/lake",
+                       epilog="examples:\n  pipelines run daily_ingestion --root /tmp/lake\n"
+                              "  pipelines run gold_build --param dataset=chat_sft",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("job", help="job name under resources.jobs, e.g. daily_ingestion")
     p.add_argument("--summary", action="store_true", help="print the lake's tables afterwards")
     p.add_argument("--bundle", default=str(BUNDLE_FILE), help="the bundle file (default: databricks.yml)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a job parameter (repeatable), e.g. --param dataset=chat_sft")
     add_env_arguments(p, default_env=None)  # unset: the `local` target's value
     p.set_defaults(func=cmd_run)
 
@@ -257,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     add_env_arguments(p)
     p.set_defaults(func=cmd_quarantine)
+
+    dataset_cli.add_parser(sub)
     return parser
 
 
@@ -264,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, RegistryError, ValueError, LookupError) as e:
+    except (ConfigError, RegistryError, BuildError, ValueError, LookupError, OSError) as e:
         logger.error("%s", e)
         return 2
 

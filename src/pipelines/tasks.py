@@ -29,12 +29,19 @@ def schema_registry(config: PipelineConfig) -> SchemaRegistry:
                                 configs_dir() / "schemas" / "events")
 
 
-def task_main(task: str, layer: str, run: RunFunction, description: str, argv: list[str] | None = None) -> int:
+def task_main(task: str, layer: str, run: RunFunction, description: str, argv: list[str] | None = None,
+              add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+              examples: tuple[str, ...] = ()) -> int:
+    """Parse the task's arguments, load config, start Spark and call `run(spark, config)`, or
+    `run(spark, config, args)` for a task that adds arguments of its own."""
+    lines = "\n  ".join((task, f"{task} --env dev", f"{task} --root /tmp/lake", *examples))
     parser = argparse.ArgumentParser(
         prog=task, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"examples:\n  {task}\n  {task} --env dev\n  {task} --root /tmp/lake",
+        epilog=f"examples:\n  {lines}",
     )
     add_env_arguments(parser)
+    if add_arguments:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     from palindrom.spark import get_spark  # Spark is needed only once arguments are valid
 
@@ -42,7 +49,7 @@ def task_main(task: str, layer: str, run: RunFunction, description: str, argv: l
         config = load_config(args.env, args.root or None)  # an empty --root (job parameter) = default
         logger.info("%s: env=%s root=%s", task, config.env, config.storage_root)
         spark = get_spark(config.spark, app_name=task)
-        run(spark, config)
+        run(spark, config, args) if add_arguments else run(spark, config)
     except Exception as error:
         capture_error(error, context={"job": task, "layer": layer, "env": args.env})
         raise

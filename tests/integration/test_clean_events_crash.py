@@ -18,7 +18,7 @@ from pipelines.sample_data import write_sample_data
 from pipelines.silver import clean_events
 from tests.conftest import BIN, lake_path
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("crash")]  # one shared baseline
 
 
 def snapshot_of(spark, config):
@@ -52,13 +52,25 @@ def kill_at_failpoint(root: str, failpoint: str) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
+@pytest.fixture(scope="module")
+def ingested_and_uninterrupted(spark_session, tmp_path_factory):
+    """A lake with one ingested bronze batch (kept as it is) and the result of cleaning a copy of it
+    without interruption, shared by the crash cases."""
+    base = tmp_path_factory.mktemp("crash")
+    ingested = load_config("local", str(base / "ingested"))
+    write_sample_data(lake_path(ingested) / "landing" / "events", dt.date(2026, 11, 26), users=150, seed=3)
+    ingest_events.run(spark_session, ingested)
+    clean = load_config("local", str(base / "clean"))
+    shutil.copytree(lake_path(ingested), lake_path(clean))
+    return ingested, clean_events.run(spark_session, clean), snapshot_of(spark_session, clean)
+
+
 @pytest.mark.parametrize("failpoint", ["clean_events.after_quarantine_commit", "clean_events.after_silver_commit"])
-def test_killed_between_commits_then_rerun_matches_an_uninterrupted_run(spark_session, tmp_path, failpoint):
+def test_killed_between_commits_then_rerun_matches_an_uninterrupted_run(spark_session, tmp_path, failpoint,
+                                                                         ingested_and_uninterrupted):
+    ingested, uninterrupted, clean_snapshot = ingested_and_uninterrupted
     crashed = load_config("local", str(tmp_path / "crashed"))
-    write_sample_data(lake_path(crashed) / "landing" / "events", dt.date(2026, 11, 26), users=150, seed=3)
-    ingest_events.run(spark_session, crashed)
-    clean = load_config("local", str(tmp_path / "clean"))
-    shutil.copytree(lake_path(crashed), lake_path(clean))  # the same bronze batch, twice
+    shutil.copytree(lake_path(ingested), lake_path(crashed))  # the same bronze batch
 
     kill_at_failpoint(str(lake_path(crashed)), failpoint)
     lake = Lake(crashed.storage_root)
@@ -69,9 +81,8 @@ def test_killed_between_commits_then_rerun_matches_an_uninterrupted_run(spark_se
     versions = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
 
     retried = clean_events.run(spark_session, crashed)
-    uninterrupted = clean_events.run(spark_session, clean)
     assert retried == uninterrupted
-    assert snapshot_of(spark_session, crashed) == snapshot_of(spark_session, clean)
+    assert snapshot_of(spark_session, crashed) == clean_snapshot
     # The retry rewrote nothing it had already committed.
     assert tables.current_version(spark_session, lake.table("silver.quarantine.events")) == \
         versions["silver.quarantine.events"]

@@ -12,7 +12,9 @@ from palindrom.config import load_config
 from palindrom.events.columns import payload_column
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
+from pipelines.bronze import ingest_media
 from pipelines.sample_media import SAMPLE_MEDIA
+from pipelines.silver import process_media
 from tests.conftest import lake_path, run_cli
 
 pytestmark = pytest.mark.integration
@@ -81,7 +83,8 @@ def test_rerun_commits_nothing_and_quarantine_cli_lists_media(spark_session, sam
     config = load_config("local", str(root))
     lake = Lake(config.storage_root)
     before = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
-    run_cli("run", "media_processing", "--root", str(root))
+    ingest_media.run(spark_session, config)  # the job's tasks, in this process (the lake was made by the CLI)
+    process_media.run(spark_session, config)
     assert {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()} == before
-    listing = run_cli("quarantine", "list", "--media", "--root", str(root)).stdout
+    listing = run_cli("quarantine", "list", "--media", "--root", str(sample_lake.storage.root)).stdout
     assert "broken/bomb.png  too_large" in listing

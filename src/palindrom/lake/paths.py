@@ -27,6 +27,8 @@ TABLE_PATHS = {
     # process_media's record of the bronze media batches it has finished, with per-batch counts.
     "silver.media_batches": "silver/_batches/media",
     "gold.events_daily": "gold/aggregations/events_daily",
+    # The commit point of training-dataset releases: one row per (dataset, release), partitioned by dataset.
+    "gold.training_releases": "gold/training_datasets/_releases",
     # aggregate_events' record of the silver version it has aggregated up to.
     "gold.events_daily_progress": "gold/aggregations/_progress/events_daily",
 }
@@ -35,6 +37,14 @@ LANDING_SOURCES = ("events", "images", "audio", "video")
 # for images only).
 MEDIA_FOLDERS = {"image": "images", "audio": "audio", "video": "video"}
 BLOBS = "bronze/blobs"  # objects too large to store inline, one file per SHA-256
+TRAINING_DATASETS = "gold/training_datasets"  # one table per dataset, named after its spec
+
+
+def native_uri(uri: str) -> str:
+    """A URI as clients outside the JVM (delta-rs, pyarrow) spell it: file:/x → /x, s3a:// → s3://."""
+    if uri.startswith("file:"):
+        return "/" + uri.removeprefix("file:").lstrip("/")
+    return "s3://" + uri.removeprefix("s3a://") if uri.startswith("s3a://") else uri
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,15 @@ class Lake:
 
     def blob(self, sha256: str) -> str:
         return f"{self.root}/{BLOBS}/{sha256}"
+
+    def training_dataset(self, name: str) -> TableRef:
+        """A training dataset's table: every release's rows, partitioned by `release`."""
+        return TableRef(f"gold.training_datasets.{name}", f"{self.root}/{TRAINING_DATASETS}/{name}")
+
+    def release_files(self, name: str, build_id: str) -> str:
+        """A build's card, plots, tokenizer and manifest (by build, so a build that loses the race for
+        a release number never overwrites the winner's)."""
+        return f"{self.root}/{TRAINING_DATASETS}/_files/{name}/{build_id}"
 
     def tables(self) -> list[TableRef]:
         return [self.table(name) for name in TABLE_PATHS]

@@ -70,11 +70,15 @@ def _matching(keys: Iterable[str]) -> str:
     return " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
 
 
-def insert_new(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable[str]) -> None:
-    """MERGE: insert the rows whose keys are not in the table yet; rows already there are untouched."""
+def insert_new(spark: SparkSession, df: DataFrame, ref: TableRef, keys: Iterable[str],
+               target_filter: str | None = None) -> None:
+    """MERGE: insert the rows whose keys are not in the table yet; rows already there are untouched.
+    `target_filter` (a SQL predicate on `t`, e.g. a partition) narrows what the MERGE reads, so that
+    concurrent writers to other partitions do not conflict with it."""
+    condition = _matching(keys) + (f" AND ({target_filter})" if target_filter else "")
     (
         DeltaTable.forPath(spark, ref.uri).alias("t")
-        .merge(df.alias("s"), _matching(keys))
+        .merge(df.alias("s"), condition)
         .whenNotMatchedInsertAll()
         .execute()
     )
@@ -99,6 +103,16 @@ def delete_matching(spark: SparkSession, ref: TableRef, keys_df: DataFrame, keys
         .whenMatchedDelete()
         .execute()
     )
+
+
+def delete_where(spark: SparkSession, ref: TableRef, condition: str) -> None:
+    """Delete the rows matching `condition` (a SQL predicate)."""
+    DeltaTable.forPath(spark, ref.uri).delete(condition)
+
+
+def table_id(spark: SparkSession, ref: TableRef) -> str:
+    """The Delta table's id (from its metadata): with a version, it names the data exactly."""
+    return DeltaTable.forPath(spark, ref.uri).detail().select("id").first()[0]
 
 
 def replace_where(df: DataFrame, ref: TableRef, condition: str) -> None:

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,7 +19,6 @@ from palindrom.config import configs_dir
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RELATIVE_DATE = re.compile(r"^(today|-(\d+)d)$")
-SOURCE_TABLES = ("silver.events", "silver.media_metadata")
 EVENT_TYPES = ("conversation.message", "feedback.rating", "media.uploaded", "user.action")
 
 
@@ -66,7 +65,7 @@ class DateRange(_Frozen):
 
 class Source(_Frozen):
     name: str = Field(pattern=NAME.pattern)
-    table: Literal["silver.events", "silver.media_metadata"] = "silver.events"
+    table: Literal["silver.events"] = "silver.events"  # documents come from events; media joins in by path
     event_types: tuple[Literal["conversation.message", "feedback.rating", "media.uploaded", "user.action"], ...] = \
         ("conversation.message",)
     dates: DateRange
@@ -91,9 +90,30 @@ class Documents(_Frozen):
         return self
 
 
-class CurationStep(_Frozen):
-    model_config = ConfigDict(frozen=True, extra="allow")  # each step names its own parameters
-    step: str = Field(pattern=NAME.pattern)
+class NormalizeWhitespace(_Frozen):
+    """Rewrite: runs of whitespace become one space; leading and trailing whitespace go."""
+    step: Literal["normalize_whitespace"]
+
+
+class MinChars(_Frozen):
+    """Drop (`too_short`) documents with fewer characters than `min` (chat: over all turns)."""
+    step: Literal["min_chars"]
+    min: int = Field(ge=1)
+
+
+class MaxChars(_Frozen):
+    """Drop (`too_long`) documents with more characters than `max`."""
+    step: Literal["max_chars"]
+    max: int = Field(ge=1)
+
+
+class ExactDedup(_Frozen):
+    """Drop (`duplicate`) documents whose text equals an earlier one's (the smallest document_id stays)."""
+    step: Literal["exact_dedup"]
+
+
+# The catalogue of curation steps; each is implemented in palindrom.training.curation.
+CurationStep = Annotated[NormalizeWhitespace | MinChars | MaxChars | ExactDedup, Field(discriminator="step")]
 
 
 class TrainTokenizer(_Frozen):
@@ -156,6 +176,8 @@ class DatasetSpec(_Frozen):
             raise ValueError(f"source names must be unique (got {names})")
         if self.documents.kind == "multimodal" and not self.embeddings:
             raise ValueError("multimodal documents need `embeddings` pinned per modality")
+        if self.documents.kind == "multimodal" and self.output.packing != "none":
+            raise ValueError("multimodal examples carry one embedding each: output.packing must be `none`")
         return self
 
     @property

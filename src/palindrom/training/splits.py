@@ -10,7 +10,7 @@ SPLITS = ("train", "validation", "test")
 _DIGITS = 15
 
 
-def split_fraction(key: str, seed: int) -> float:
+def split_fraction(key: str, seed: int | str) -> float:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:_DIGITS], 16) / 16**_DIGITS
 
 
@@ -19,10 +19,17 @@ def assign_split(key: str, seed: int, train: float, validation: float) -> str:
     return "train" if u < train else "validation" if u < train + validation else "test"
 
 
-def split_column(key, seed: int, train: float, validation: float):
-    """The same assignment as a Spark column over the string column `key`."""
+def fraction_column(key, seed: int | str):
+    """`split_fraction` as a Spark column over the string column `key`: uniform in [0, 1)."""
     from pyspark.sql import functions as F
 
     digest = F.sha2(F.concat(F.lit(f"{seed}:"), key), 256)
-    u = F.conv(F.substring(digest, 1, _DIGITS), 16, 10).cast("double") / float(16**_DIGITS)
+    return F.conv(F.substring(digest, 1, _DIGITS), 16, 10).cast("double") / float(16**_DIGITS)
+
+
+def split_column(key, seed: int, train: float, validation: float):
+    """The same assignment as `assign_split`, as a Spark column over the string column `key`."""
+    from pyspark.sql import functions as F
+
+    u = fraction_column(key, seed)
     return F.when(u < train, "train").when(u < train + validation, "validation").otherwise("test")

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
@@ -74,13 +77,36 @@ def chat_renderer(template: str):
     return lambda role, content: compiled.render(role=role, content=content)
 
 
-def tokenize_chat(turns: list[tuple[str, str]], render, tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
-    """(input ids, loss mask) of a conversation: each (role, text) turn rendered and tokenized on its
+def from_json(text: str) -> Tokenizer:
+    """A tokenizer from its JSON, parsed once per process (Spark tasks on one worker share it)."""
+    return _parsed(text)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> Tokenizer:
+    return Tokenizer.from_str(text)
+
+
+def _flat(token_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids = np.fromiter(itertools.chain.from_iterable(token_lists), dtype=np.int32, count=int(offsets[-1]))
+    return offsets, ids
+
+
+def encode_texts(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, ids, loss mask) of plain documents, as `packing` takes them; every token is learnt."""
+    offsets, ids = _flat([e.ids for e in tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)])
+    return offsets, ids, np.ones(len(ids), dtype=np.int8)
+
+
+def encode_chats(tokenizer: Tokenizer, render, chats: Sequence[Sequence[tuple[str, str]]]) \
+        -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, ids, loss mask) of conversations: each (role, text) turn rendered and tokenized on its
     own, so the mask is exactly 1 on the assistant's turns and 0 elsewhere."""
-    ids: list[int] = []
-    mask: list[int] = []
-    for role, text in turns:
-        turn_ids = tokenizer.encode(render(role, text), add_special_tokens=False).ids
-        ids.extend(turn_ids)
-        mask.extend([1 if role == "assistant" else 0] * len(turn_ids))
-    return ids, mask
+    turns = [turn for chat in chats for turn in chat]
+    encoded = tokenizer.encode_batch_fast([render(role, text) for role, text in turns], add_special_tokens=False)
+    turn_offsets, ids = _flat([e.ids for e in encoded])
+    learn = np.repeat(np.array([role == "assistant" for role, _ in turns], dtype=np.int8), np.diff(turn_offsets))
+    per_chat = np.concatenate([[0], np.cumsum([len(chat) for chat in chats])]).astype(np.int64)
+    return turn_offsets[per_chat], ids, learn

@@ -81,3 +81,22 @@ def test_failed_task_stops_its_dependants_but_not_the_others(tmp_path):
     result = run_cli("run", "j", "--bundle", str(path), check=False)
     assert result.returncode == 1
     assert "job j failed: task broken failed; skipped after_broken" in result.stderr
+
+
+def test_gold_build_takes_a_dataset_parameter(local_bundle):
+    (task,) = job_tasks(local_bundle, "gold_build", {})
+    assert task.entry_point == "build_training_data"
+    assert task.parameters == ["--env", "local", "--root", "", "--dataset", ""]  # empty: every daily spec
+    (task,) = job_tasks(local_bundle, "gold_build", {"dataset": "chat_sft"})
+    assert task.parameters[-2:] == ["--dataset", "chat_sft"]
+
+
+def test_every_task_entry_point_is_installed(local_bundle):
+    import tomllib
+
+    from palindrom.config import REPO_ROOT
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for job in local_bundle["resources"]["jobs"]:
+        for task in job_tasks(local_bundle, job, {}):
+            assert task.entry_point in scripts, f"{job}.{task.key}"

@@ -64,3 +64,20 @@ def test_unknown_spec_and_explicit_name(tmp_path):
         load_spec("no_such_dataset")
     with pytest.raises(SpecError, match="the dataset's name is the file's stem"):
         load_spec(write(tmp_path, "name: other\n" + GOOD))
+
+
+def test_curation_steps_are_validated_by_name_and_parameters(tmp_path):
+    steps = "curation:\n  - {step: normalize_whitespace}\n  - {step: min_chars, min: 3}\n"
+    spec = load_spec(write(tmp_path, GOOD + steps))
+    assert [s.step for s in spec.curation] == ["normalize_whitespace", "min_chars"]
+    with pytest.raises(SpecError, match=r"my_set\.yaml: curation\.0: .*tag 'drop_everything'"):
+        load_spec(write(tmp_path, GOOD + "curation:\n  - {step: drop_everything}\n"))
+    with pytest.raises(SpecError, match=r"curation\.0\.min_chars\.min: .*greater than or equal to 1"):
+        load_spec(write(tmp_path, GOOD + "curation:\n  - {step: min_chars, min: 0}\n"))
+
+
+def test_multimodal_examples_are_not_concatenated(tmp_path):
+    text = GOOD.replace("documents: {kind: text}", "documents: {kind: multimodal}") + \
+        "embeddings: {image: {model_name: m, model_revision: r}}\n"
+    with pytest.raises(SpecError, match=r"output\.packing must be `none`"):
+        load_spec(write(tmp_path, text))

@@ -41,12 +41,24 @@ def test_split_assignment_is_stable_and_the_same_in_spark(spark_session):
 def test_chat_turns_are_rendered_and_only_the_assistant_is_learned():
     tokenizer = tokenization.train_bpe(CORPUS, vocab_size=400)
     render = tokenization.chat_renderer("<|{{ role }}|>{{ content }}<|end|>\n")
-    turns = [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello!"), ("user", "Bye")]
-    ids, mask = tokenization.tokenize_chat(turns, render, tokenizer)
-    assert len(ids) == len(mask)
-    text = tokenizer.decode(ids, skip_special_tokens=False)
+    first = [("system", "Be brief."), ("user", "Hi?"), ("assistant", "Hello!"), ("user", "Bye")]
+    second = [("user", "2+2?"), ("assistant", "4")]
+    offsets, ids, mask = tokenization.encode_chats(tokenizer, render, [first, [], second])
+    assert len(ids) == len(mask) == offsets[-1]
+    assert offsets[1] == offsets[2]  # the empty conversation has no tokens
+    text = tokenizer.decode(ids[:offsets[1]].tolist(), skip_special_tokens=False)
     assert text == "<|system|>Be brief.<|end|>\n<|user|>Hi?<|end|>\n<|assistant|>Hello!<|end|>\n<|user|>Bye<|end|>\n"
-    learned = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
-    assert learned == "<|assistant|>Hello!<|end|>\n"
+    learned = tokenizer.decode(ids[mask == 1].tolist(), skip_special_tokens=False)
+    assert learned == "<|assistant|>Hello!<|end|>\n<|assistant|>4<|end|>\n"
     with pytest.raises(tokenization.TokenizerError, match="does not compile"):
         tokenization.chat_renderer("{% for %}")
+
+
+def test_texts_encode_to_flat_arrays_with_every_token_learned():
+    tokenizer = tokenization.train_bpe(CORPUS, vocab_size=400)
+    offsets, ids, mask = tokenization.encode_texts(tokenizer, ["crêpes and borscht", "", "量子"])
+    assert offsets[1] == len(tokenizer.encode("crêpes and borscht").ids)
+    assert offsets[2] == offsets[1]  # the empty text has no tokens
+    assert tokenizer.decode(ids[offsets[2]:].tolist()) == "量子"
+    assert mask.tolist() == [1] * len(ids)
+    assert tokenization.from_json(tokenizer.to_str()) is tokenization.from_json(tokenizer.to_str())

@@ -1,0 +1,40 @@
+"""Delta tables read without a JVM, for the Spark-free commands and for training boxes.
+
+delta-rs lists a snapshot's files (pruned to one partition); pyarrow reads them with its own
+filesystems. Reading through delta-rs' own pyarrow dataset instead can abort the interpreter at
+exit ("terminate called without an active exception", delta-io/delta-rs#2184): seen here with
+deltalake 1.6.6, intermittently.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from palindrom.lake.paths import native_uri
+
+
+def read_table(uri: str, *, version: int | None = None, partition: tuple[str, object] | None = None,
+               columns: list[str] | None = None, row_filter: ds.Expression | None = None) -> pa.Table | None:
+    """Rows of a Delta table's snapshot (the latest, or `version`), optionally of one partition
+    (column, value), with pyarrow column selection and filter; None if there is no table."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    native = native_uri(uri)
+    try:
+        table = DeltaTable(native, version=version)
+    except TableNotFoundError:
+        return None
+    files = table.file_uris(file_pruning_predicate=[(partition[0], "=", str(partition[1]))] if partition else None)
+    schema = pa.schema(table.schema().to_arrow())
+    partition_columns = table.metadata().partition_columns
+    if not files:
+        return schema.empty_table().select(columns) if columns else schema.empty_table()
+    filesystem, _ = pafs.FileSystem.from_uri(files[0] if "://" in files[0] else "file://" + files[0])
+    dataset = ds.dataset([f.split("://", 1)[-1] for f in files], format="parquet", filesystem=filesystem,
+                         schema=schema, partition_base_dir=native.split("://", 1)[-1],
+                         partitioning=ds.partitioning(pa.schema([schema.field(c) for c in partition_columns]),
+                                                      flavor="hive"))
+    return dataset.to_table(columns=columns, filter=row_filter)

@@ -1,0 +1,37 @@
+"""Small files beside the tables (dataset cards, plots, manifests, tokenizers) through pyarrow's
+filesystems, so the same code writes to a local root and to S3, with or without a JVM."""
+
+from __future__ import annotations
+
+import pyarrow.fs as pafs
+
+from palindrom.lake.paths import native_uri
+
+
+def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    native = native_uri(uri)
+    if native.startswith("/"):
+        return pafs.LocalFileSystem(), native
+    return pafs.FileSystem.from_uri(native)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write the whole file (to a temporary name, then renamed into place where the filesystem can)."""
+    fs, path = _resolve(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        with fs.open_output_stream(path + ".tmp") as out:
+            out.write(data)
+        fs.move(path + ".tmp", path)
+        return
+    with fs.open_output_stream(path) as out:  # an S3 object appears whole when its upload completes
+        out.write(data)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = _resolve(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{uri}: no such file") from None

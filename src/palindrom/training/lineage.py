@@ -1,0 +1,98 @@
+"""MLflow lineage: a build is a run in the dataset's experiment; its inputs are the silver tables at
+their pinned Delta versions, its output the release; a training run logs the release it loads.
+
+Spark-free (the loader runs on training boxes without Spark). Two MLflow behaviours are worked
+around on purpose: `DeltaDatasetSource` drops a version of 0 from its JSON (`PinnedDeltaSource`
+keeps it), and dataset digests are given explicitly (MLflow's default hashes a query plan, not the
+data; its store keeps 36 characters, so a digest is cut to its first 32 hex digits).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from palindrom.config import PipelineConfig
+
+DIGEST_CHARS = 32
+
+
+def tracking_uri(config: PipelineConfig) -> str:
+    if config.mlflow.tracking_uri:
+        return config.mlflow.tracking_uri
+    if config.local_root is None:
+        raise ValueError(f"mlflow.tracking_uri must be set in configs/{config.env}.yaml when the storage root is "
+                         f"remote ({config.storage_root}); the local SQLite store needs a local root")
+    folder = config.local_root / "_mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def experiment_id(config: PipelineConfig, dataset: str) -> str:
+    """The dataset's experiment, created on first use (locally with its artifacts under the root).
+
+    Locally, the first use also creates the SQLite store (MLflow runs its schema migrations then):
+    builds starting together take turns through a file lock, so that happens once."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(config))
+    name = f"{config.mlflow.experiment_prefix}{dataset}"
+    if config.local_root is None:
+        return _get_or_create(mlflow, name, None, dataset)
+    from filelock import FileLock
+
+    with FileLock(str(config.local_root / "_mlflow" / "store.lock")):
+        return _get_or_create(mlflow, name, (config.local_root / "_mlflow" / "artifacts").as_uri(), dataset)
+
+
+def _get_or_create(mlflow, name: str, artifacts: str | None, dataset: str) -> str:
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return mlflow.create_experiment(name, artifact_location=artifacts, tags={"palindrom.dataset": dataset})
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent build elsewhere
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def _source(uri: str, version: int):
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+
+    class PinnedDeltaSource(DeltaDatasetSource):
+        def to_dict(self) -> dict[Any, Any]:
+            return {**super().to_dict(), "delta_table_version": self.delta_table_version}
+
+    return PinnedDeltaSource(path=uri, delta_table_version=version)
+
+
+def delta_dataset(uri: str, version: int, name: str, digest: str):
+    """An MLflow dataset for a Delta table at a version, with the given content digest."""
+    from mlflow.data.meta_dataset import MetaDataset
+
+    return MetaDataset(_source(uri, version), name=name, digest=digest[:DIGEST_CHARS])
+
+
+def flat_params(value: Any, prefix: str = "") -> dict[str, str]:
+    """A nested mapping as MLflow params: dotted keys, scalar values (lists as JSON)."""
+    if isinstance(value, Mapping):
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            out.update(flat_params(item, f"{prefix}{key}."))
+        return out
+    text = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return {prefix.rstrip("."): text[:6000]}
+
+
+def log_training_input(name: str, release: int, uri: str, table_version: int, content_digest: str,
+                       split: str) -> bool:
+    """Log the release as an input of the active MLflow run (if any): how a training run names its data."""
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return False
+    dataset = delta_dataset(uri, table_version, f"{name}@{release}", content_digest)
+    mlflow.log_input(dataset, context="training", tags={"split": split, "release": str(release)})
+    mlflow.set_tags({f"palindrom.dataset.{name}.release": str(release),
+                     f"palindrom.dataset.{name}.content_digest": content_digest})
+    return True

@@ -1,0 +1,513 @@
+"""build_training_data (gold): dataset specs → tokenized, versioned releases in gold/training_datasets/<name>.
+
+Reads the silver inputs pinned to their current Delta versions, builds documents, curates, splits,
+tokenizes and packs, then writes the rows of release N (partition `release`, with this build's
+`build_id`), the card, plots, tokenizer and manifest, and commits by one MERGE of the manifest row
+into gold/training_datasets/_releases. Readers see only committed releases; a build that dies or
+loses the race for N leaves nothing visible, and its rows are deleted by a later build.
+A build whose inputs (by content), spec, code and tokenizer are unchanged since the latest release
+makes no release, unless forced. With no --dataset, builds every spec with `schedule: daily`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass
+
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+)
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, LongType, StringType, StructField, StructType, TimestampType
+from tokenizers import Tokenizer
+
+from palindrom import quality
+from palindrom.config import PipelineConfig
+from palindrom.failpoints import failpoint
+from palindrom.lake import objects, tables
+from palindrom.lake.paths import Lake, TableRef
+from palindrom.logging import logger
+from palindrom.training import BuildError, LostRace, card, curation, documents, lineage, sequences, tokenization
+from palindrom.training.manifest import (
+    Code,
+    Manifest,
+    Mix,
+    PinnedInput,
+    SplitTokens,
+    Stage,
+    TokenizerInfo,
+    code_identity,
+)
+from palindrom.training.mixing import plan_mix
+from palindrom.training.spec import DatasetSpec, all_specs, load_spec, specs_dir
+from palindrom.training.splits import SPLITS
+from pipelines.tasks import task_main
+
+RELEASES_SCHEMA = StructType([
+    StructField("dataset", StringType(), False),
+    StructField("release", IntegerType(), False),
+    StructField("build_id", StringType(), False),
+    StructField("created_at", TimestampType(), False),
+    StructField("fingerprint", StringType(), False),
+    StructField("content_digest", StringType(), False),
+    StructField("rows", LongType(), False),
+    StructField("tokens", LongType(), False),
+    StructField("table_version", LongType(), False),  # the dataset table's version holding the rows
+    StructField("manifest", StringType(), False),  # the Manifest as JSON
+])
+# What Delta raises when a concurrent commit wins (they share no base class beyond PySparkException).
+COMMIT_CONFLICTS = (ConcurrentAppendException, ConcurrentDeleteReadException, ConcurrentTransactionException,
+                    ConcurrentWriteException, DeltaConcurrentModificationException, MetadataChangedException)
+HISTOGRAM_BINS = 16
+# At most this many training documents teach a new tokenizer (the first in a fixed hash order).
+TOKENIZER_CORPUS_DOCUMENTS = 200_000
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    dataset: str
+    release: int | None  # None: no new release
+    detail: str
+    manifest: Manifest | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    events: DataFrame
+    metadata: DataFrame | None
+    embeddings: DataFrame | None
+    pinned: list[PinnedInput]
+
+
+def pin_inputs(spark: SparkSession, lake: Lake, spec: DatasetSpec) -> Inputs:
+    names = ["silver.events"] + (["silver.media_metadata", "silver.media_embeddings"]
+                                 if spec.documents.kind == "multimodal" else [])
+    frames, pinned = {}, []
+    for name in names:
+        ref = lake.table(name)
+        version = tables.current_version(spark, ref)
+        if version is None:
+            raise tables.TableNotFound(ref)
+        table_id = tables.table_id(spark, ref)
+        frames[name] = tables.read(spark, ref, version=version)
+        pinned.append(PinnedInput(table=name, uri=ref.uri, version=version, table_id=table_id,
+                                  digest=hashlib.sha256(f"{table_id}@{version}".encode()).hexdigest()))
+    return Inputs(frames["silver.events"], frames.get("silver.media_metadata"),
+                  frames.get("silver.media_embeddings"), pinned)
+
+
+def candidate_documents(inputs: Inputs, spec: DatasetSpec, build_date: dt.date) -> DataFrame:
+    """Every source's documents, dropped ones included (with their reason)."""
+    frames = []
+    for source in spec.sources:
+        events = documents.source_events(inputs.events, source, build_date)
+        kind = spec.documents.kind
+        if kind == "chat":
+            frames.append(documents.chat_documents(events, source.name, spec.documents.drop_negative_feedback))
+        elif kind == "text":
+            frames.append(documents.text_documents(events, source.name))
+        else:
+            frames.append(documents.multimodal_documents(events, inputs.metadata, inputs.embeddings,
+                                                         spec.embeddings, source.name))
+    docs = frames[0]
+    for frame in frames[1:]:
+        docs = docs.unionByName(frame)
+    return docs
+
+
+def schema_versions(inputs: Inputs, spec: DatasetSpec, build_date: dt.date) -> dict[str, list[int]]:
+    seen: dict[str, set[int]] = {}
+    for source in spec.sources:
+        rows = documents.source_events(inputs.events, source, build_date) \
+            .select("event_type", "schema_version").distinct().collect()
+        for row in rows:
+            seen.setdefault(row["event_type"], set()).add(row["schema_version"])
+    return {k: sorted(v) for k, v in sorted(seen.items())}
+
+
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _section_sha(spec: DatasetSpec) -> str:
+    return hashlib.sha256(spec.tokenizer.model_dump_json().encode()).hexdigest()
+
+
+def given_tokenizer(spec: DatasetSpec) -> tuple[Tokenizer, str, str] | None:
+    """A tokenizer named by the spec (file or hub), with its origin and reference; None when trained."""
+    t = spec.tokenizer
+    if t.path:
+        path = t.path
+        if not path.startswith(("package:", "/")):
+            path = str(specs_dir() / path)  # relative to the specs folder
+        return tokenization.load_tokenizer_file(path), "file", t.path
+    if t.hub_id:
+        try:
+            return Tokenizer.from_pretrained(t.hub_id, revision=t.revision), "hub", f"{t.hub_id}@{t.revision}"
+        except Exception as e:  # network or hub errors surface as plain exceptions
+            raise tokenization.TokenizerError(f"tokenizer {t.hub_id}@{t.revision} cannot be loaded: {e}") from e
+    return None
+
+
+def train_tokenizer(docs: DataFrame, spec: DatasetSpec) -> Tokenizer:
+    """A BPE trained on the train split, fed in a fixed order (a hash of the document id) so the same
+    documents give the same vocabulary."""
+    train = docs.filter(F.col("split") == "train").orderBy(F.sha2("document_id", 256), "document_id") \
+        .limit(TOKENIZER_CORPUS_DOCUMENTS)
+    if spec.documents.kind == "chat":
+        render = tokenization.chat_renderer(spec.documents.chat_template)
+        corpus = ("".join(render(t["role"], t["text"] or "") for t in row["turns"])
+                  for row in train.select("turns").toLocalIterator())
+    else:
+        corpus = (row["text"] for row in train.select("text").toLocalIterator())
+    return tokenization.train_bpe(corpus, spec.tokenizer.train.vocab_size)
+
+
+def latest_release(spark: SparkSession, lake: Lake, name: str) -> Manifest | None:
+    ref = lake.table("gold.training_releases")
+    if not tables.exists(spark, ref):
+        return None
+    row = tables.read(spark, ref).filter(F.col("dataset") == name).orderBy(F.desc("release")).select("manifest") \
+        .first()
+    return Manifest.model_validate_json(row["manifest"]) if row else None
+
+
+def remove_orphans(spark: SparkSession, lake: Lake, name: str, latest: int) -> None:
+    """Delete rows (and files) of builds that died or lost the race for a release number now taken.
+    Rows above the latest release may belong to a build still running, so they stay."""
+    table = lake.training_dataset(name)
+    if not tables.exists(spark, table):
+        return
+    committed = tables.read(spark, lake.table("gold.training_releases")).filter(F.col("dataset") == name) \
+        .select("release", "build_id")
+    orphans = tables.read(spark, table).filter(F.col("release") <= latest).select("release", "build_id").distinct() \
+        .join(committed, ["release", "build_id"], "left_anti").collect()
+    if not orphans:
+        return
+    ids = ", ".join(f"'{r['build_id']}'" for r in orphans)
+    logger.info("build_training_data: %s: removing rows of %d uncommitted build(s): %s", name, len(orphans), ids)
+    tables.delete_where(spark, table, f"release <= {latest} AND build_id IN ({ids})")
+
+
+def _token_totals(docs: DataFrame) -> dict[tuple[str, str], int]:
+    rows = docs.groupBy("split", "source").agg(F.sum(sequences.token_count()).alias("tokens")).collect()
+    return {(r["split"], r["source"]): int(r["tokens"]) for r in rows}
+
+
+def _length_histogram(docs: DataFrame, length: int) -> dict[str, list[tuple[int, int, int]]]:
+    width = max(1, -(-length // (HISTOGRAM_BINS - 1)))
+    bins = F.least(F.floor(sequences.token_count() / width), F.lit(HISTOGRAM_BINS - 1)).cast("int")
+    rows = docs.groupBy("split", bins.alias("bin")).count().collect()
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for split in sorted({r["split"] for r in rows}, key=SPLITS.index):
+        counts = {r["bin"]: r["count"] for r in rows if r["split"] == split}
+        out[split] = [(b * width, (b + 1) * width, counts.get(b, 0)) for b in range(HISTOGRAM_BINS)]
+    return out
+
+
+def _split_tokens(rows: DataFrame) -> dict[str, dict[str, SplitTokens]]:
+    stats = rows.groupBy("split", "source").agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("num_tokens").alias("tokens"),
+        F.sum(F.aggregate("loss_mask", F.lit(0), lambda acc, m: acc + m.cast("int"))).alias("loss_tokens"),
+    ).collect()
+    documents = rows.select("split", "source", F.explode("document_ids").alias("document_id")) \
+        .groupBy("split", "source").agg(F.count_distinct("document_id").alias("documents")).collect()
+    distinct = {(r["split"], r["source"]): r["documents"] for r in documents}
+    out: dict[str, dict[str, SplitTokens]] = {}
+    for r in sorted(stats, key=lambda r: (SPLITS.index(r["split"]), r["source"])):
+        out.setdefault(r["split"], {})[r["source"]] = SplitTokens(
+            rows=r["rows"], documents=distinct.get((r["split"], r["source"]), 0), tokens=int(r["tokens"]),
+            loss_tokens=int(r["loss_tokens"]))
+    return out
+
+
+def release_checks(rows: DataFrame, vocab_size: int, length: int, name: str) -> list[quality.CheckResult]:
+    """What every release must satisfy; run before the commit, and over releases in tests/data_quality."""
+    bad = rows.select(
+        F.sum((F.col("num_tokens") <= 0).cast("int")).alias("empty"),
+        F.max(F.array_max("input_ids")).alias("max_id"), F.min(F.array_min("input_ids")).alias("min_id"),
+        F.sum(((F.size("input_ids") != length) | (F.size("loss_mask") != length)
+               | (F.size("document_index") != length)).cast("int")).alias("wrong_length"),
+    ).first()
+    table = f"gold.training_datasets.{name}"
+    return [
+        quality.CheckResult(f"{table}: no empty sequences", not bad["empty"], f"{bad['empty']} rows without tokens"),
+        quality.CheckResult(f"{table}: token ids within the vocabulary",
+                            bad["max_id"] is None or (bad["min_id"] >= 0 and bad["max_id"] < vocab_size),
+                            f"ids span {bad['min_id']}..{bad['max_id']}, vocabulary {vocab_size}"),
+        quality.CheckResult(f"{table}: every sequence has {length} positions", not bad["wrong_length"],
+                            f"{bad['wrong_length']} rows of another length"),
+        quality.unique(rows, "example_id", table),
+    ]
+
+
+def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_date: dt.date,
+          force: bool = False) -> BuildResult:
+    lake = Lake(config.storage_root)
+    name = spec.name
+    inputs = pin_inputs(spark, lake, spec)
+    logger.info("build_training_data: %s: inputs %s", name, ", ".join(f"{i.table}@v{i.version}" for i in inputs.pinned))
+    given = given_tokenizer(spec)
+    code = code_identity()
+
+    candidates = candidate_documents(inputs, spec, build_date).persist(StorageLevel.MEMORY_AND_DISK)
+    input_digest = sequences.content_digest(candidates, candidates.columns)
+    fingerprint = _fingerprint(spec.sha256, input_digest, code.sha256,
+                               tokenization.tokenizer_sha256(given[0]) if given else _section_sha(spec))
+    latest = latest_release(spark, lake, name)
+    if latest is not None:
+        remove_orphans(spark, lake, name, latest.release)
+    if latest is not None and latest.fingerprint == fingerprint and not force:
+        candidates.unpersist()
+        detail = (f"no new release: inputs, spec, code and tokenizer are unchanged since release {latest.release} "
+                  f"(use --force to build anyway)")
+        logger.info("build_training_data: %s: %s", name, detail)
+        return BuildResult(name, None, detail, latest)
+
+    release = (latest.release if latest else 0) + 1
+    build_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    logger.info("build_training_data: %s: building release %d (build %s)", name, release, build_id)
+    import mlflow
+
+    experiment = lineage.experiment_id(config, name)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"{name}-{build_id}") as run:
+        mlflow.set_tags({"palindrom.dataset": name, "palindrom.build_id": build_id,
+                         "palindrom.release": str(release), "palindrom.status": "building"})
+        try:
+            manifest = _build_release(spark, config, lake, spec, build_date, inputs, candidates, given, code,
+                                      input_digest, fingerprint, latest, release, build_id, run.info.run_id,
+                                      experiment)
+        except BaseException as error:
+            mlflow.set_tag("palindrom.status", "lost_race" if isinstance(error, LostRace) else "failed")
+            mlflow.set_tag("palindrom.error", str(error)[:5000])
+            raise
+        finally:
+            candidates.unpersist()
+        mlflow.set_tag("palindrom.status", "committed")
+    return BuildResult(name, release, f"release {release}: {manifest.rows:,} rows, {manifest.total_tokens:,} tokens",
+                       manifest)
+
+
+def _build_release(spark, config, lake: Lake, spec: DatasetSpec, build_date, inputs: Inputs, candidates: DataFrame,
+                   given, code: Code, input_digest: str, fingerprint: str, latest: Manifest | None, release: int,
+                   build_id: str, run_id: str, experiment: str) -> Manifest:
+    import mlflow
+
+    name = spec.name
+    progress = _progress(name)
+    curated = curation.curate(candidates, spec.curation)
+    counts, rewrites = curation.counts_of(curated)
+    stages = [Stage(**asdict(s)) for s in curation.report(counts, rewrites, spec.curation)]
+    kept_count = stages[-1].documents_out
+    progress(f"{stages[0].documents_in:,} candidate documents, {kept_count:,} kept after curation")
+    if kept_count == 0:
+        why = "; ".join(f"{s.stage}: {s.dropped}" for s in stages if s.dropped) or "no documents in the inputs"
+        raise BuildError(f"{name}: no documents left after curation ({why}); check the sources' date ranges "
+                         f"against the build date {build_date}")
+    kept = curated.filter(curation.kept()).drop("drop_reason", "dropped_by", "rewritten_by")
+    kept = sequences.with_splits(kept, spec).persist(StorageLevel.MEMORY_AND_DISK)
+
+    if given is not None:
+        tokenizer, origin, reference = given
+        trained_in = None
+    elif latest is not None and latest.tokenizer.origin == "trained" and \
+            latest.tokenizer.section_sha256 == _section_sha(spec):
+        tokenizer = Tokenizer.from_str(objects.read_bytes(f"{latest.files_uri}/tokenizer.json").decode())
+        origin, reference, trained_in = "trained", f"bpe:{spec.tokenizer.train.vocab_size}", \
+            latest.tokenizer.trained_in_release
+        progress(f"reusing the tokenizer trained in release {trained_in}")
+    else:
+        progress(f"training a byte-level BPE ({spec.tokenizer.train.vocab_size:,} tokens) on the train split")
+        tokenizer = train_tokenizer(kept, spec)
+        origin, reference, trained_in = "trained", f"bpe:{spec.tokenizer.train.vocab_size}", release
+    special = tokenization.special_ids(tokenizer)
+    tokenizer_json = tokenizer.to_str()
+
+    tokenized = sequences.tokenize(kept, tokenizer_json, spec.documents.chat_template) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    before_mix = _token_totals(tokenized)
+    plan = plan_mix(spec.sources, {s: n for (split, s), n in before_mix.items() if split == "train"})
+    mixed = sequences.mix(tokenized, plan)
+    after_mix = _token_totals(mixed)
+    progress(f"tokenized: {sum(before_mix.values()):,} tokens, {sum(after_mix.values()):,} after mixing; packing")
+    rows = sequences.pack(mixed, spec, after_mix, special["eos"], special["pad"])
+    histogram = _length_histogram(tokenized, spec.output.sequence_length)
+
+    table = lake.training_dataset(name)
+    schema = sequences.row_schema(spec)
+    _ensure(spark, table, StructType([StructField("release", IntegerType(), False),
+                                      StructField("build_id", StringType(), False), *schema.fields]))
+    tables.append(rows.select(F.lit(release).alias("release"), F.lit(build_id).alias("build_id"), *schema.fieldNames()),
+                  table)
+    table_version = tables.current_version(spark, table)
+    written = tables.read(spark, table, version=table_version) \
+        .filter((F.col("release") == release) & (F.col("build_id") == build_id))
+    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    quality.enforce(release_checks(written, vocab, spec.output.sequence_length, name))
+    content_digest = sequences.content_digest(written, schema.fieldNames())
+    split_tokens = _split_tokens(written)
+    row_count = sum(t.rows for per in split_tokens.values() for t in per.values())
+    progress(f"wrote {row_count:,} rows (table version {table_version}); writing the card")
+    tokenized.unpersist()
+    kept.unpersist()
+
+    files = lake.release_files(name, build_id)
+    first_last = {s.name: tuple(d.isoformat() for d in s.dates.resolve(build_date)) for s in spec.sources}
+    manifest = Manifest(
+        dataset=name, release=release, build_id=build_id, created_at=dt.datetime.now(dt.UTC).isoformat(),
+        build_date=build_date.isoformat(), description=spec.description, kind=spec.documents.kind, spec_text=spec.text,
+        spec_sha256=spec.sha256, inputs=inputs.pinned, date_ranges=first_last,
+        schema_versions=schema_versions(inputs, spec, build_date),
+        embeddings={k: v.model_dump() for k, v in spec.embeddings.items()},
+        tokenizer=TokenizerInfo(origin=origin, reference=reference, sha256=tokenization.tokenizer_sha256(tokenizer),
+                                vocab_size=vocab, section_sha256=_section_sha(spec), trained_in_release=trained_in),
+        split_rule=_split_rule(spec), code=code, sequence_length=spec.output.sequence_length,
+        packing=spec.output.packing, stages=stages,
+        mix=[Mix(**asdict(m)) for m in plan], tokens=split_tokens, length_histogram=histogram,
+        row_schema=[(f.name, f.dataType.simpleString()) for f in schema.fields], input_digest=input_digest,
+        fingerprint=fingerprint, content_digest=content_digest, rows=row_count,
+        mlflow_tracking_uri=mlflow.get_tracking_uri(), mlflow_experiment_id=experiment, mlflow_run_id=run_id,
+        files_uri=files,
+    )
+    artifacts = {"README.md": card.render(manifest).encode(), **card.plots(manifest),
+                 "tokenizer.json": tokenizer_json.encode(),
+                 "manifest.json": manifest.model_dump_json(indent=2).encode()}
+    for file_name, data in artifacts.items():
+        objects.write_bytes(f"{files}/{file_name}", data)
+
+    _log_build(manifest, artifacts, table, table_version)
+    failpoint("build_training_data.before_commit")
+    _commit(spark, lake, manifest, table_version)
+    progress(f"committed release {release}")
+    return manifest
+
+
+def _split_rule(spec: DatasetSpec) -> str:
+    s = spec.splits
+    key = "user id" if s.group_by == "user" else "conversation id (the document id where there is none)"
+    return (f"train {s.train:g} / validation {s.validation:g} / test {s.test:g} by a stable hash of the {key}, "
+            f"seed {s.seed}")
+
+
+def _ensure(spark: SparkSession, table: TableRef, schema: StructType) -> None:
+    """Create the dataset's table; a concurrent build creating it at the same moment is fine."""
+    try:
+        tables.ensure(spark, table, schema, partition_by=["release"])
+    except Exception:
+        if not tables.exists(spark, table):
+            raise
+
+
+def _log_build(manifest: Manifest, artifacts: dict[str, bytes], table: TableRef, table_version: int) -> None:
+    """The run's parameters (the spec), metrics (the counts), inputs and output (Delta tables at their
+    versions, with explicit digests), tags to find it, and the card, plots, tokenizer and manifest."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import yaml
+
+    params = lineage.flat_params({"spec": yaml.safe_load(manifest.spec_text)}) | {
+        "spec_sha256": manifest.spec_sha256, "build_date": manifest.build_date,
+        "tokenizer": manifest.tokenizer.reference, "code.git_commit": manifest.code.git_commit,
+        **{f"input.{i.table}.version": str(i.version) for i in manifest.inputs}}
+    mlflow.log_params(params)
+    metrics = {"rows": manifest.rows, "tokens": manifest.total_tokens}
+    for stage in manifest.stages:
+        metrics[f"documents.{stage.stage}.in"] = stage.documents_in
+        metrics[f"documents.{stage.stage}.out"] = stage.documents_out
+        metrics.update({f"dropped.{stage.stage}.{reason}": n for reason, n in stage.dropped.items()})
+    for split, per_source in manifest.tokens.items():
+        for source, t in per_source.items():
+            metrics.update({f"tokens.{split}.{source}": t.tokens, f"rows.{split}.{source}": t.rows})
+    mlflow.log_metrics(metrics)
+    for i in manifest.inputs:
+        mlflow.log_input(lineage.delta_dataset(i.uri, i.version, f"{i.table}@v{i.version}", i.digest),
+                         context="source")
+    mlflow.log_input(lineage.delta_dataset(table.uri, table_version, f"{manifest.dataset}@{manifest.release}",
+                                           manifest.content_digest), context="release",
+                     tags={"release": str(manifest.release)})
+    mlflow.set_tags({"palindrom.content_digest": manifest.content_digest, "palindrom.fingerprint": manifest.fingerprint,
+                     "palindrom.card": manifest.card_uri})
+    with tempfile.TemporaryDirectory() as folder:
+        for file_name, data in artifacts.items():
+            (Path(folder) / file_name).write_bytes(data)
+        mlflow.log_artifacts(folder, "release")
+
+
+def _commit(spark: SparkSession, lake: Lake, manifest: Manifest, table_version: int) -> None:
+    """The commit point: one MERGE of the manifest row keyed on (dataset, release)."""
+    ref = lake.table("gold.training_releases")
+    _ensure_releases(spark, ref)
+    row = spark.createDataFrame([(manifest.dataset, manifest.release, manifest.build_id,
+                                  dt.datetime.fromisoformat(manifest.created_at), manifest.fingerprint,
+                                  manifest.content_digest, manifest.rows, manifest.total_tokens, table_version,
+                                  manifest.model_dump_json())], RELEASES_SCHEMA)
+    try:
+        tables.insert_new(spark, row, ref, ["dataset", "release"], target_filter=f"t.dataset = '{manifest.dataset}'")
+    except COMMIT_CONFLICTS as e:
+        logger.info("build_training_data: %s: concurrent commit: %s", manifest.dataset, str(e).splitlines()[0])
+    owner = tables.read(spark, ref).filter((F.col("dataset") == manifest.dataset)
+                                           & (F.col("release") == manifest.release)).select("build_id").first()
+    if owner is None or owner["build_id"] != manifest.build_id:
+        raise LostRace(f"{manifest.dataset}: release {manifest.release} was committed by build "
+                       f"{owner['build_id'] if owner else '(none)'} while build {manifest.build_id} ran; nothing of "
+                       f"this build is visible (its rows are removed by the next build); rerun to build release "
+                       f"{manifest.release + 1}")
+
+
+def _ensure_releases(spark: SparkSession, ref: TableRef) -> None:
+    try:
+        tables.ensure(spark, ref, RELEASES_SCHEMA, partition_by=["dataset"])
+    except Exception:
+        if not tables.exists(spark, ref):
+            raise
+
+
+def _progress(name: str):
+    def say(message: str) -> None:
+        logger.info("build_training_data: %s: %s", name, message)
+
+    return say
+
+
+def run(spark: SparkSession, config: PipelineConfig, args: argparse.Namespace) -> list[BuildResult]:
+    build_date = dt.date.fromisoformat(args.build_date) if args.build_date else dt.datetime.now(dt.UTC).date()
+    specs = [load_spec(args.dataset)] if args.dataset else [s for s in all_specs() if s.schedule == "daily"]
+    if not specs:
+        logger.info("build_training_data: no spec has schedule: daily; nothing to build")
+    results = []
+    for i, spec in enumerate(specs, start=1):
+        logger.info("build_training_data: [%d/%d] %s", i, len(specs), spec.name)
+        results.append(build(spark, config, spec, build_date, force=args.force))
+    for r in results:
+        logger.info("build_training_data: %s: %s", r.dataset, r.detail)
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="", help="the spec to build (configs/datasets/<name>.yaml); "
+                                                      "empty: every spec with schedule: daily")
+    parser.add_argument("--force", action="store_true", help="build a release even if nothing changed")
+    parser.add_argument("--build-date", default="", help="UTC date relative date ranges resolve against "
+                                                         "(default: today)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return task_main("build_training_data", "gold", run, __doc__, argv, add_arguments,
+                     examples=("build_training_data --dataset chat_sft",
+                               "build_training_data --dataset pretrain_text --force --build-date 2026-11-27"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

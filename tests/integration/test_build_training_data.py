@@ -1,0 +1,269 @@
+"""build_training_data end to end on the sample lake: releases, no empty releases, determinism, the race
+for a release number between two real processes, clear errors, and what training code reads back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import DatasetCard
+from pyspark.sql import functions as F
+
+from palindrom.config import load_config
+from palindrom.data import releases
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from palindrom.training import BuildError, documents
+from palindrom.training.spec import SpecError, load_spec
+from palindrom.training.tokenization import TokenizerError
+from pipelines.gold.build_training_data import build
+from tests.conftest import BIN, BUILD_DATE, lake_path, run_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("training")]
+DATE = dt.date.fromisoformat(BUILD_DATE)
+SHIPPED = ("chat_sft", "multimodal_captions", "pretrain_text")
+
+
+def silver(spark, config, name):
+    return tables.read(spark, Lake(config.storage_root).table(name))
+
+
+def test_each_shipped_spec_makes_release_1_with_a_complete_manifest(spark_session, training_lake):
+    config, results = training_lake
+    assert {name: r.release for name, r in results.items()} == dict.fromkeys(SHIPPED, 1)
+    for name in SHIPPED:
+        m = releases.resolve(config, name, "latest").manifest
+        assert m.inputs[0].table == "silver.events"
+        assert m.inputs[0].version == tables.current_version(spark_session, Lake(config.storage_root)
+                                                             .table("silver.events"))
+        assert m.spec_text == load_spec(name).text
+        assert m.stages[-1].documents_out > 0
+        for earlier, later in zip(m.stages, m.stages[1:], strict=False):
+            assert later.documents_in == earlier.documents_out
+        for stage in m.stages:
+            assert stage.documents_in - stage.documents_out == sum(stage.dropped.values())
+        assert set(m.tokens) <= {"train", "validation", "test"}
+        assert m.rows == sum(t.rows for per in m.tokens.values() for t in per.values())
+        assert len(m.content_digest) == 64
+        assert m.mlflow_run_id
+        assert m.code.sha256
+        assert m.code.package_version
+        assert m.schema_versions.get("conversation.message" if name != "multimodal_captions" else "media.uploaded")
+    chat = releases.resolve(config, "chat_sft").manifest
+    assert chat.stages[0].dropped.get("negative_feedback", 0) > 0
+    media = releases.resolve(config, "multimodal_captions").manifest
+    assert media.stages[0].dropped.get("media_not_decoded", 0) > 0  # the deliberately broken sample files
+    assert {i.table for i in media.inputs} == {"silver.events", "silver.media_metadata", "silver.media_embeddings"}
+    mix = {x.source: x for x in releases.resolve(config, "pretrain_text").manifest.mix}
+    assert mix["messages"].repeat == 1.0
+    assert mix["captions"].repeat > 1.0  # few captions: up-sampled towards their 20 %
+
+
+def test_the_card_parses_and_holds_no_row_content(spark_session, training_lake):
+    config, _ = training_lake
+    texts = {r[0] for r in silver(spark_session, config, "silver.events")
+             .select(F.col(f"{documents.MESSAGE}.text")).where("event_type = 'conversation.message'").collect()}
+    users = {r[0] for r in silver(spark_session, config, "silver.events").select("user_id").distinct().collect()}
+    for name in SHIPPED:
+        release = releases.resolve(config, name)
+        text = releases.read_file(release, "README.md").decode()
+        card = DatasetCard(text)
+        assert card.data.palindrom["content_digest"] == release.manifest.content_digest
+        assert "## How to load" in card.text
+        assert not [t for t in texts if t and len(t) > 12 and t in text]
+        assert not [u for u in users if u in text]
+        assert releases.read_file(release, "sequence_lengths.png").startswith(b"\x89PNG")
+
+
+def test_an_unchanged_build_makes_no_release_and_moves_no_table(spark_session, training_lake):
+    config, _ = training_lake
+    lake = Lake(config.storage_root)
+    watched = [lake.table("silver.events"), lake.table("gold.training_releases"), lake.training_dataset("chat_sft")]
+    before = [tables.current_version(spark_session, t) for t in watched]
+    again = build(spark_session, config, load_spec("chat_sft"), DATE)
+    assert again.release is None
+    assert "no new release" in again.detail
+    assert [tables.current_version(spark_session, t) for t in watched] == before
+
+
+def test_a_forced_build_is_the_next_release_with_the_same_rows_and_reused_tokenizer(spark_session, training_lake):
+    config, _ = training_lake
+    first = releases.resolve(config, "pretrain_text", 1).manifest
+    forced = build(spark_session, config, load_spec("pretrain_text"), DATE, force=True)
+    assert forced.release == first.release + 1
+    assert forced.manifest.content_digest == first.content_digest
+    assert forced.manifest.tokenizer.trained_in_release == 1
+    assert forced.manifest.tokenizer.sha256 == first.tokenizer.sha256
+
+
+def test_two_concurrent_builds_on_one_core_race_for_one_number_and_agree(spark_session, sample_lake, training_lake,
+                                                                         tmp_path):
+    """Two real processes build chat_sft on a fresh copy of the lake, on local[1] with 7 shuffle
+    partitions (the fixture built it on local[2] with 2), lined up at the commit point and let go
+    together: one commits release 1, the other fails cleanly; its rows stay invisible and the next
+    build removes them. The winner's rows and tokenizer equal the fixture's, digest for digest."""
+    _, results = training_lake
+    configs = tmp_path / "configs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "configs", configs)
+    local = yaml.safe_load((configs / "local.yaml").read_text())
+    local["spark"].update({"master": "local[1]", "shuffle_partitions": 7})
+    (configs / "local.yaml").write_text(yaml.safe_dump(local))
+    root = tmp_path / "lake"
+    shutil.copytree(lake_path(sample_lake), root)
+    config = load_config("local", str(root))
+
+    gate = tmp_path / "go"
+    env = {**os.environ, "PIPELINES_CONFIG_DIR": str(configs),
+           "PIPELINES_FAILPOINTS": "build_training_data.before_commit", "PIPELINES_FAILPOINT_GATE": str(gate)}
+    logs = [tmp_path / f"build-{i}.log" for i in range(2)]
+    processes = [subprocess.Popen([str(BIN / "build_training_data"), "--root", str(root), "--dataset", "chat_sft",
+                                   "--build-date", BUILD_DATE], stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                                  env=env) for log in logs]
+    try:
+        deadline = time.monotonic() + 400
+        while not all("FAILPOINT build_training_data.before_commit reached" in log.read_text() for log in logs):
+            assert all(p.poll() is None for p in processes), [log.read_text()[-2000:] for log in logs]
+            assert time.monotonic() < deadline, "the builds did not reach the commit point"
+            time.sleep(0.5)
+        gate.touch()
+        codes = [p.wait(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(codes) == [0, 1], [log.read_text()[-2000:] for log in logs]
+    assert "LostRace: chat_sft: release 1 was committed by build" in logs[codes.index(1)].read_text()
+
+    (winner,) = releases.list_releases(config, "chat_sft")
+    assert winner.release == 1
+    assert winner.manifest.content_digest == results["chat_sft"].manifest.content_digest
+    assert winner.manifest.tokenizer.sha256 == results["chat_sft"].manifest.tokenizer.sha256
+    table = Lake(config.storage_root).training_dataset("chat_sft")
+
+    def builds_of_release_1():
+        return {r["build_id"] for r in tables.read(spark_session, table).filter(F.col("release") == 1)
+                .select("build_id").distinct().collect()}
+
+    assert len(builds_of_release_1()) == 2  # the loser's rows are there, but no reader sees them
+    assert releases.read_rows(winner).num_rows == winner.manifest.rows
+
+    following = build(spark_session, config, load_spec("chat_sft"), DATE, force=True)
+    assert following.release == 2  # no number skipped
+    assert builds_of_release_1() == {winner.manifest.build_id}
+
+
+def test_clear_errors_change_nothing(spark_session, training_lake, tmp_path, lake_config):
+    config, _ = training_lake
+    with pytest.raises(tables.TableNotFound, match=r"silver\.events"):
+        build(spark_session, lake_config, load_spec("chat_sft"), DATE)  # an empty lake
+
+    spec_text = load_spec("pretrain_text").text
+    broken = tmp_path / "no_tokenizer.yaml"
+    broken.write_text(spec_text.replace("train: {type: bpe, vocab_size: 8192}", "path: /nonexistent/tokenizer.json"))
+    with pytest.raises(TokenizerError, match=r"/nonexistent/tokenizer\.json"):
+        build(spark_session, config, load_spec(broken), DATE)
+
+    old = tmp_path / "nothing_then.yaml"
+    old.write_text(spec_text.replace("{from: -30d, to: today}", "{from: 2020-01-01, to: 2020-01-31}"))
+    with pytest.raises(BuildError, match="no documents left after curation"):
+        build(spark_session, config, load_spec(old), DATE)
+
+    bad = tmp_path / "bad_split.yaml"
+    bad.write_text(spec_text.replace("train: 0.98", "train: 0.5"))
+    with pytest.raises(SpecError, match=r"bad_split.yaml: splits: .*must be 1"):
+        load_spec(bad)
+    names = {r.dataset for r in releases.list_releases(config)}
+    assert not names & {"no_tokenizer", "nothing_then", "bad_split"}
+    assert not (lake_path(config) / "gold" / "training_datasets" / "nothing_then").exists()
+
+
+def test_exports_load_in_datasets_and_decode_back_to_the_documents(spark_session, training_lake, tmp_path):
+    import datasets
+    from tokenizers import Tokenizer
+
+    config, _ = training_lake
+    root = str(lake_path(config))
+    for fmt in ("hf", "parquet", "jsonl"):
+        run_cli("dataset", "export", "pretrain_text@1", "--format", fmt, "--out", str(tmp_path / fmt), "--root", root)
+    exported = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert datasets.load_dataset(str(tmp_path / "parquet"))["train"].num_rows == exported["train"].num_rows
+    assert datasets.load_dataset(str(tmp_path / "jsonl"))["validation"]["example_id"] == \
+        exported["validation"]["example_id"]
+    DatasetCard.load(tmp_path / "parquet" / "README.md")
+
+    tokenizer = Tokenizer.from_file(str(tmp_path / "hf" / "tokenizer.json"))
+    eos = tokenizer.token_to_id("<|eos|>")
+    tokens: dict[str, list[int]] = {}
+    for split in exported:
+        for row in sorted(exported[split], key=lambda r: r["example_id"]):
+            for token, index in zip(row["input_ids"], row["document_index"], strict=True):
+                if index >= 0:
+                    tokens.setdefault(row["document_ids"][index], []).append(token)
+    decoded: dict[str, set[str]] = {}
+    for doc, ids in tokens.items():
+        assert ids[-1] == eos
+        copies, current = [], []
+        for t in ids:
+            if t == eos:
+                copies.append(tokenizer.decode(current, skip_special_tokens=False))
+                current = []
+            else:
+                current.append(t)
+        decoded[doc] = set(copies)
+    events = silver(spark_session, config, "silver.events")
+    expected = {r["document_id"]: r["text"] for r in documents.text_documents(
+        documents.source_events(events, load_spec("pretrain_text").sources[0], DATE), "messages").collect()}
+    expected.update({r["document_id"]: r["text"] for r in documents.text_documents(
+        documents.source_events(events, load_spec("pretrain_text").sources[1], DATE), "captions").collect()
+        if r["text"] is not None})
+    assert decoded == {doc: {text} for doc, text in expected.items()}
+
+
+def test_cli_lists_shows_and_prints_cards(training_lake):
+    config, _ = training_lake
+    root = str(lake_path(config))
+    listed = json.loads(run_cli("dataset", "list", "--json", "--root", root).stdout)
+    assert {r["dataset"] for r in listed} == set(SHIPPED)
+    shown = json.loads(run_cli("dataset", "show", "chat_sft@latest", "--json", "--root", root).stdout)
+    assert shown["release"] == max(r["release"] for r in listed if r["dataset"] == "chat_sft")
+    card = run_cli("dataset", "card", "chat_sft@1", "--root", root).stdout
+    assert DatasetCard(card).data.palindrom["release"] == 1
+    missing = run_cli("dataset", "show", "chat_sft@99", "--root", root, check=False)
+    assert missing.returncode == 2
+    assert "chat_sft has no release 99" in missing.stderr
+
+
+LOADER = """
+import json, sys
+sys.modules["pyspark"] = None  # as on a training box without Spark: any import of it fails
+sys.modules["py4j"] = None
+import mlflow
+from palindrom.data import load_training_dataset
+mlflow.set_tracking_uri(sys.argv[2])
+mlflow.set_experiment("trainer")
+with mlflow.start_run() as run:
+    train = load_training_dataset("chat_sft", split="train", root=sys.argv[1])
+inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+print(json.dumps({"rows": train.num_rows, "first": train[0]["example_id"],
+                  "inputs": [[i.dataset.name, i.dataset.digest, json.loads(i.dataset.source)] for i in inputs]}))
+"""
+
+
+def test_training_code_loads_a_release_without_spark_and_logs_its_lineage(training_lake, tmp_path):
+    config, _ = training_lake
+    release = releases.resolve(config, "chat_sft")
+    done = subprocess.run([sys.executable, "-c", LOADER, str(lake_path(config)), f"sqlite:///{tmp_path}/mlflow.db"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["rows"] == release.manifest.tokens["train"]["conversations"].rows
+    assert out["inputs"] == [[f"chat_sft@{release.release}", release.manifest.content_digest[:32],
+                              {"path": release.table_uri, "delta_table_version": release.table_version}]]
