@@ -62,7 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.summary:
         code = cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
         print("next: `.venv/bin/pipelines quarantine list [--media]` (what was rejected and why), "
-              "notebooks/explore_events.py, notebooks/explore_media.py, `.venv/bin/pipelines --help`")
+              "`.venv/bin/pipelines dataset list` (training-dataset releases), notebooks/, "
+              "`.venv/bin/pipelines --help`")
         return code
     return 0
 

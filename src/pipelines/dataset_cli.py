@@ -108,6 +108,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     release = _resolve(args)
     files = export_release(release, args.format, Path(args.out))
     loader = "datasets.load_from_disk" if args.format == "hf" else "datasets.load_dataset"
+    if args.json:
+        print(json.dumps({"dataset": release.dataset, "release": release.release, "format": args.format,
+                          "out": str(args.out), "files": [str(f) for f in files], "load_with": loader}))
+        return 0
     print(f"exported {release.dataset}@{release.release} ({args.format}, {len(files)} files) to {args.out}; "
           f"load it with {loader}({str(args.out)!r})")
     return 0
@@ -145,6 +149,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("reference", metavar="NAME@RELEASE")
     e.add_argument("--format", required=True, choices=["hf", "parquet", "jsonl"])
     e.add_argument("--out", required=True, help="an empty or new folder")
+    e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_export)
 
     for parser in (b, lst, e, *(actions.choices[a] for a in ("show", "card"))):

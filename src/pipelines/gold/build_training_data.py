@@ -251,6 +251,23 @@ def release_checks(rows: DataFrame, vocab_size: int, length: int, name: str) -> 
     ]
 
 
+@dataclass(frozen=True)
+class Build:
+    """What a build knows before it writes anything."""
+
+    spec: DatasetSpec
+    lake: Lake
+    build_date: dt.date
+    inputs: Inputs
+    given: tuple[Tokenizer, str, str] | None  # the spec's tokenizer file or hub id, loaded
+    code: Code
+    input_digest: str
+    fingerprint: str
+    latest: Manifest | None
+    release: int
+    build_id: str
+
+
 def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_date: dt.date,
           force: bool = False) -> BuildResult:
     lake = Lake(config.storage_root)
@@ -261,83 +278,71 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
     code = code_identity()
 
     candidates = candidate_documents(inputs, spec, build_date).persist(StorageLevel.MEMORY_AND_DISK)
-    input_digest = sequences.content_digest(candidates, candidates.columns)
-    fingerprint = _fingerprint(spec.sha256, input_digest, code.sha256,
-                               tokenization.tokenizer_sha256(given[0]) if given else _section_sha(spec))
-    latest = latest_release(spark, lake, name)
-    if latest is not None:
-        remove_orphans(spark, lake, name, latest.release)
-    if latest is not None and latest.fingerprint == fingerprint and not force:
+    try:
+        input_digest = sequences.content_digest(candidates, candidates.columns)
+        fingerprint = _fingerprint(spec.sha256, input_digest, code.sha256,
+                                   tokenization.tokenizer_sha256(given[0]) if given else _section_sha(spec))
+        latest = latest_release(spark, lake, name)
+        if latest is not None:
+            remove_orphans(spark, lake, name, latest.release)
+        if latest is not None and latest.fingerprint == fingerprint and not force:
+            detail = (f"no new release: inputs, spec, code and tokenizer are unchanged since release "
+                      f"{latest.release} (use --force to build anyway)")
+            logger.info("build_training_data: %s: %s", name, detail)
+            return BuildResult(name, None, detail, latest)
+
+        curated = curation.curate(candidates, spec.curation)
+        counts, rewrites = curation.counts_of(curated)
+        stages = [Stage(**asdict(s)) for s in curation.report(counts, rewrites, spec.curation)]
+        _progress(name)(f"{stages[0].documents_in:,} candidate documents, {stages[-1].documents_out:,} kept "
+                        f"after curation")
+        if stages[-1].documents_out == 0:
+            why = "; ".join(f"{s.stage}: {s.dropped}" for s in stages if s.dropped) or "no documents in the inputs"
+            raise BuildError(f"{name}: no documents left after curation ({why}); check the sources' date ranges "
+                             f"against the build date {build_date}")
+
+        plan = Build(spec, lake, build_date, inputs, given, code, input_digest, fingerprint, latest,
+                     release=(latest.release if latest else 0) + 1,
+                     build_id=f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}")
+        logger.info("build_training_data: %s: building release %d (build %s)", name, plan.release, plan.build_id)
+        import mlflow
+
+        experiment = lineage.experiment_id(config, name)
+        with mlflow.start_run(experiment_id=experiment, run_name=f"{name}-{plan.build_id}") as run:
+            mlflow.set_tags({"palindrom.dataset": name, "palindrom.build_id": plan.build_id,
+                             "palindrom.release": str(plan.release), "palindrom.status": "building"})
+            try:
+                manifest = _build_release(spark, plan, curated, stages, run.info.run_id, experiment)
+            except BaseException as error:
+                mlflow.set_tag("palindrom.status", "lost_race" if isinstance(error, LostRace) else "failed")
+                mlflow.set_tag("palindrom.error", str(error)[:5000])
+                raise
+            mlflow.set_tag("palindrom.status", "committed")
+    finally:
         candidates.unpersist()
-        detail = (f"no new release: inputs, spec, code and tokenizer are unchanged since release {latest.release} "
-                  f"(use --force to build anyway)")
-        logger.info("build_training_data: %s: %s", name, detail)
-        return BuildResult(name, None, detail, latest)
+    return BuildResult(name, plan.release, f"release {plan.release}: {manifest.rows:,} rows, "
+                       f"{manifest.total_tokens:,} tokens", manifest)
 
-    release = (latest.release if latest else 0) + 1
-    build_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
-    logger.info("build_training_data: %s: building release %d (build %s)", name, release, build_id)
+
+def _build_release(spark: SparkSession, plan: Build, curated: DataFrame, stages: list[Stage], run_id: str,
+                   experiment: str) -> Manifest:
     import mlflow
 
-    experiment = lineage.experiment_id(config, name)
-    with mlflow.start_run(experiment_id=experiment, run_name=f"{name}-{build_id}") as run:
-        mlflow.set_tags({"palindrom.dataset": name, "palindrom.build_id": build_id,
-                         "palindrom.release": str(release), "palindrom.status": "building"})
-        try:
-            manifest = _build_release(spark, config, lake, spec, build_date, inputs, candidates, given, code,
-                                      input_digest, fingerprint, latest, release, build_id, run.info.run_id,
-                                      experiment)
-        except BaseException as error:
-            mlflow.set_tag("palindrom.status", "lost_race" if isinstance(error, LostRace) else "failed")
-            mlflow.set_tag("palindrom.error", str(error)[:5000])
-            raise
-        finally:
-            candidates.unpersist()
-        mlflow.set_tag("palindrom.status", "committed")
-    return BuildResult(name, release, f"release {release}: {manifest.rows:,} rows, {manifest.total_tokens:,} tokens",
-                       manifest)
-
-
-def _build_release(spark, config, lake: Lake, spec: DatasetSpec, build_date, inputs: Inputs, candidates: DataFrame,
-                   given, code: Code, input_digest: str, fingerprint: str, latest: Manifest | None, release: int,
-                   build_id: str, run_id: str, experiment: str) -> Manifest:
-    import mlflow
-
-    name = spec.name
+    spec, lake, name, release, build_id = plan.spec, plan.lake, plan.spec.name, plan.release, plan.build_id
+    build_date, inputs = plan.build_date, plan.inputs
     progress = _progress(name)
-    curated = curation.curate(candidates, spec.curation)
-    counts, rewrites = curation.counts_of(curated)
-    stages = [Stage(**asdict(s)) for s in curation.report(counts, rewrites, spec.curation)]
-    kept_count = stages[-1].documents_out
-    progress(f"{stages[0].documents_in:,} candidate documents, {kept_count:,} kept after curation")
-    if kept_count == 0:
-        why = "; ".join(f"{s.stage}: {s.dropped}" for s in stages if s.dropped) or "no documents in the inputs"
-        raise BuildError(f"{name}: no documents left after curation ({why}); check the sources' date ranges "
-                         f"against the build date {build_date}")
     kept = curated.filter(curation.kept()).drop("drop_reason", "dropped_by", "rewritten_by")
     kept = sequences.with_splits(kept, spec).persist(StorageLevel.MEMORY_AND_DISK)
 
-    if given is not None:
-        tokenizer, origin, reference = given
-        trained_in = None
-    elif latest is not None and latest.tokenizer.origin == "trained" and \
-            latest.tokenizer.section_sha256 == _section_sha(spec):
-        tokenizer = Tokenizer.from_str(objects.read_bytes(f"{latest.files_uri}/tokenizer.json").decode())
-        origin, reference, trained_in = "trained", f"bpe:{spec.tokenizer.train.vocab_size}", \
-            latest.tokenizer.trained_in_release
-        progress(f"reusing the tokenizer trained in release {trained_in}")
-    else:
-        progress(f"training a byte-level BPE ({spec.tokenizer.train.vocab_size:,} tokens) on the train split")
-        tokenizer = train_tokenizer(kept, spec)
-        origin, reference, trained_in = "trained", f"bpe:{spec.tokenizer.train.vocab_size}", release
+    tokenizer, origin, reference, trained_in = choose_tokenizer(plan, kept)
     special = tokenization.special_ids(tokenizer)
     tokenizer_json = tokenizer.to_str()
 
     tokenized = sequences.tokenize(kept, tokenizer_json, spec.documents.chat_template) \
         .persist(StorageLevel.MEMORY_AND_DISK)
     before_mix = _token_totals(tokenized)
-    plan = plan_mix(spec.sources, {s: n for (split, s), n in before_mix.items() if split == "train"})
-    mixed = sequences.mix(tokenized, plan)
+    mix_plan = plan_mix(spec.sources, {s: n for (split, s), n in before_mix.items() if split == "train"})
+    mixed = sequences.mix(tokenized, mix_plan)
     after_mix = _token_totals(mixed)
     progress(f"tokenized: {sum(before_mix.values()):,} tokens, {sum(after_mix.values()):,} after mixing; packing")
     rows = sequences.pack(mixed, spec, after_mix, special["eos"], special["pad"])
@@ -371,11 +376,11 @@ def _build_release(spark, config, lake: Lake, spec: DatasetSpec, build_date, inp
         embeddings={k: v.model_dump() for k, v in spec.embeddings.items()},
         tokenizer=TokenizerInfo(origin=origin, reference=reference, sha256=tokenization.tokenizer_sha256(tokenizer),
                                 vocab_size=vocab, section_sha256=_section_sha(spec), trained_in_release=trained_in),
-        split_rule=_split_rule(spec), code=code, sequence_length=spec.output.sequence_length,
+        split_rule=_split_rule(spec), code=plan.code, sequence_length=spec.output.sequence_length,
         packing=spec.output.packing, stages=stages,
-        mix=[Mix(**asdict(m)) for m in plan], tokens=split_tokens, length_histogram=histogram,
-        row_schema=[(f.name, f.dataType.simpleString()) for f in schema.fields], input_digest=input_digest,
-        fingerprint=fingerprint, content_digest=content_digest, rows=row_count,
+        mix=[Mix(**asdict(m)) for m in mix_plan], tokens=split_tokens, length_histogram=histogram,
+        row_schema=[(f.name, f.dataType.simpleString()) for f in schema.fields], input_digest=plan.input_digest,
+        fingerprint=plan.fingerprint, content_digest=content_digest, rows=row_count,
         mlflow_tracking_uri=mlflow.get_tracking_uri(), mlflow_experiment_id=experiment, mlflow_run_id=run_id,
         files_uri=files,
     )
@@ -390,6 +395,23 @@ def _build_release(spark, config, lake: Lake, spec: DatasetSpec, build_date, inp
     _commit(spark, lake, manifest, table_version)
     progress(f"committed release {release}")
     return manifest
+
+
+def choose_tokenizer(plan: Build, kept: DataFrame) -> tuple[Tokenizer, str, str, int | None]:
+    """(tokenizer, origin, reference, release that trained it): the spec's file or hub id; else the BPE
+    an earlier release of this spec trained, while the spec's tokenizer section is unchanged; else a
+    new one trained on this build's train split."""
+    spec, latest = plan.spec, plan.latest
+    if plan.given is not None:
+        return (*plan.given, None)
+    reference = f"bpe:{spec.tokenizer.train.vocab_size}"
+    if latest is not None and latest.tokenizer.origin == "trained" and \
+            latest.tokenizer.section_sha256 == _section_sha(spec):
+        _progress(spec.name)(f"reusing the tokenizer trained in release {latest.tokenizer.trained_in_release}")
+        stored = objects.read_bytes(f"{latest.files_uri}/tokenizer.json").decode()
+        return Tokenizer.from_str(stored), "trained", reference, latest.tokenizer.trained_in_release
+    _progress(spec.name)(f"training a byte-level BPE ({spec.tokenizer.train.vocab_size:,} tokens) on the train split")
+    return train_tokenizer(kept, spec), "trained", reference, plan.release
 
 
 def _split_rule(spec: DatasetSpec) -> str:
