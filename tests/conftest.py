@@ -23,6 +23,19 @@ BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Collection order is the order pytest-xdist hands work out: the training group first (its worker
+    builds the shared sample lake at once, while the other worker runs the unit tests), then the rest,
+    the tests that only read the sample lake last."""
+    def rank(item: pytest.Item) -> int:
+        group = item.get_closest_marker("xdist_group")
+        if group and group.args == ("training",):
+            return 0
+        return 2 if "sample_lake" in getattr(item, "fixturenames", ()) else 1
+
+    items.sort(key=rank)
+
+
 def service_unavailable(message: str) -> None:
     """A test's service could not be had: under CI that fails the test, elsewhere it skips it."""
     if IN_CI:

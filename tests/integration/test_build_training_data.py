@@ -152,12 +152,15 @@ def test_two_concurrent_builds_on_one_core_race_for_one_number_and_agree(spark_s
         return {r["build_id"] for r in tables.read(spark_session, table).filter(F.col("release") == 1)
                 .select("build_id").distinct().collect()}
 
-    assert len(builds_of_release_1()) == 2  # the loser's rows are there, but no reader sees them
+    (loser,) = builds_of_release_1() - {winner.manifest.build_id}  # its rows are there, but no reader sees them
     assert releases.read_rows(winner).num_rows == winner.manifest.rows
+    files = lake_path(config) / "gold" / "training_datasets" / "_files" / "chat_sft"
+    assert (files / loser).is_dir()
 
     following = build(spark_session, config, load_spec("chat_sft"), DATE, force=True)
     assert following.release == 2  # no number skipped
     assert builds_of_release_1() == {winner.manifest.build_id}
+    assert not (files / loser).exists()
 
 
 def test_clear_errors_change_nothing(spark_session, training_lake, tmp_path, lake_config):

@@ -35,3 +35,10 @@ def read_bytes(uri: str) -> bytes:
             return f.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{uri}: no such file") from None
+
+
+def delete_folder(uri: str) -> None:
+    """Delete a folder and everything in it; a missing folder is fine."""
+    fs, path = _resolve(uri)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)

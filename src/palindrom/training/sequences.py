@@ -100,9 +100,10 @@ def mix(docs: DataFrame, plan: Sequence[SourceMix]) -> DataFrame:
     repeat = F.create_map(*[x for m in plan for x in (F.lit(m.source), F.lit(float(m.repeat)))])
     times = F.when(F.col("split") == "train", F.coalesce(repeat[F.col("source")], F.lit(1.0))).otherwise(1.0)
     whole = F.floor(times).cast("int")
-    extra = (fraction_column(F.col("document_id"), "mix") < times - whole).cast("int")
-    return docs.withColumn("copy", F.explode(F.sequence(F.lit(0), whole + extra - 1))) \
-        .filter(F.col("copy").isNotNull())
+    copies = whole + (fraction_column(F.col("document_id"), "mix") < times - whole).cast("int")
+    # No copies (a repeat below 1 rounded down) is an empty array: the document is left out.
+    indices = F.when(copies > 0, F.sequence(F.lit(0), copies - 1)).otherwise(F.array().cast("array<int>"))
+    return docs.withColumn("copy", F.explode(indices))
 
 
 def _bucket_counts(tokens: Mapping[tuple[str, str], int]) -> dict[str, int]:

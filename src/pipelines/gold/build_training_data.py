@@ -195,8 +195,11 @@ def remove_orphans(spark: SparkSession, lake: Lake, name: str, latest: int) -> N
     if not orphans:
         return
     ids = ", ".join(f"'{r['build_id']}'" for r in orphans)
-    logger.info("build_training_data: %s: removing rows of %d uncommitted build(s): %s", name, len(orphans), ids)
+    logger.info("build_training_data: %s: removing rows and files of %d uncommitted build(s): %s", name,
+                len(orphans), ids)
     tables.delete_where(spark, table, f"release <= {latest} AND build_id IN ({ids})")
+    for r in orphans:
+        objects.delete_folder(lake.release_files(name, r["build_id"]))
 
 
 def _token_totals(docs: DataFrame) -> dict[tuple[str, str], int]:
