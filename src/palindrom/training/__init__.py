@@ -1,7 +1,8 @@
-"""Training-dataset building blocks: dataset specs, documents, splits, tokenizers and packing.
+"""Training-dataset building blocks, used by the gold builder (pipelines/gold/build_training_data.py).
 
-All but `documents` (DataFrame → DataFrame transformations over the silver tables) are Spark-free,
-so a trainer or a test can call them directly; the gold builder runs them inside Spark.
+Spark-free, so a trainer or a test calls them directly: `spec`, `tokenization`, `packing`, `splits`,
+`mixing`, `manifest`, `card`, `lineage`. DataFrame → DataFrame transformations on Spark: `documents`,
+`curation`, `sequences` (which run the Spark-free cores in Arrow batches).
 """
 
 
