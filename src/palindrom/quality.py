@@ -101,3 +101,23 @@ def media_metadata_checks(metadata: DataFrame) -> list[CheckResult]:
 
 def media_quarantine_checks(quarantine: DataFrame) -> list[CheckResult]:
     return [non_empty(quarantine, "reason", "silver.quarantine.media")]
+
+
+def training_release_checks(rows: DataFrame, vocab_size: int, length: int, name: str) -> list[CheckResult]:
+    """What every release must satisfy; run before the commit, and over releases in tests/data_quality."""
+    bad = rows.select(
+        F.sum((F.col("num_tokens") <= 0).cast("int")).alias("empty"),
+        F.max(F.array_max("input_ids")).alias("max_id"), F.min(F.array_min("input_ids")).alias("min_id"),
+        F.sum(((F.size("input_ids") != length) | (F.size("loss_mask") != length)
+               | (F.size("document_index") != length)).cast("int")).alias("wrong_length"),
+    ).first()
+    table = f"gold.training_datasets.{name}"
+    return [
+        CheckResult(f"{table}: no empty sequences", not bad["empty"], f"{bad['empty']} rows without tokens"),
+        CheckResult(f"{table}: token ids within the vocabulary",
+                    bad["max_id"] is None or (bad["min_id"] >= 0 and bad["max_id"] < vocab_size),
+                    f"ids span {bad['min_id']}..{bad['max_id']}, vocabulary {vocab_size}"),
+        CheckResult(f"{table}: every sequence has {length} positions", not bad["wrong_length"],
+                    f"{bad['wrong_length']} rows of another length"),
+        unique(rows, "example_id", table),
+    ]

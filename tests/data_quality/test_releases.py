@@ -12,7 +12,6 @@ from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.training import sequences
 from palindrom.training.manifest import Manifest
-from pipelines.gold.build_training_data import release_checks
 
 pytestmark = pytest.mark.xdist_group("training")  # with tests/integration/test_build_training_data.py
 
@@ -30,7 +29,7 @@ def test_every_release_passes_its_checks_and_matches_its_digest(spark_session, t
         rows = release_rows(spark_session, config, release)
         vocab = Tokenizer.from_str(releases.read_file(release, "tokenizer.json").decode()) \
             .get_vocab_size(with_added_tokens=True)
-        quality.enforce(release_checks(rows, vocab, m.sequence_length, release.dataset))
+        quality.enforce(quality.training_release_checks(rows, vocab, m.sequence_length, release.dataset))
         assert sequences.content_digest(rows, [c for c, _ in m.row_schema]) == m.content_digest
         assert rows.count() == m.rows
 

@@ -234,26 +234,6 @@ def _split_tokens(rows: DataFrame) -> dict[str, dict[str, SplitTokens]]:
     return out
 
 
-def release_checks(rows: DataFrame, vocab_size: int, length: int, name: str) -> list[quality.CheckResult]:
-    """What every release must satisfy; run before the commit, and over releases in tests/data_quality."""
-    bad = rows.select(
-        F.sum((F.col("num_tokens") <= 0).cast("int")).alias("empty"),
-        F.max(F.array_max("input_ids")).alias("max_id"), F.min(F.array_min("input_ids")).alias("min_id"),
-        F.sum(((F.size("input_ids") != length) | (F.size("loss_mask") != length)
-               | (F.size("document_index") != length)).cast("int")).alias("wrong_length"),
-    ).first()
-    table = f"gold.training_datasets.{name}"
-    return [
-        quality.CheckResult(f"{table}: no empty sequences", not bad["empty"], f"{bad['empty']} rows without tokens"),
-        quality.CheckResult(f"{table}: token ids within the vocabulary",
-                            bad["max_id"] is None or (bad["min_id"] >= 0 and bad["max_id"] < vocab_size),
-                            f"ids span {bad['min_id']}..{bad['max_id']}, vocabulary {vocab_size}"),
-        quality.CheckResult(f"{table}: every sequence has {length} positions", not bad["wrong_length"],
-                            f"{bad['wrong_length']} rows of another length"),
-        quality.unique(rows, "example_id", table),
-    ]
-
-
 @dataclass(frozen=True)
 class Build:
     """What a build knows before it writes anything."""
@@ -354,14 +334,14 @@ def _build_release(spark: SparkSession, plan: Build, curated: DataFrame, stages:
     table = lake.training_dataset(name)
     schema = sequences.row_schema(spec)
     _ensure(spark, table, StructType([StructField("release", IntegerType(), False),
-                                      StructField("build_id", StringType(), False), *schema.fields]))
+                                      StructField("build_id", StringType(), False), *schema.fields]), "release")
     tables.append(rows.select(F.lit(release).alias("release"), F.lit(build_id).alias("build_id"), *schema.fieldNames()),
                   table)
     table_version = tables.current_version(spark, table)
     written = tables.read(spark, table, version=table_version) \
         .filter((F.col("release") == release) & (F.col("build_id") == build_id))
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    quality.enforce(release_checks(written, vocab, spec.output.sequence_length, name))
+    quality.enforce(quality.training_release_checks(written, vocab, spec.output.sequence_length, name))
     content_digest = sequences.content_digest(written, schema.fieldNames())
     split_tokens = _split_tokens(written)
     row_count = sum(t.rows for per in split_tokens.values() for t in per.values())
@@ -424,10 +404,10 @@ def _split_rule(spec: DatasetSpec) -> str:
             f"seed {s.seed}")
 
 
-def _ensure(spark: SparkSession, table: TableRef, schema: StructType) -> None:
-    """Create the dataset's table; a concurrent build creating it at the same moment is fine."""
+def _ensure(spark: SparkSession, table: TableRef, schema: StructType, partition_by: str) -> None:
+    """Create the table; a concurrent build creating it at the same moment is fine."""
     try:
-        tables.ensure(spark, table, schema, partition_by=["release"])
+        tables.ensure(spark, table, schema, partition_by=[partition_by])
     except Exception:
         if not tables.exists(spark, table):
             raise
@@ -473,7 +453,7 @@ def _log_build(manifest: Manifest, artifacts: dict[str, bytes], table: TableRef,
 def _commit(spark: SparkSession, lake: Lake, manifest: Manifest, table_version: int) -> None:
     """The commit point: one MERGE of the manifest row keyed on (dataset, release)."""
     ref = lake.table("gold.training_releases")
-    _ensure_releases(spark, ref)
+    _ensure(spark, ref, RELEASES_SCHEMA, "dataset")
     row = spark.createDataFrame([(manifest.dataset, manifest.release, manifest.build_id,
                                   dt.datetime.fromisoformat(manifest.created_at), manifest.fingerprint,
                                   manifest.content_digest, manifest.rows, manifest.total_tokens, table_version,
@@ -489,14 +469,6 @@ def _commit(spark: SparkSession, lake: Lake, manifest: Manifest, table_version: 
                        f"{owner['build_id'] if owner else '(none)'} while build {manifest.build_id} ran; nothing of "
                        f"this build is visible (its rows are removed by the next build); rerun to build release "
                        f"{manifest.release + 1}")
-
-
-def _ensure_releases(spark: SparkSession, ref: TableRef) -> None:
-    try:
-        tables.ensure(spark, ref, RELEASES_SCHEMA, partition_by=["dataset"])
-    except Exception:
-        if not tables.exists(spark, ref):
-            raise
 
 
 def _progress(name: str):
