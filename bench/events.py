@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/events.py                 # 1,000,000 events (the size)
     .venv/bin/python bench/events.py --events 200000 --runs 3
+    .venv/bin/python bench/events.py --events 200000 --only ingest
 
 For each stage: one warm-up run of each variant, then `--runs` timed runs; the median is reported.
 Ratio = bare median / ours median (1.0 = as fast as bare Spark; the goals: ingest >= 0.8, clean >= 0.5).
@@ -80,6 +81,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=("ingest", "clean"), help="one stage (clean still ingests its input once)")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "events.json"))
     args = parser.parse_args()
 
@@ -118,11 +120,18 @@ def main() -> int:
             link_tree(landing, root / "landing" / "events")
             return root
 
-        ours_ingest = timed("ingest ours", ours_ingest_prepare, lambda c: ingest_events.run(spark, c), args.runs)
-        bare_ingest_t = timed("ingest bare", bare_ingest_prepare, bare_ingest, args.runs)
+        times: dict[str, tuple[list[float], list[float]]] = {}
+        if args.only in (None, "ingest"):
+            times["ingest"] = (timed("ingest ours", ours_ingest_prepare, lambda c: ingest_events.run(spark, c),
+                                     args.runs),
+                               timed("ingest bare", bare_ingest_prepare, bare_ingest, args.runs))
+            last_ingest = args.runs
+        else:
+            ingest_events.run(spark, ours_ingest_prepare(0))
+            last_ingest = 0
 
-        # Clean: both variants start from the same bronze rows (those of the last timed ingest).
-        bronze_root = work_dir / f"ingest-ours-{args.runs}"
+        # Clean: both variants start from the same bronze rows (those of the last ingest).
+        bronze_root = work_dir / f"ingest-ours-{last_ingest}"
 
         def ours_clean_prepare(i: int):
             root = fresh_root(f"clean-ours-{i}")
@@ -139,8 +148,9 @@ def main() -> int:
             parsed.select("e.*", "batch_id", "source_file", "line_number") \
                 .write.format("delta").mode("append").save(str(root / "silver"))
 
-        ours_clean = timed("clean ours", ours_clean_prepare, lambda c: clean_events.run(spark, c), args.runs)
-        bare_clean_t = timed("clean bare", bare_clean_prepare, bare_clean, args.runs)
+        if args.only in (None, "clean"):
+            times["clean"] = (timed("clean ours", ours_clean_prepare, lambda c: clean_events.run(spark, c), args.runs),
+                              timed("clean bare", bare_clean_prepare, bare_clean, args.runs))
 
         jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
         with open(f"/proc/{jvm_pid}/status") as status:
@@ -148,12 +158,14 @@ def main() -> int:
         result = {
             "events": args.events, "bytes": size, "files": args.files, "cores": cores, "spark": spark.version,
             "runs": args.runs, "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "ingest": {"ours_s": statistics.median(ours_ingest), "bare_s": statistics.median(bare_ingest_t)},
-            "clean": {"ours_s": statistics.median(ours_clean), "bare_s": statistics.median(bare_clean_t)},
+            **{stage: {"ours_s": statistics.median(ours), "bare_s": statistics.median(bare)}
+               for stage, (ours, bare) in times.items()},
             "peak_driver_jvm_rss_mb": round(jvm_peak_kb / 1024),
             "peak_driver_python_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
         for stage, goal in (("ingest", 0.8), ("clean", 0.5)):
+            if stage not in result:
+                continue
             r = result[stage]
             r["ratio"] = round(r["bare_s"] / r["ours_s"], 3)
             r["goal"] = goal

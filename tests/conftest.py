@@ -22,6 +22,10 @@ SCHEMA_DIR = REPO_ROOT / "configs" / "schemas" / "events"
 BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Every JVM the tests start (Spark in this process and in the jobs' processes, Apicurio) runs many
+# short jobs: the C1 compiler alone gets them done sooner than C1 + C2 on a 2-core machine.
+os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Collection order is the order pytest-xdist hands work out: the training group first (its worker
@@ -136,11 +140,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -
     return result
 
 
+def run_job_here(spark, job: str, config: PipelineConfig) -> None:
+    """The tasks of a databricks.yml job, in its dependency order, called in this process on this
+    session (`pipelines run` starts each in a fresh process: five JVM starts for the sample lake)."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    from pipelines.workflows import job_tasks, load_bundle, resolve_variables
+
+    scripts = entry_points(group="console_scripts")
+    for task in job_tasks(resolve_variables(load_bundle(), "local"), job, {}):
+        (script,) = scripts.select(name=task.entry_point)
+        importlib.import_module(script.module).run(spark, config)
+
+
 @pytest.fixture(scope="session")
-def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> PipelineConfig:
-    """Sample data run through `pipelines run daily_ingestion`, then `pipelines run media_processing`
-    (the real entry points, in fresh processes), once per test run: pytest-xdist workers share it
-    (the first to ask builds it under a lock). Tests that use it only read it."""
+def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spark_session) -> PipelineConfig:
+    """Sample data (`pipelines sample-data`) run through the tasks of the daily_ingestion and then the
+    media_processing job, once per test run: pytest-xdist workers share it (the first to ask builds
+    it under a lock). Tests that use it only read it."""
     from filelock import FileLock
 
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
@@ -148,8 +166,9 @@ def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Pip
     with FileLock(str(shared / "sample.lock")):
         if not done.exists():
             run_cli("sample-data", "--root", str(root), "--date", "2026-11-26", "--users", "600")
-            run_cli("run", "daily_ingestion", "--root", str(root))
-            run_cli("run", "media_processing", "--root", str(root))
+            config = load_config("local", str(root))
+            for job in ("daily_ingestion", "media_processing"):
+                run_job_here(spark_session, job, config)
             done.touch()
     return load_config("local", str(root))
 

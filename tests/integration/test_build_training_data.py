@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from palindrom.config import load_config
 from palindrom.data import releases
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
-from palindrom.training import BuildError, documents
+from palindrom.training import BuildError, LostRace, documents
 from palindrom.training.spec import SpecError, load_spec
 from palindrom.training.tokenization import TokenizerError
 from pipelines.gold.build_training_data import build
@@ -104,10 +105,10 @@ def test_a_forced_build_is_the_next_release_with_the_same_rows_and_reused_tokeni
     assert forced.manifest.tokenizer.sha256 == first.tokenizer.sha256
 
 
-def test_two_concurrent_builds_on_one_core_race_for_one_number_and_agree(spark_session, sample_lake, training_lake,
-                                                                         tmp_path):
-    """Two real processes build chat_sft on a fresh copy of the lake, on local[1] with 7 shuffle
-    partitions (the fixture built it on local[2] with 2), lined up at the commit point and let go
+def test_two_concurrent_builds_race_for_one_number_and_agree(spark_session, sample_lake, training_lake,
+                                                            tmp_path, monkeypatch):
+    """Two builds of chat_sft on a fresh copy of the lake, one in a fresh process on local[1] with 7
+    shuffle partitions, one here (local[2], 2 partitions), lined up at the commit point and let go
     together: one commits release 1, the other fails cleanly; its rows stay invisible and the next
     build removes them. The winner's rows and tokenizer equal the fixture's, digest for digest."""
     _, results = training_lake
@@ -121,26 +122,45 @@ def test_two_concurrent_builds_on_one_core_race_for_one_number_and_agree(spark_s
     config = load_config("local", str(root))
 
     gate = tmp_path / "go"
-    env = {**os.environ, "PIPELINES_CONFIG_DIR": str(configs),
-           "PIPELINES_FAILPOINTS": "build_training_data.before_commit", "PIPELINES_FAILPOINT_GATE": str(gate)}
-    logs = [tmp_path / f"build-{i}.log" for i in range(2)]
-    processes = [subprocess.Popen([str(BIN / "build_training_data"), "--root", str(root), "--dataset", "chat_sft",
-                                   "--build-date", BUILD_DATE], stdout=subprocess.DEVNULL, stderr=log.open("w"),
-                                  env=env) for log in logs]
+    monkeypatch.setenv("PIPELINES_FAILPOINTS", "build_training_data.before_commit")
+    monkeypatch.setenv("PIPELINES_FAILPOINT_GATE", str(gate))
+    log = tmp_path / "build.log"
+    process = subprocess.Popen([str(BIN / "build_training_data"), "--root", str(root), "--dataset", "chat_sft",
+                                "--build-date", BUILD_DATE], stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                               env={**os.environ, "PIPELINES_CONFIG_DIR": str(configs)})
+    here: dict[str, object] = {}
+
+    def build_here() -> None:
+        try:
+            here["result"] = build(spark_session, config, load_spec("chat_sft"), DATE)
+        except Exception as error:  # the loser's LostRace, asserted below
+            here["error"] = error
+
+    thread = threading.Thread(target=build_here)
+    thread.start()
     try:
         deadline = time.monotonic() + 400
-        while not all("FAILPOINT build_training_data.before_commit reached" in log.read_text() for log in logs):
-            assert all(p.poll() is None for p in processes), [log.read_text()[-2000:] for log in logs]
+        while len(list(tmp_path.glob("go.reached.*"))) < 2:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert thread.is_alive(), here
             assert time.monotonic() < deadline, "the builds did not reach the commit point"
             time.sleep(0.5)
         gate.touch()
-        codes = [p.wait(timeout=300) for p in processes]
+        code = process.wait(timeout=300)
+        thread.join(timeout=300)
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    assert sorted(codes) == [0, 1], [log.read_text()[-2000:] for log in logs]
-    assert "LostRace: chat_sft: release 1 was committed by build" in logs[codes.index(1)].read_text()
+        gate.touch()
+        if process.poll() is None:
+            process.kill()
+    if code == 0:  # the other process won
+        assert isinstance(here.get("error"), LostRace), here
+        message = str(here["error"])
+    else:
+        message = log.read_text()
+        assert code == 1, message[-3000:]
+        assert "result" in here, here
+        assert "LostRace" in message, message[-3000:]
+    assert "chat_sft: release 1 was committed by build" in message, message[-3000:]
 
     (winner,) = releases.list_releases(config, "chat_sft")
     assert winner.release == 1
@@ -155,10 +175,12 @@ def test_two_concurrent_builds_on_one_core_race_for_one_number_and_agree(spark_s
     (loser,) = builds_of_release_1() - {winner.manifest.build_id}  # its rows are there, but no reader sees them
     assert releases.read_rows(winner).num_rows == winner.manifest.rows
     files = lake_path(config) / "gold" / "training_datasets" / "_files" / "chat_sft"
-    assert (files / loser).is_dir()
+    loser_manifest = json.loads((files / loser / "manifest.json").read_text())
+    assert loser_manifest["content_digest"] == winner.manifest.content_digest  # other partitioning, same rows
 
-    following = build(spark_session, config, load_spec("chat_sft"), DATE, force=True)
-    assert following.release == 2  # no number skipped
+    monkeypatch.delenv("PIPELINES_FAILPOINTS")
+    following = build(spark_session, config, load_spec("chat_sft"), DATE)
+    assert following.release is None  # nothing changed: no release, but the loser's leftovers are gone
     assert builds_of_release_1() == {winner.manifest.build_id}
     assert not (files / loser).exists()
 

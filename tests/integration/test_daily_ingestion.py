@@ -1,4 +1,5 @@
-"""daily_ingestion end to end: sample data through the real entry points (`pipelines run`)."""
+"""daily_ingestion end to end: sample data through the job's tasks in the order databricks.yml gives
+(the sample_lake fixture)."""
 
 import collections
 import datetime as dt

@@ -1,5 +1,5 @@
-"""`pipelines run media_processing` end to end on the sample data (the sample lake, built once per
-session by the real entry points): every good file described, every broken one quarantined with
+"""media_processing end to end on the sample data (the sample lake, built once per session by the
+jobs' tasks in the order databricks.yml gives): every good file described, every broken one quarantined with
 its reason, embeddings for every object and text, and a rerun that changes nothing."""
 
 import shutil
@@ -83,7 +83,7 @@ def test_rerun_commits_nothing_and_quarantine_cli_lists_media(spark_session, sam
     config = load_config("local", str(root))
     lake = Lake(config.storage_root)
     before = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
-    ingest_media.run(spark_session, config)  # the job's tasks, in this process (the lake was made by the CLI)
+    ingest_media.run(spark_session, config)
     process_media.run(spark_session, config)
     assert {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()} == before
     listing = run_cli("quarantine", "list", "--media", "--root", str(sample_lake.storage.root)).stdout

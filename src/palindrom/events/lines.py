@@ -1,27 +1,24 @@
-"""Landing files → lines, by the event contract's line rules (pure Python, no Spark).
+"""The event contract's line rules, and what ingestion needs beside Spark (pure Python).
 
-Split on `\\n` only (U+2028 and lone `\\r` do not split), drop one trailing `\\r`, drop a UTF-8
-BOM at the start of the file, skip lines that are only white space (Python's `str.isspace`), and
-number lines from 1 counting every physical line, blank or not, so a line number points into the file.
+A landing file is split on `\\n` only (U+2028 and lone `\\r` do not split); one trailing `\\r` is
+dropped from a line and a UTF-8 BOM from the start of the file; a line whose text is only white
+space (Python's `str.isspace`) is skipped; lines are numbered from 1 counting every physical line,
+blank or not, so a line number points into the file. A line that is not valid UTF-8 is kept (its
+text is null). `pipelines.bronze.ingest_events.split_lines` applies the rules in Spark.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
-from typing import NamedTuple
 
 UTF8_BOM = b"\xef\xbb\xbf"
+# Every character for which str.isspace() is true (tests/unit/events/test_lines.py checks the list).
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+              "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 class FileRefused(ValueError):
     """A landing file that cannot be ingested (too large, or a corrupt .gz); it stays in landing."""
-
-
-class Line(NamedTuple):
-    number: int
-    raw: bytes
-    text: str | None  # None where the bytes are not valid UTF-8
 
 
 def decompress(content: bytes, max_bytes: int) -> bytes:
@@ -40,19 +37,3 @@ def decompress(content: bytes, max_bytes: int) -> bytes:
             raise FileRefused("truncated gzip stream")
         data = inflater.unused_data
     return bytes(out)
-
-
-def split_lines(content: bytes) -> Iterator[Line]:
-    """The non-blank lines of a (decompressed) JSON-lines file."""
-    if content.startswith(UTF8_BOM):
-        content = content[len(UTF8_BOM):]
-    for number, raw in enumerate(content.split(b"\n"), start=1):
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            yield Line(number, raw, None)
-            continue
-        if text and not text.isspace():
-            yield Line(number, raw, text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
@@ -25,7 +26,14 @@ class TableNotFound(LookupError):
 
 
 def exists(spark: SparkSession, ref: TableRef) -> bool:
-    return DeltaTable.isDeltaTable(spark, ref.uri)
+    """Whether a Delta table is at the path now. Not `DeltaTable.isDeltaTable`: once this session has
+    looked at the path, that answers from a cached snapshot, which misses a table another process
+    created since; `forPath` reads the log afresh."""
+    try:
+        DeltaTable.forPath(spark, ref.uri)
+    except AnalysisException:
+        return False
+    return True
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int | None:
@@ -50,7 +58,9 @@ def ensure(
     partition_by: Sequence[str] = (),
     properties: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the table with this schema and properties if it does not exist yet."""
+    """Create the table with this schema and properties if it does not exist yet. Writers creating it
+    at the same moment are fine: the losers' commits fail (Delta's ProtocolChangedException) and
+    they find the winner's table."""
     if exists(spark, ref):
         return
     builder = DeltaTable.createIfNotExists(spark).location(ref.uri).addColumns(schema)
@@ -58,7 +68,11 @@ def ensure(
         builder = builder.partitionedBy(*partition_by)
     for key, value in {**PORTABLE_PROPERTIES, **(properties or {})}.items():
         builder = builder.property(key, value)
-    builder.execute()
+    try:
+        builder.execute()
+    except Exception:
+        if not exists(spark, ref):
+            raise
 
 
 def append(df: DataFrame, ref: TableRef) -> None:

@@ -10,12 +10,14 @@ data; its store keeps 36 characters, so a digest is cut to its first 32 hex digi
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from palindrom.config import PipelineConfig
 
 DIGEST_CHARS = 32
+LOG_INPUT_TRIES = 4
 
 
 def tracking_uri(config: PipelineConfig) -> str:
@@ -73,6 +75,25 @@ def delta_dataset(uri: str, version: int, name: str, digest: str):
     return MetaDataset(_source(uri, version), name=name, digest=digest[:DIGEST_CHARS])
 
 
+def log_input(dataset, context: str, tags: Mapping[str, str] | None = None) -> None:
+    """`mlflow.log_input` to the active run, safe against runs logging the same dataset at once.
+
+    MLflow's store looks a dataset up by (experiment, name, digest) and inserts it when it is not
+    there, in one transaction: two runs doing that together both miss it and one insert fails on the
+    unique key (a sqlite3 / database IntegrityError). Nothing of the failed call is kept, and the next
+    try finds the row the other run inserted."""
+    import mlflow
+
+    for attempt in range(1, LOG_INPUT_TRIES + 1):
+        try:
+            mlflow.log_input(dataset, context=context, tags=dict(tags) if tags else None)
+            return
+        except mlflow.exceptions.MlflowException:
+            if attempt == LOG_INPUT_TRIES:
+                raise
+            time.sleep(0.2 * attempt)
+
+
 def flat_params(value: Any, prefix: str = "") -> dict[str, str]:
     """A nested mapping as MLflow params: dotted keys, scalar values (lists as JSON)."""
     if isinstance(value, Mapping):
@@ -92,7 +113,7 @@ def log_training_input(name: str, release: int, uri: str, table_version: int, co
     if mlflow.active_run() is None:
         return False
     dataset = delta_dataset(uri, table_version, f"{name}@{release}", content_digest)
-    mlflow.log_input(dataset, context="training", tags={"split": split, "release": str(release)})
+    log_input(dataset, context="training", tags={"split": split, "release": str(release)})
     mlflow.set_tags({f"palindrom.dataset.{name}.release": str(release),
                      f"palindrom.dataset.{name}.content_digest": content_digest})
     return True

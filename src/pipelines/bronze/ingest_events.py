@@ -9,6 +9,7 @@ files are ingested first, then the task fails naming it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pyspark.sql.types import (
 )
 
 from palindrom.config import PipelineConfig
-from palindrom.events.lines import FileRefused, decompress, split_lines
+from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, decompress
 from palindrom.lake import tables
 from palindrom.lake.files import list_files, read_files, relative_path
 from palindrom.lake.paths import Lake
@@ -43,15 +44,8 @@ BRONZE_EVENTS_SCHEMA = StructType([
     StructField("raw", BinaryType(), False),
     StructField("text", StringType(), True),
 ])
-_ARROW_SCHEMA = pa.schema([
-    pa.field("batch_id", pa.string(), False),
-    pa.field("ingested_at", pa.timestamp("us", tz="UTC"), False),
-    pa.field("source_file", pa.string(), False),
-    pa.field("source_modified_at", pa.timestamp("us", tz="UTC")),
-    pa.field("line_number", pa.int64(), False),
-    pa.field("raw", pa.binary(), False),
-    pa.field("text", pa.string()),
-])
+BYTES_AS_TEXT = "ISO-8859-1"  # one character per byte: split and cut as text, every byte kept
+MAX_BINARY = 2**31 - 1
 
 
 class IngestRefused(RuntimeError):
@@ -79,32 +73,63 @@ def new_batch_id(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
 
 
-def split_files(files: DataFrame, batch_id: str, ingested_at: dt.datetime, max_bytes: int,
-                refusals) -> DataFrame:
-    """binaryFile rows (source_file, modificationTime, content) → one bronze row per non-blank line."""
+def landing_files(spark: SparkSession, uris: list[str], landing: str) -> DataFrame:
+    """(source_file relative to `landing`, modificationTime, content) of the named files."""
+    return read_files(spark, uris).select(relative_path(F.col("path"), landing).alias("source_file"),
+                                          "modificationTime", "content")
 
-    def split_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+
+def decompressed(files: DataFrame, max_bytes: int, refusals) -> DataFrame:
+    """.gz files' rows with their content gunzipped; a file that cannot be (corrupt, or over
+    `max_bytes` once inflated) is left out and named in `refusals`."""
+
+    def gunzip(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for name, modified, content in zip(*(batch.column(c).to_pylist() for c in
-                                                 ("source_file", "modificationTime", "content")), strict=True):
+            for row in batch.to_pylist():  # one file at a time: each is whole in memory
                 try:
-                    data = decompress(content, max_bytes) if name.endswith(".gz") else content
+                    content = decompress(row["content"], max_bytes)
                 except FileRefused as e:
-                    refusals.add([(name, str(e))])
+                    refusals.add([(row["source_file"], str(e))])
                     continue
-                lines = list(split_lines(data))
-                n = len(lines)
-                yield pa.RecordBatch.from_arrays([
-                    pa.array([batch_id] * n, pa.string()),
-                    pa.array([ingested_at] * n, pa.timestamp("us", tz="UTC")),
-                    pa.array([name] * n, pa.string()),
-                    pa.array([modified] * n, pa.timestamp("us", tz="UTC")),
-                    pa.array([line.number for line in lines], pa.int64()),
-                    pa.array([line.raw for line in lines], pa.binary()),
-                    pa.array([line.text for line in lines], pa.string()),
-                ], schema=_ARROW_SCHEMA)
+                yield pa.RecordBatch.from_pylist([{**row, "content": content}], schema=batch.schema)
 
-    return files.mapInArrow(split_partition, BRONZE_EVENTS_SCHEMA)
+    return files.mapInArrow(gunzip, files.schema)
+
+
+def split_lines(files: DataFrame, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
+    r"""(source_file, modificationTime, content) → one bronze row per non-blank line, by the line rules
+    of `palindrom.events.lines`, in Spark expressions (no Python worker). The content, less a leading
+    BOM, is split on "
+" as UTF-8 text where it is valid UTF-8 (every line then is), else as
+    ISO-8859-1 text (one character per byte, so no byte is altered and each line is checked on its
+    own); one trailing "
+" goes; a line whose text is only white space is skipped."""
+    content = F.col("content")
+    content = F.when(F.substring(content, 1, len(UTF8_BOM)) == F.lit(bytearray(UTF8_BOM)),
+                     F.substring(content, len(UTF8_BOM) + 1, MAX_BINARY)).otherwise(content)
+    as_text = content.cast(StringType())  # the bytes as they are, not checked
+    checked = files.select("source_file", "modificationTime", content.alias("content"),
+                           F.is_valid_utf8(as_text).alias("utf8"))
+    # Exploded in a step of its own: `utf8` is then a column of each line, not a check of the whole
+    # content repeated for every line.
+    utf8, content = F.col("utf8"), F.col("content")
+    lines = checked.select(
+        "source_file", "modificationTime", "utf8",
+        F.posexplode(F.split(F.when(utf8, content.cast(StringType())).otherwise(F.decode(content, BYTES_AS_TEXT)),
+                             "\n")).alias("index", "line"))
+    line = F.col("line")
+    line = F.when(line.endswith("\r"), line.substr(F.lit(1), F.length(line) - 1)).otherwise(line)
+    raw = F.when(F.col("utf8"), F.encode(line, "UTF-8")).otherwise(F.encode(line, BYTES_AS_TEXT))
+    rows = lines.select(
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(ingested_at).cast(TimestampType()).alias("ingested_at"),
+        "source_file",
+        F.col("modificationTime").alias("source_modified_at"),
+        (F.col("index") + 1).cast(LongType()).alias("line_number"),
+        raw.alias("raw"),
+        F.when(F.col("utf8"), line).otherwise(F.try_validate_utf8(raw.cast(StringType()))).alias("text"),
+    )
+    return rows.filter(F.col("text").isNull() | (F.length(F.btrim("text", F.lit(WHITESPACE))) > 0))
 
 
 INGESTED_FILES_SCHEMA = StructType([
@@ -144,11 +169,13 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         logger.info("ingest_events: %d new files (%d bytes) → %s, batch %s",
                     len(pending), sum(f.size for f in pending), bronze, batch_id)
         tables.ensure(spark, bronze, BRONZE_EVENTS_SCHEMA)
-        contents = read_files(spark, [f.uri for f in pending]).select(
-            relative_path(F.col("path"), landing).alias("source_file"), "modificationTime", "content"
-        )
         refusals = spark.sparkContext.accumulator([], _ListParam())
-        tables.append(split_files(contents, batch_id, now, max_bytes, refusals), bronze)
+        plain = [f.uri for f in pending if not f.name.endswith(".gz")]
+        gzipped = [f.uri for f in pending if f.name.endswith(".gz")]
+        contents = [landing_files(spark, plain, landing)] if plain else []
+        if gzipped:
+            contents.append(decompressed(landing_files(spark, gzipped, landing), max_bytes, refusals))
+        tables.append(split_lines(functools.reduce(DataFrame.unionByName, contents), batch_id, now), bronze)
         refused.update(dict(refusals.value))
         per_file = dict(
             tables.read(spark, bronze).filter(F.col("batch_id") == batch_id)

@@ -333,8 +333,9 @@ def _build_release(spark: SparkSession, plan: Build, curated: DataFrame, stages:
 
     table = lake.training_dataset(name)
     schema = sequences.row_schema(spec)
-    _ensure(spark, table, StructType([StructField("release", IntegerType(), False),
-                                      StructField("build_id", StringType(), False), *schema.fields]), "release")
+    tables.ensure(spark, table, StructType([StructField("release", IntegerType(), False),
+                                           StructField("build_id", StringType(), False), *schema.fields]),
+                  partition_by=["release"])
     tables.append(rows.select(F.lit(release).alias("release"), F.lit(build_id).alias("build_id"), *schema.fieldNames()),
                   table)
     table_version = tables.current_version(spark, table)
@@ -404,15 +405,6 @@ def _split_rule(spec: DatasetSpec) -> str:
             f"seed {s.seed}")
 
 
-def _ensure(spark: SparkSession, table: TableRef, schema: StructType, partition_by: str) -> None:
-    """Create the table; a concurrent build creating it at the same moment is fine."""
-    try:
-        tables.ensure(spark, table, schema, partition_by=[partition_by])
-    except Exception:
-        if not tables.exists(spark, table):
-            raise
-
-
 def _log_build(manifest: Manifest, artifacts: dict[str, bytes], table: TableRef, table_version: int) -> None:
     """The run's parameters (the spec), metrics (the counts), inputs and output (Delta tables at their
     versions, with explicit digests), tags to find it, and the card, plots, tokenizer and manifest."""
@@ -437,11 +429,11 @@ def _log_build(manifest: Manifest, artifacts: dict[str, bytes], table: TableRef,
             metrics.update({f"tokens.{split}.{source}": t.tokens, f"rows.{split}.{source}": t.rows})
     mlflow.log_metrics(metrics)
     for i in manifest.inputs:
-        mlflow.log_input(lineage.delta_dataset(i.uri, i.version, f"{i.table}@v{i.version}", i.digest),
-                         context="source")
-    mlflow.log_input(lineage.delta_dataset(table.uri, table_version, f"{manifest.dataset}@{manifest.release}",
-                                           manifest.content_digest), context="release",
-                     tags={"release": str(manifest.release)})
+        lineage.log_input(lineage.delta_dataset(i.uri, i.version, f"{i.table}@v{i.version}", i.digest),
+                          context="source")
+    lineage.log_input(lineage.delta_dataset(table.uri, table_version, f"{manifest.dataset}@{manifest.release}",
+                                            manifest.content_digest), context="release",
+                      tags={"release": str(manifest.release)})
     mlflow.set_tags({"palindrom.content_digest": manifest.content_digest, "palindrom.fingerprint": manifest.fingerprint,
                      "palindrom.card": manifest.card_uri})
     with tempfile.TemporaryDirectory() as folder:
@@ -453,7 +445,7 @@ def _log_build(manifest: Manifest, artifacts: dict[str, bytes], table: TableRef,
 def _commit(spark: SparkSession, lake: Lake, manifest: Manifest, table_version: int) -> None:
     """The commit point: one MERGE of the manifest row keyed on (dataset, release)."""
     ref = lake.table("gold.training_releases")
-    _ensure(spark, ref, RELEASES_SCHEMA, "dataset")
+    tables.ensure(spark, ref, RELEASES_SCHEMA, partition_by=["dataset"])
     row = spark.createDataFrame([(manifest.dataset, manifest.release, manifest.build_id,
                                   dt.datetime.fromisoformat(manifest.created_at), manifest.fingerprint,
                                   manifest.content_digest, manifest.rows, manifest.total_tokens, table_version,

@@ -1,12 +1,18 @@
+import datetime as dt
 import gzip
+import random
 
 import pytest
 
 from palindrom.config import load_config
+from palindrom.events.lines import UTF8_BOM
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from tests.conftest import lake_path
+from tests.unit.events.conformance import file_bytes, load_cases
+from tests.unit.events.line_rules import Line
+from tests.unit.events.line_rules import split_lines as oracle_split
 
 
 def landing(config):
@@ -69,3 +75,45 @@ def test_oversized_and_corrupt_files_are_refused_and_left_in_landing(spark_sessi
     assert [r[0] for r in bronze_rows(spark_session, config)] == ["ok.jsonl"]
     assert (folder / "big.jsonl").exists()
     assert (folder / "broken.jsonl.gz").exists()
+
+
+FRAGMENTS = [b"\n", b"\r", b"\r\n", UTF8_BOM, b" ", b"\t", "\u3000".encode(), "\x85".encode(), b"\x1c", b"\x0b",
+             b'{"a":1}', b"x", "\u00e9".encode(), "\U0001f600".encode(), "\u2028".encode(), b"\xff",
+             b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x80", b"\xf5\x80\x80\x80", b"\x00"]
+
+
+def split_in_spark(spark, contents: dict[str, bytes]) -> dict[str, list[Line]]:
+    files = spark.createDataFrame([(name, dt.datetime(2026, 11, 26, tzinfo=dt.UTC), bytearray(content))
+                                   for name, content in contents.items()],
+                                  "source_file string, modificationTime timestamp, content binary")
+    rows = ingest_events.split_lines(files, "b1", dt.datetime(2026, 11, 27, tzinfo=dt.UTC)).collect()
+    out: dict[str, list[Line]] = {name: [] for name in contents}
+    for r in sorted(rows, key=lambda r: (r["source_file"], r["line_number"])):
+        out[r["source_file"]].append(Line(r["line_number"], bytes(r["raw"]), r["text"]))
+    return out
+
+
+def test_the_spark_split_follows_the_line_rules(spark_session):
+    """Every file the conformance file holds, the rule examples, and random mixes of the fragments that
+    matter (line ends, BOM, Unicode white space, every kind of invalid UTF-8) split exactly as the
+    plain-Python rules split them."""
+    rng = random.Random(5)
+    contents = {
+        "rules": b'\xef\xbb\xbf{"a":1}\r\n\n   \r\n{"b":\xe2\x80\xa8}\rx\n\xff\n{"c":3}',
+        "inner_bom": b"a\n\xef\xbb\xbfb",
+        "unicode_blank": "\u3000\u2003\t\n".encode(),
+        "empty_lines": b"\n\n\r\n",
+        **{f"random-{i}": b"".join(rng.choices(FRAGMENTS, k=rng.randint(0, 60))) for i in range(300)},
+        **{f"conformance-{case['case']}": file_bytes(case) for case in load_cases()
+           if "file_base64" in case},
+    }
+    expected = {name: list(oracle_split(content)) for name, content in contents.items()}
+    assert expected["rules"] == [
+        Line(1, b'{"a":1}', '{"a":1}'),
+        Line(4, b'{"b":\xe2\x80\xa8}\rx', '{"b":\u2028}\rx'),
+        Line(5, b"\xff", None),
+        Line(6, b'{"c":3}', '{"c":3}'),
+    ]
+    assert [line.text for line in expected["inner_bom"]] == ["a", "\ufeffb"]
+    assert expected["unicode_blank"] == []
+    assert split_in_spark(spark_session, contents) == expected

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from palindrom.events.contract import EventValidator, Rejected, ValidEvent
-from palindrom.events.lines import decompress, split_lines
+from palindrom.events.lines import decompress
+from tests.unit.events.line_rules import split_lines
 
 # split on "\n" only: cases hold U+2028, which str.splitlines() would split on.
 CONFORMANCE = Path(__file__).with_name("conformance.jsonl")
@@ -32,6 +33,12 @@ def line_bytes(case: dict[str, Any]) -> bytes:
     return raw
 
 
+def file_bytes(case: dict[str, Any]) -> bytes:
+    """A whole-file case's content, decompressed."""
+    content = base64.b64decode(case["file_base64"])
+    return decompress(content, 1 << 30) if case.get("gzip") else content
+
+
 def fate(result: ValidEvent | Rejected) -> str:
     return "valid" if isinstance(result, ValidEvent) else result.reason
 
@@ -45,10 +52,8 @@ def _contains(actual: Any, expected: Any) -> bool:
 def check_case(validator: EventValidator, case: dict[str, Any]) -> list[str]:
     """Mismatches between what the validator does and what the case expects (empty: conforms)."""
     if "file_base64" in case:
-        content = base64.b64decode(case["file_base64"])
-        if case.get("gzip"):
-            content = decompress(content, 1 << 30)
-        got = [[line.number, fate(validator.validate(line.text, len(line.raw)))] for line in split_lines(content)]
+        lines = split_lines(file_bytes(case))
+        got = [[line.number, fate(validator.validate(line.text, len(line.raw)))] for line in lines]
         return [] if got == case["expect_lines"] else [f"{case['case']}: lines {got} != {case['expect_lines']}"]
     raw = line_bytes(case)
     try:

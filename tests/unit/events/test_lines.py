@@ -2,25 +2,11 @@ import gzip
 
 import pytest
 
-from palindrom.events.lines import FileRefused, Line, decompress, split_lines
+from palindrom.events.lines import WHITESPACE, FileRefused, decompress
 
 
-def test_lines_split_on_newline_only_with_physical_numbers():
-    content = b'\xef\xbb\xbf{"a":1}\r\n\n   \r\n{"b":\xe2\x80\xa8}\rx\n\xff\n{"c":3}'
-    assert list(split_lines(content)) == [
-        Line(1, b'{"a":1}', '{"a":1}'),
-        Line(4, b'{"b":\xe2\x80\xa8}\rx', '{"b":\u2028}\rx'),
-        Line(5, b"\xff", None),
-        Line(6, b'{"c":3}', '{"c":3}'),
-    ]
-
-
-def test_only_a_leading_bom_is_removed():
-    assert [line.text for line in split_lines(b"a\n\xef\xbb\xbfb")] == ["a", "\ufeffb"]
-
-
-def test_unicode_whitespace_only_line_is_blank():
-    assert list(split_lines("\u3000\u2003\t\n".encode())) == []
+def test_whitespace_is_every_character_python_calls_space():
+    assert "".join(chr(c) for c in range(0x110000) if chr(c).isspace()) == WHITESPACE
 
 
 def test_decompress_multi_member_gzip():

@@ -26,6 +26,18 @@ def test_missing_table_is_named(spark_session, ref):
         tables.read(spark_session, ref)
 
 
+def test_a_table_another_writer_created_after_this_session_looked_is_found(spark_session, ref):
+    """A build whose table creation lost to a concurrent build's holds a cached view of the path from
+    before the table existed (Delta's create command loaded it); the table must still be found."""
+    folder = ref.uri.removeprefix("file:")
+    spark_session._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark_session._jsparkSession, folder)
+    deltalake.write_deltalake(folder, frame(spark_session, [("a", 1)]).toArrow())
+    assert tables.exists(spark_session, ref)
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema)  # nothing to do
+    tables.append(frame(spark_session, [("b", 2)]), ref)
+    assert sorted(r["k"] for r in tables.read(spark_session, ref).collect()) == ["a", "b"]
+
+
 def test_insert_new_is_idempotent(spark_session, ref):
     tables.ensure(spark_session, ref, frame(spark_session, []).schema, partition_by=["day"])
     tables.insert_new(spark_session, frame(spark_session, [("a", 1), ("b", 2)]), ref, ["k"])
