@@ -99,11 +99,9 @@ def decompressed(files: DataFrame, max_bytes: int, refusals) -> DataFrame:
 def split_lines(files: DataFrame, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
     r"""(source_file, modificationTime, content) → one bronze row per non-blank line, by the line rules
     of `palindrom.events.lines`, in Spark expressions (no Python worker). The content, less a leading
-    BOM, is split on "
-" as UTF-8 text where it is valid UTF-8 (every line then is), else as
+    BOM, is split on "\n" as UTF-8 text where it is valid UTF-8 (every line then is), else as
     ISO-8859-1 text (one character per byte, so no byte is altered and each line is checked on its
-    own); one trailing "
-" goes; a line whose text is only white space is skipped."""
+    own); one trailing "\r" goes; a line whose text is only white space is skipped."""
     content = F.col("content")
     content = F.when(F.substring(content, 1, len(UTF8_BOM)) == F.lit(bytearray(UTF8_BOM)),
                      F.substring(content, len(UTF8_BOM) + 1, MAX_BINARY)).otherwise(content)
