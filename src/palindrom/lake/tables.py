@@ -25,21 +25,23 @@ class TableNotFound(LookupError):
         self.ref = ref
 
 
-def exists(spark: SparkSession, ref: TableRef) -> bool:
-    """Whether a Delta table is at the path now. Not `DeltaTable.isDeltaTable`: once this session has
+def _current(spark: SparkSession, ref: TableRef) -> DeltaTable | None:
+    """The Delta table at the path now, or None. Not `DeltaTable.isDeltaTable`: once this session has
     looked at the path, that answers from a cached snapshot, which misses a table another process
     created since; `forPath` reads the log afresh."""
     try:
-        DeltaTable.forPath(spark, ref.uri)
+        return DeltaTable.forPath(spark, ref.uri)
     except AnalysisException:
-        return False
-    return True
+        return None
+
+
+def exists(spark: SparkSession, ref: TableRef) -> bool:
+    return _current(spark, ref) is not None
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int | None:
-    if not exists(spark, ref):
-        return None
-    return DeltaTable.forPath(spark, ref.uri).history(1).select("version").first()[0]
+    table = _current(spark, ref)
+    return None if table is None else table.history(1).select("version").first()[0]
 
 
 def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
