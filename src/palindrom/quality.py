@@ -74,7 +74,20 @@ def events_conserved(
 
 
 def silver_events_checks(silver: DataFrame) -> list[CheckResult]:
-    return [unique(silver, "event_id", "silver.events"), no_nulls(silver, "user_id", "silver.events")]
+    """Unique event_id and no null user_id, in one pass over `silver`."""
+    per_event = silver.groupBy("event_id").agg(
+        F.count(F.lit(1)).alias("rows"), F.count_if(F.col("user_id").isNull()).alias("null_user_ids"))
+    found = per_event.agg(
+        F.count_if(F.col("rows") > 1).alias("repeated"),
+        F.first(F.when(F.col("rows") > 1, F.col("event_id")), ignorenulls=True).alias("example"),
+        F.coalesce(F.sum("null_user_ids"), F.lit(0)).alias("null_user_ids"),
+    ).first()
+    return [
+        CheckResult("silver.events: unique event_id", found["repeated"] == 0,
+                    f"{found['repeated']} values appear more than once, e.g. {found['example']!r}"),
+        CheckResult("silver.events: no null user_id", found["null_user_ids"] == 0,
+                    f"found {found['null_user_ids']} null user_ids"),
+    ]
 
 
 def quarantine_checks(quarantine: DataFrame) -> list[CheckResult]:

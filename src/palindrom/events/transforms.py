@@ -39,7 +39,6 @@ def _result_schema(columns: EventColumns) -> pa.Schema:
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("schema_ref", pa.string()),
-        pa.field("content_hash", pa.string()),
         *columns.arrow_fields(),
     ])
 
@@ -60,7 +59,6 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
             out["reason"].append(None)
             out["detail"].append(None)
             out["schema_ref"].append(result.schema_ref)
-            out["content_hash"].append(result.content_hash)
             for name in ENVELOPE_FIELDS:
                 out[name].append(fields.get(name))
             out["event_date"].append(fields["occurred_at"] // _MICROS_PER_DAY)
@@ -72,7 +70,6 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
             out["reason"].append(result.reason)
             out["detail"].append(result.detail)
             out["schema_ref"].append(result.schema_ref)
-            out["content_hash"].append(None)
             for name in (*ENVELOPE_FIELDS, "event_date", *payload_names.values()):
                 out[name].append(None)
     arrays = [batch.column(n) for n in ("batch_id", "source_file", "line_number", "ingested_at")]
@@ -80,8 +77,16 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def content_hash(typed_columns: list[str]) -> Column:
+    """Equal for events whose known, normalised content is equal: a SHA-256 of the typed silver columns
+    as JSON (computed in the JVM; timestamps as UTC instants to the microsecond)."""
+    as_json = F.to_json(F.struct(*typed_columns),
+                        {"timeZone": "UTC", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
+    return F.sha2(as_json, 256)
+
+
 def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) -> DataFrame:
-    """Bronze rows → one row per line: coordinates, is_valid, reason/detail, typed columns."""
+    """Bronze rows → one row per line: coordinates, is_valid, reason/detail, content hash, typed columns."""
     columns = EventColumns(snapshot)
     schema = _result_schema(columns)
     frozen_snapshot = {t: dict(v) for t, v in snapshot.items()}
@@ -91,10 +96,13 @@ def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) 
         for batch in batches:
             yield _validate_batch(batch, validator, columns, schema)
 
-    return bronze.select(
+    validated = bronze.select(
         "batch_id", "source_file", "line_number", "ingested_at", "text",
         F.octet_length("raw").cast("long").alias("byte_length"),
     ).mapInArrow(validate_partition, from_arrow_schema(schema))
+    typed = [f.name for f in columns.arrow_fields()]
+    verdict = [name for name in schema.names if name not in typed]
+    return validated.select(*verdict, F.when(F.col("is_valid"), content_hash(typed)).alias("content_hash"), *typed)
 
 
 def _same_line(prefix: str) -> Column:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark import AccumulatorParam
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BinaryType,
@@ -31,7 +31,7 @@ from palindrom.config import PipelineConfig
 from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, decompress
 from palindrom.lake import tables
 from palindrom.lake.files import list_files, read_files, relative_path
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import task_main
 
@@ -44,6 +44,7 @@ BRONZE_EVENTS_SCHEMA = StructType([
     StructField("raw", BinaryType(), False),
     StructField("text", StringType(), True),
 ])
+MAX_OBSERVED_FILES = 256  # see append_counting_lines
 BYTES_AS_TEXT = "ISO-8859-1"  # one character per byte: split and cut as text, every byte kept
 MAX_BINARY = 2**31 - 1
 
@@ -149,6 +150,22 @@ def ingested_files(spark: SparkSession, lake: Lake) -> set[str]:
     return done
 
 
+def append_counting_lines(spark: SparkSession, lines: DataFrame, bronze: TableRef, batch_id: str,
+                          names: list[str]) -> dict[str, int]:
+    """Append a batch's lines to bronze; returns the lines written per source file. Up to
+    MAX_OBSERVED_FILES files, the counts are observed while the lines are written (one pass); beyond
+    that, one count per file per row would cost more than reading the batch back, which it does."""
+    if len(names) > MAX_OBSERVED_FILES:
+        tables.append(lines, bronze)
+        return dict(tables.read(spark, bronze).filter(F.col("batch_id") == batch_id)
+                    .groupBy("source_file").count().collect())
+    observed = Observation("lines per file")
+    counts = [F.count_if(F.col("source_file") == name).alias(f"file{i}") for i, name in enumerate(names)]
+    tables.append(lines.observe(observed, *counts), bronze)
+    metrics = observed.get
+    return {name: metrics[f"file{i}"] for i, name in enumerate(names) if metrics[f"file{i}"]}
+
+
 def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     lake = Lake(config.storage_root)
     bronze, files_record = lake.table("bronze.events"), lake.table("bronze.events_files")
@@ -173,12 +190,9 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         contents = [landing_files(spark, plain, landing)] if plain else []
         if gzipped:
             contents.append(decompressed(landing_files(spark, gzipped, landing), max_bytes, refusals))
-        tables.append(split_lines(functools.reduce(DataFrame.unionByName, contents), batch_id, now), bronze)
+        lines_of_batch = split_lines(functools.reduce(DataFrame.unionByName, contents), batch_id, now)
+        per_file = append_counting_lines(spark, lines_of_batch, bronze, batch_id, [f.name for f in pending])
         refused.update(dict(refusals.value))
-        per_file = dict(
-            tables.read(spark, bronze).filter(F.col("batch_id") == batch_id)
-            .groupBy("source_file").count().collect()
-        )
         taken = [f for f in pending if f.name not in refused]
         record = spark.createDataFrame(
             [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken], INGESTED_FILES_SCHEMA

@@ -106,6 +106,7 @@ def batch_counts(classified: DataFrame) -> DataFrame:
     return classified.groupBy(F.col("bronze_batch_id").alias("batch_id")).agg(
         F.count(F.lit(1)).alias("lines"),
         n(TO_SILVER, ALREADY_IN_SILVER).alias("to_silver"),
+        n(TO_SILVER).alias("inserted"),  # to_silver less the lines an interrupted run already committed
         n(TO_QUARANTINE).alias("to_quarantine"),
         n(IDENTICAL_DUPLICATE).alias("identical_duplicates"),
     )
@@ -141,7 +142,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
     try:
         counts = {r["batch_id"]: r for r in batch_counts(classified).collect()}
         total = {k: sum(r[k] for r in counts.values())
-                 for k in ("lines", "to_silver", "to_quarantine", "identical_duplicates")}
+                 for k in ("lines", "to_silver", "inserted", "to_quarantine", "identical_duplicates")}
         logger.info("clean_events: %s", total)
 
         quarantined = quarantine_rows(classified, bronze)
@@ -151,8 +152,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         logger.info("clean_events: quarantine committed (%d lines)", total["to_quarantine"])
         failpoint("clean_events.after_quarantine_commit")
 
-        new_events = classified.filter(F.col("fate") == TO_SILVER).limit(1).count() > 0
-        insert_into_silver(spark, silver_rows(classified, payload_columns), silver_ref, new_events)
+        insert_into_silver(spark, silver_rows(classified, payload_columns), silver_ref, total["inserted"] > 0)
         logger.info("clean_events: silver committed (%d events)", total["to_silver"])
         failpoint("clean_events.after_silver_commit")
 

@@ -29,6 +29,20 @@ def bronze_rows(spark, config):
     )
 
 
+def files_recorded(spark, config) -> dict[str, int]:
+    ref = Lake(config.storage_root).table("bronze.events_files")
+    return {r["source_file"]: r["lines"] for r in tables.read(spark, ref).collect()}
+
+
+def test_lines_per_file_are_recorded_also_for_batches_of_many_files(spark_session, lake_config, monkeypatch):
+    monkeypatch.setattr(ingest_events, "MAX_OBSERVED_FILES", 1)  # counted by reading the batch back
+    folder = landing(lake_config)
+    (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
+    (folder / "b.jsonl").write_bytes(b"\n")
+    assert ingest_events.run(spark_session, lake_config).lines == 2
+    assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "b.jsonl": 0}
+
+
 def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spark_session, lake_config):
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"x":1}\r\n\n\xff\xfe\n')
@@ -45,6 +59,7 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
         ("sub/b.jsonl.gz", 1, b'{"y":2}', '{"y":2}'),
         ("sub/b.jsonl.gz", 3, b'{"z":3}', '{"z":3}'),
     ]
+    assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "sub/b.jsonl.gz": 2, "blank.jsonl": 0}
     bronze = Lake(lake_config.storage_root).table("bronze.events")
     version = tables.current_version(spark_session, bronze)
 
