@@ -81,6 +81,14 @@ def append(df: DataFrame, ref: TableRef) -> None:
     df.write.format("delta").mode("append").save(ref.uri)
 
 
+def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> None:
+    """Append as Delta's idempotent write (txnAppId/txnVersion): skipped where a write of `app_id` at
+    `version` or later is already committed, and a concurrent one of the same version fails. New
+    columns in `df` are added to the table."""
+    (df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version)
+     .option("mergeSchema", "true").save(ref.uri))
+
+
 def _matching(keys: Iterable[str]) -> str:
     """MERGE condition: target `t` and source `s` equal on every key (NULL-safe)."""
     return " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)

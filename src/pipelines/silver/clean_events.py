@@ -1,11 +1,12 @@
 """clean_events (silver): bronze/events → silver/events + silver/quarantine/events.
 
 Reads the bronze batches not yet cleaned, validates every line against the registered schemas,
-deduplicates by event_id, and commits: quarantine (MERGE on bronze coordinates), then silver
-(MERGE on event_id), then the batch record. The first two are idempotent and the batch record is
-written only once both are in, so a task killed between any two commits and run again ends exactly
-where an uninterrupted run would. Before the batch
-record is written, the tables must account for every bronze line (the conservation check).
+deduplicates by event_id against each other and silver, and commits: quarantine (MERGE on bronze
+coordinates), then silver (the events new to the silver version it read, appended as Delta's idempotent
+write), then the batch record. The first two are idempotent and the batch record is written only once
+both are in, so a task killed between any two commits and run again ends exactly where an
+uninterrupted run would. Before the batch record is written, the tables must account for every bronze
+line (the conservation check).
 """
 
 from __future__ import annotations
@@ -89,11 +90,27 @@ def quarantine_rows(classified: DataFrame, bronze: DataFrame) -> DataFrame:
     )
 
 
-def insert_into_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef, any_rows: bool) -> None:
-    """MERGE new events into silver on event_id. The table is created on first use, partitioned by
-    date and with change data feed (gold reads what each run inserted); a new event type adds its
-    payload column."""
+def _ensure_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef) -> None:
+    """Created on first use, partitioned by date and with change data feed (gold reads what each run
+    inserted)."""
     tables.ensure(spark, silver_ref, events.schema, partition_by=["event_date"], properties=SILVER_TABLE_PROPERTIES)
+
+
+def append_new_events(spark: SparkSession, events: DataFrame, silver_ref: TableRef, read_version: int | None,
+                      any_rows: bool) -> None:
+    """Append events classified as new against silver at `read_version` (None: no table yet). No key
+    lookup is needed: classification already found them absent. A rerun of the same classification
+    (a concurrent run, or a retry before the batch record) is a no-op: the write's txnVersion is the
+    version after the one read, and Delta skips a txnVersion it has already committed."""
+    _ensure_silver(spark, events, silver_ref)
+    if any_rows:
+        next_version = 0 if read_version is None else read_version + 1
+        tables.append_once(events, silver_ref, "clean_events", next_version)
+
+
+def insert_into_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef, any_rows: bool) -> None:
+    """MERGE events into silver on event_id (a new event type adds its payload column)."""
+    _ensure_silver(spark, events, silver_ref)
     if any_rows:
         spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
         tables.insert_new(spark, events, silver_ref, ["event_id"])
@@ -137,7 +154,8 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
 
     bronze = tables.read(spark, bronze_ref).filter(F.col("batch_id").isin(pending))
     validated = validate_events(bronze, snapshot, config.ingest.max_line_bytes)
-    existing = tables.read(spark, silver_ref) if tables.exists(spark, silver_ref) else None
+    silver_version = tables.current_version(spark, silver_ref)
+    existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
     classified = classify_duplicates(validated, existing).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {r["batch_id"]: r for r in batch_counts(classified).collect()}
@@ -152,7 +170,8 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         logger.info("clean_events: quarantine committed (%d lines)", total["to_quarantine"])
         failpoint("clean_events.after_quarantine_commit")
 
-        insert_into_silver(spark, silver_rows(classified, payload_columns), silver_ref, total["inserted"] > 0)
+        append_new_events(spark, silver_rows(classified, payload_columns), silver_ref, silver_version,
+                          total["inserted"] > 0)
         logger.info("clean_events: silver committed (%d events)", total["to_silver"])
         failpoint("clean_events.after_silver_commit")
 

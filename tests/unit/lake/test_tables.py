@@ -47,6 +47,15 @@ def test_insert_new_is_idempotent(spark_session, ref):
     assert tables.current_version(spark_session, ref) == 2
 
 
+def test_append_once_skips_a_version_already_written_and_adds_new_columns(spark_session, ref):
+    tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)
+    tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)  # a retry: skipped
+    assert tables.current_version(spark_session, ref) == 0
+    tables.append_once(frame(spark_session, [("b", 2)]).withColumn("extra", F.lit("x")), ref, "job", 1)
+    rows = sorted((r["k"], r["extra"]) for r in tables.read(spark_session, ref).collect())
+    assert rows == [("a", None), ("b", "x")]
+
+
 def test_delete_update_and_replace_where(spark_session, ref):
     tables.ensure(spark_session, ref, frame(spark_session, []).schema)
     tables.append(frame(spark_session, [("a", 1), ("b", 2), ("c", 3)]), ref)
