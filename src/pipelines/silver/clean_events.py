@@ -99,9 +99,10 @@ def _ensure_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef)
 def append_new_events(spark: SparkSession, events: DataFrame, silver_ref: TableRef, read_version: int | None,
                       any_rows: bool) -> None:
     """Append events classified as new against silver at `read_version` (None: no table yet). No key
-    lookup is needed: classification already found them absent. A rerun of the same classification
-    (a concurrent run, or a retry before the batch record) is a no-op: the write's txnVersion is the
-    version after the one read, and Delta skips a txnVersion it has already committed."""
+    lookup is needed: classification already found them absent. The write's txnVersion is the version
+    after the one read, so a concurrent run that classified against the same version writes nothing
+    (Delta skips a txnVersion already committed, or fails the second of two commits at once); a rerun
+    after a crash classifies against the version holding this run's rows and finds none of them new."""
     _ensure_silver(spark, events, silver_ref)
     if any_rows:
         next_version = 0 if read_version is None else read_version + 1
