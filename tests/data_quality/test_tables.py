@@ -57,6 +57,17 @@ def test_a_failed_check_names_itself(spark_session):
         quality.enforce(failures)
 
 
+def test_silver_checks_find_repeated_event_ids_and_missing_users(spark_session):
+    silver = spark_session.createDataFrame([("e1", "u"), ("e1", "u"), ("e2", None), ("e3", "u")],
+                                           "event_id string, user_id string")
+    results = {r.name: r for r in quality.silver_events_checks(silver)}
+    assert not results["silver.events: unique event_id"].passed
+    assert results["silver.events: unique event_id"].detail == "1 values appear more than once, e.g. 'e1'"
+    assert results["silver.events: no null user_id"].detail == "found 1 null user_ids"
+    clean = quality.silver_events_checks(silver.filter("event_id = 'e3'"))
+    assert all(r.passed for r in clean)
+
+
 def test_media_tables_checks(spark_session, sample_lake):
     metadata = read(spark_session, sample_lake, "silver.media_metadata")
     quarantine = read(spark_session, sample_lake, "silver.quarantine.media")
