@@ -32,9 +32,16 @@ def enforce(results: Iterable[CheckResult]) -> list[CheckResult]:
     return results
 
 
-def no_nulls(df: DataFrame, column: str, table: str) -> CheckResult:
-    n = df.filter(F.col(column).isNull()).count()
+def _no_nulls_result(table: str, column: str, n: int) -> CheckResult:
     return CheckResult(f"{table}: no null {column}", n == 0, f"found {n} null {column}s")
+
+
+def _unique_result(table: str, column: str, n: int, example: object) -> CheckResult:
+    return CheckResult(f"{table}: unique {column}", n == 0, f"{n} values appear more than once, e.g. {example!r}")
+
+
+def no_nulls(df: DataFrame, column: str, table: str) -> CheckResult:
+    return _no_nulls_result(table, column, df.filter(F.col(column).isNull()).count())
 
 
 def non_empty(df: DataFrame, column: str, table: str) -> CheckResult:
@@ -50,8 +57,7 @@ def all_positive(df: DataFrame, column: str, table: str) -> CheckResult:
 def unique(df: DataFrame, column: str, table: str) -> CheckResult:
     dupes = df.groupBy(column).count().filter("count > 1")
     n = dupes.count()
-    example = dupes.first()[column] if n else None
-    return CheckResult(f"{table}: unique {column}", n == 0, f"{n} values appear more than once, e.g. {example!r}")
+    return _unique_result(table, column, n, dupes.first()[column] if n else None)
 
 
 def events_conserved(
@@ -82,12 +88,8 @@ def silver_events_checks(silver: DataFrame) -> list[CheckResult]:
         F.first(F.when(F.col("rows") > 1, F.col("event_id")), ignorenulls=True).alias("example"),
         F.coalesce(F.sum("null_user_ids"), F.lit(0)).alias("null_user_ids"),
     ).first()
-    return [
-        CheckResult("silver.events: unique event_id", found["repeated"] == 0,
-                    f"{found['repeated']} values appear more than once, e.g. {found['example']!r}"),
-        CheckResult("silver.events: no null user_id", found["null_user_ids"] == 0,
-                    f"found {found['null_user_ids']} null user_ids"),
-    ]
+    return [_unique_result("silver.events", "event_id", found["repeated"], found["example"]),
+            _no_nulls_result("silver.events", "user_id", found["null_user_ids"])]
 
 
 def quarantine_checks(quarantine: DataFrame) -> list[CheckResult]:
