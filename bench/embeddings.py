@@ -117,7 +117,7 @@ def bench_spark(args, texts: list[str], work_dir: Path) -> dict:
     from palindrom.spark import get_spark
 
     config = load_config("local")
-    spark = get_spark(config.spark, "bench-embeddings")
+    spark = get_spark(config.spark, "bench-embeddings", storage_root=config.storage_root)
     embeddings = EmbeddingsConfig(batch_size=args.batch_size, cpu_threads=args.threads, device="cpu")
     results = {"cores": spark.sparkContext.defaultParallelism, "spark": spark.version,
                "torch_threads_per_task": args.threads}

@@ -24,7 +24,7 @@ except NameError:  # not on Databricks
     env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
 
 config = load_config(env, root)
-spark = get_spark(config.spark, app_name="explore-events")
+spark = get_spark(config.spark, app_name="explore-events", storage_root=config.storage_root)
 lake = Lake(config.storage_root)
 
 # COMMAND ----------

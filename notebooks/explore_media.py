@@ -25,7 +25,7 @@ except NameError:  # not on Databricks
     env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
 
 config = load_config(env, root)
-spark = get_spark(config.spark, app_name="explore-media")
+spark = get_spark(config.spark, app_name="explore-media", storage_root=config.storage_root)
 lake = Lake(config.storage_root)
 metadata = tables.read(spark, lake.table("silver.media_metadata"))
 embeddings = tables.read(spark, lake.table("silver.media_embeddings"))

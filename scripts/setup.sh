@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time, idempotent local set-up: checks the toolchain, builds .venv/, resolves the JVM jars
-# into .jars/ and fetches the Apicurio Registry the tests start. Each step is skipped when its
+# into .jars/ and fetches the servers the tests start (Apicurio Registry, the S3 API server s3proxy). Each step is skipped when its
 # inputs have not changed since it last succeeded (stamps in .cache/stamps/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 STAMPS=.cache/stamps
 APICURIO_VERSION=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' jvm/pom.xml)
+S3PROXY_VERSION=$(sed -n 's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' jvm/pom.xml)
 mkdir -p "$STAMPS"
 
 fail() { echo "setup: $*" >&2; exit 1; }
@@ -19,7 +20,7 @@ command -v "$PYTHON" >/dev/null || fail "Python 3.11+ is required ('$PYTHON' not
 command -v java >/dev/null || fail "Java 17+ is required by Spark 4.2 and Apicurio: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless)."
 java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
 [ "${java_major%%.*}" -ge 17 ] 2>/dev/null || fail "Java 17+ is required; 'java' is version ${java_major:-unknown}."
-command -v mvn >/dev/null || fail "Maven is required to resolve the Delta jars and Apicurio: install it (e.g. apt-get install maven)."
+command -v mvn >/dev/null || fail "Maven is required to resolve the Delta and S3A jars, Apicurio and s3proxy: install it (e.g. apt-get install maven)."
 # Apicurio Registry 3 (started by the tests) needs Java 21+; Spark runs on the default Java 17.
 apicurio_java=""
 for java in ${APICURIO_JAVA_HOME:+$APICURIO_JAVA_HOME/bin/java} /usr/lib/jvm/*/bin/java; do
@@ -40,8 +41,9 @@ if ! current venv pyproject.toml constraints.txt || [ ! -x .venv/bin/pipelines ]
   touch "$STAMPS/venv"
 fi
 
-# --- JVM jars (Delta) ------------------------------------------------------------------------
-if ! current jars jvm/pom.xml scripts/resolve_jars.py constraints.txt || [ ! -f .jars/RESOLUTION.txt ]; then
+# --- JVM jars (Delta; S3A for s3a:// roots) ----------------------------------------------------
+if ! current jars jvm/pom.xml jvm/s3/pom.xml scripts/resolve_jars.py constraints.txt || [ ! -f .jars/RESOLUTION.txt ]; then
+  echo "setup: resolving the Delta and S3A jars with Maven (first time: the AWS SDK bundle alone is ~690 MB)..."
   .venv/bin/python scripts/resolve_jars.py
   touch "$STAMPS/jars"
 fi
@@ -59,4 +61,16 @@ if [ ! -f "$apicurio_dir/quarkus-run.jar" ]; then
   rm -rf "$apicurio_dir" && mv "$(dirname "$run_jar")" "$apicurio_dir" && rm -rf "$apicurio_dir.tmp"
   rm -f ".cache/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
 fi
-echo "setup: ready (.venv, .jars, Apicurio $APICURIO_VERSION)"
+
+# --- s3proxy: an S3 API server (in-memory) for the tests of s3a:// storage roots -----------------
+s3proxy_jar=.cache/s3proxy/$S3PROXY_VERSION/s3proxy.jar
+if [ ! -f "$s3proxy_jar" ]; then
+  echo "setup: fetching s3proxy $S3PROXY_VERSION from Maven Central (~50 MB)..."
+  rm -rf .cache/s3proxy/download
+  mvn -B -q dependency:copy -Dartifact="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies" \
+      -DoutputDirectory=.cache/s3proxy/download
+  mkdir -p "$(dirname "$s3proxy_jar")"
+  mv ".cache/s3proxy/download/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar" "$s3proxy_jar"
+  rm -rf .cache/s3proxy/download
+fi
+echo "setup: ready (.venv, .jars, Apicurio $APICURIO_VERSION, s3proxy $S3PROXY_VERSION)"

@@ -1,5 +1,6 @@
 """Shared fixtures: one Spark session for the whole run, a fresh storage root per test, the real
-Apicurio Registry (started here, on a free port), and a sample lake built once by the real jobs."""
+Apicurio Registry and an S3 API server (s3proxy; both started here, on free ports), and a sample
+lake built once by the real jobs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,11 +32,11 @@ os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Collection order is the order pytest-xdist hands work out: the training group first (its worker
-    builds the shared sample lake at once, while the other worker runs the unit tests), then the rest,
-    the tests that only read the sample lake last."""
+    builds the shared sample lake at once, while the other worker runs the S3 test's jobs and then
+    the unit tests), then the rest, the tests that only read the sample lake last."""
     def rank(item: pytest.Item) -> int:
         group = item.get_closest_marker("xdist_group")
-        if group and group.args == ("training",):
+        if (group and group.args == ("training",)) or "s3_server" in getattr(item, "fixturenames", ()):
             return 0
         return 2 if "sample_lake" in getattr(item, "fixturenames", ()) else 1
 
@@ -124,6 +127,75 @@ def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
                 service_unavailable(f"Apicurio Registry did not start; see {log}:\n{log.read_text()[-2000:]}")
             time.sleep(0.5)
         yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables through which Spark's S3A (palindrom.spark), pyarrow and delta-rs
+        all reach this server. s3proxy does not take the SDKs' default flexible checksums (aws-chunked
+        uploads with trailing checksums), hence checksums only where the API requires them."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+            "AWS_EC2_METADATA_DISABLED": "true", "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+            "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+        }
+
+    def new_bucket(self) -> str:
+        import pyarrow.fs as pafs
+
+        bucket = f"test-{uuid.uuid4().hex[:12]}"
+        pafs.S3FileSystem(access_key=self.access_key, secret_key=self.secret_key, endpoint_override=self.endpoint,
+                          region="us-east-1", allow_bucket_creation=True).create_dir(bucket)
+        return bucket
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 API server for the session: s3proxy with its in-memory store (its filesystem store
+    answers a HEAD on a folder's marker as if it were a file, which S3A then refuses)."""
+    jar = next((REPO_ROOT / ".cache" / "s3proxy").glob("*/s3proxy.jar"), None)
+    if jar is None:
+        service_unavailable("s3proxy is not installed: run `make setup`")
+    java = find_java(17)
+    if java is None:
+        service_unavailable("s3proxy needs Java 17+; none found")
+    port = free_port()
+    server = S3Server(f"http://127.0.0.1:{port}", "pipelines-tests", uuid.uuid4().hex)
+    folder = tmp_path_factory.mktemp("s3proxy")
+    (folder / "s3proxy.properties").write_text("\n".join([
+        f"s3proxy.endpoint={server.endpoint}", "s3proxy.authorization=aws-v2-or-v4",
+        f"s3proxy.identity={server.access_key}", f"s3proxy.credential={server.secret_key}",
+        "jclouds.provider=transient", "",
+    ]))
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(java), "-jar", str(jar), "--properties", str(folder / "s3proxy.properties")],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(server.endpoint, timeout=2)  # any answer (403: unsigned) means it is up
+                break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                service_unavailable(f"s3proxy did not start; see {log}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield server
     finally:
         process.terminate()
         try:

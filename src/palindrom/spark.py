@@ -3,18 +3,22 @@
 On Databricks (detected from the runtime's environment) the cluster's session is used as it is:
 its Spark and Delta are the runtime's, and no jars are added. Locally: `local[*]` with Delta's SQL
 extension and catalog, the jars that `make setup` resolved into .jars/, and settings for a small
-machine. The session time zone is UTC everywhere, so timestamps never depend on the machine.
+machine; for an s3a:// storage root also Hadoop's S3A connector (.jars/s3/), configured from the
+standard AWS environment variables. The session time zone is UTC everywhere, so timestamps never
+depend on the machine.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from palindrom.config import REPO_ROOT, SparkConfig
 
 JARS_DIR = Path(os.environ.get("PIPELINES_JARS_DIR", REPO_ROOT / ".jars"))
+S3A_JARS_DIR = JARS_DIR / "s3"
 
 # Settings both locally and on Databricks: UTC, Arrow batches small enough that rows carrying
 # whole files or long lines cannot exhaust a Python worker's memory.
@@ -37,8 +41,35 @@ def local_jars() -> list[str]:
     return jars
 
 
-def get_spark(config: SparkConfig, app_name: str = "pipelines"):
-    """The SparkSession for this environment (created once per process)."""
+def s3a_jars() -> list[str]:
+    jars = sorted(str(p) for p in S3A_JARS_DIR.glob("*.jar"))
+    if not jars:
+        raise RuntimeError(f"no S3A jars in {S3A_JARS_DIR}: run `make setup` first")
+    return jars
+
+
+def s3a_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """Hadoop settings for s3a:// from the AWS variables that pyarrow and delta-rs read too.
+
+    AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: an S3-compatible server (MinIO, s3proxy), addressed by
+    path; AWS_REGION or AWS_DEFAULT_REGION: the signing region. Credentials are not copied into the
+    configuration: S3A's default provider chain reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY itself.
+    """
+    settings = {}
+    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        settings["fs.s3a.endpoint"] = endpoint
+        settings["fs.s3a.path.style.access"] = "true"
+        settings["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        settings["fs.s3a.endpoint.region"] = region
+    return settings
+
+
+def get_spark(config: SparkConfig, app_name: str = "pipelines", storage_root: str | None = None):
+    """The SparkSession for this environment (created once per process). Locally, a `storage_root`
+    on s3a:// puts the S3A connector on the classpath (only then: the AWS SDK is ~690 MB of jars)."""
     from pyspark.sql import SparkSession
 
     if on_databricks():
@@ -64,7 +95,13 @@ def get_spark(config: SparkConfig, app_name: str = "pipelines"):
             # Keep every table readable by other Delta clients (delta-rs): no deletion vectors.
             .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
         )
-        for key, value in config.conf.items():
+        if storage_root and storage_root.startswith("s3a://"):
+            # On the classpath of the driver (which runs the local executors), not in spark.jars, which
+            # every session would copy into its work folder.
+            builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(s3a_jars()))
+            for key, value in s3a_settings(os.environ).items():
+                builder = builder.config(f"spark.hadoop.{key}", value)
+        for key, value in config.conf.items():  # the config's own settings win
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")

@@ -38,7 +38,7 @@ examples:
 def _spark(config: PipelineConfig):
     from palindrom.spark import get_spark
 
-    return get_spark(config.spark, app_name="pipelines-cli")
+    return get_spark(config.spark, app_name="pipelines-cli", storage_root=config.storage_root)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

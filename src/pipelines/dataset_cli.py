@@ -35,7 +35,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = load_config(args.env, args.root)
     spec = load_spec(args.spec)
     build_date = dt.date.fromisoformat(args.build_date) if args.build_date else dt.datetime.now(dt.UTC).date()
-    spark = get_spark(config.spark, app_name=f"dataset-build-{spec.name}")
+    spark = get_spark(config.spark, app_name=f"dataset-build-{spec.name}", storage_root=config.storage_root)
     result = build(spark, config, spec, build_date, force=args.force)
     if args.json:
         print(json.dumps({"dataset": result.dataset, "release": result.release, "detail": result.detail,

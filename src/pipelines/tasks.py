@@ -48,7 +48,7 @@ def task_main(task: str, layer: str, run: RunFunction, description: str, argv: l
     try:
         config = load_config(args.env, args.root or None)  # an empty --root (job parameter) = default
         logger.info("%s: env=%s root=%s", task, config.env, config.storage_root)
-        spark = get_spark(config.spark, app_name=task)
+        spark = get_spark(config.spark, app_name=task, storage_root=config.storage_root)
         run(spark, config, args) if add_arguments else run(spark, config)
     except Exception as error:
         capture_error(error, context={"job": task, "layer": layer, "env": args.env})
