@@ -87,6 +87,23 @@ def test_every_table_is_readable_by_delta_rs(spark_session, sample_lake):
         assert delta_rs.to_pyarrow_table().num_rows == tables.read(spark_session, ref).count(), ref.name
 
 
+def test_file_statistics_cover_the_columns_reads_select_by(spark_session, sample_lake):
+    lake = Lake(sample_lake.storage_root)
+
+    def columns_with_statistics(name: str) -> set[str]:
+        """Columns with a minimum in the statistics of the files the table's commits added (read from
+        its log: delta-rs 1.6.6 shows only some of the columns `delta.dataSkippingStatsColumns` names)."""
+        log = spark_session.read.json(f"{lake.table(name).uri}/_delta_log/*.json").filter("add IS NOT NULL")
+        found = set()
+        for row in log.select("add.stats").collect():
+            found |= set(json.loads(row["stats"])["minValues"])
+        return found
+
+    assert columns_with_statistics("bronze.events") == {"batch_id", "ingested_at", "source_file", "line_number"}
+    assert columns_with_statistics("silver.events") == {
+        "event_id", "event_type", "occurred_at", "user_id", "bronze_batch_id", "ingested_at"}
+
+
 def test_quarantine_list_shows_reasons_and_raw_lines(sample_lake):
     result = run_cli("quarantine", "list", "--root", sample_lake.storage.root, "--json")
     listing = json.loads(result.stdout)

@@ -44,6 +44,9 @@ BRONZE_EVENTS_SCHEMA = StructType([
     StructField("raw", BinaryType(), False),
     StructField("text", StringType(), True),
 ])
+# File statistics on what reads select by, not on the lines themselves (min/max of every line's text
+# is work on every write that no query can use).
+BRONZE_TABLE_PROPERTIES = {"delta.dataSkippingStatsColumns": "batch_id,ingested_at,source_file,line_number"}
 MAX_OBSERVED_FILES = 256  # see append_counting_lines
 BYTES_AS_TEXT = "ISO-8859-1"  # one character per byte: split and cut as text, every byte kept
 MAX_BINARY = 2**31 - 1
@@ -183,7 +186,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     if pending:
         logger.info("ingest_events: %d new files (%d bytes) → %s, batch %s",
                     len(pending), sum(f.size for f in pending), bronze, batch_id)
-        tables.ensure(spark, bronze, BRONZE_EVENTS_SCHEMA)
+        tables.ensure(spark, bronze, BRONZE_EVENTS_SCHEMA, properties=BRONZE_TABLE_PROPERTIES)
         refusals = spark.sparkContext.accumulator([], _ListParam())
         plain = [f.uri for f in pending if not f.name.endswith(".gz")]
         gzipped = [f.uri for f in pending if f.name.endswith(".gz")]
