@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time, idempotent local set-up: checks the toolchain, builds .venv/, resolves the JVM jars
-# into .jars/ and fetches the servers the tests start (Apicurio Registry, the S3 API server s3proxy). Each step is skipped when its
-# inputs have not changed since it last succeeded (stamps in .cache/stamps/).
+# into .jars/ and fetches the servers the tests start (Apicurio Registry, the S3 API server
+# s3proxy). Each step is skipped when its inputs have not changed since it last succeeded (stamps
+# in .cache/stamps/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
