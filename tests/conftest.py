@@ -4,6 +4,7 @@ lake built once by the real jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +100,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_server(name: str, command: list[str], is_up: Callable[[], bool], log: Path, cwd: Path | None = None,
+                   timeout_s: float = 120):
+    """Start a server process, wait until `is_up()` (a refused connection counts as not yet), yield,
+    then stop it. A server that exits or is not up in time is an unavailable service."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if is_up():
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                service_unavailable(f"{name} did not start; see {log}:\n{log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.fixture(scope="session")
 def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
     """A real Apicurio Registry 3 (in-memory storage) for the session; yields its REST v3 base URL."""
@@ -108,31 +137,11 @@ def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
     if java is None:
         service_unavailable("Apicurio Registry 3 needs Java 21+; none found (set APICURIO_JAVA_HOME)")
     port = free_port()
-    log = tmp_path_factory.mktemp("apicurio") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(java), f"-Dquarkus.http.port={port}", "-Dquarkus.http.host=127.0.0.1", "-jar", str(jar)],
-            cwd=jar.parent, stdout=out, stderr=subprocess.STDOUT,
-        )
     base = f"http://127.0.0.1:{port}/apis/registry/v3"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/system/info", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                service_unavailable(f"Apicurio Registry did not start; see {log}:\n{log.read_text()[-2000:]}")
-            time.sleep(0.5)
+    command = [str(java), f"-Dquarkus.http.port={port}", "-Dquarkus.http.host=127.0.0.1", "-jar", str(jar)]
+    with running_server("Apicurio Registry", command, lambda: requests.get(f"{base}/system/info", timeout=2).ok,
+                        tmp_path_factory.mktemp("apicurio") / "server.log", cwd=jar.parent):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclass(frozen=True)
@@ -144,8 +153,8 @@ class S3Server:
     @property
     def env(self) -> dict[str, str]:
         """The standard AWS variables through which Spark's S3A (palindrom.spark), pyarrow and delta-rs
-        all reach this server. s3proxy does not take the SDKs' default flexible checksums (aws-chunked
-        uploads with trailing checksums), hence checksums only where the API requires them."""
+        all reach this server. Under the AWS SDK's default request checksums s3proxy refuses pyarrow's
+        uploads (HTTP 400 on UploadPart); with checksums only where the API requires them it takes them."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
@@ -180,28 +189,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
         f"s3proxy.identity={server.access_key}", f"s3proxy.credential={server.secret_key}",
         "jclouds.provider=transient", "",
     ]))
-    log = folder / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(java), "-jar", str(jar), "--properties", str(folder / "s3proxy.properties")],
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(server.endpoint, timeout=2)  # any answer (403: unsigned) means it is up
-                break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                service_unavailable(f"s3proxy did not start; see {log}:\n{log.read_text()[-2000:]}")
-            time.sleep(0.3)
+    command = [str(java), "-jar", str(jar), "--properties", str(folder / "s3proxy.properties")]
+    # Any answer (403 to an unsigned request) means it is up.
+    with running_server("s3proxy", command, lambda: requests.get(server.endpoint, timeout=2) is not None,
+                        folder / "server.log", timeout_s=60):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
