@@ -100,6 +100,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_jar_and_java(name: str, jar_glob: str, java_major: int, java_hint: str = "") -> tuple[Path, Path]:
+    """The server's jar that set-up fetched into .cache/ and a Java to run it, or an unavailable service."""
+    jar = next((REPO_ROOT / ".cache").glob(jar_glob), None)
+    if jar is None:
+        service_unavailable(f"{name} is not installed: run `make setup`")
+    java = find_java(java_major)
+    if java is None:
+        service_unavailable(f"{name} needs Java {java_major}+; none found" + (f" ({java_hint})" if java_hint else ""))
+    return jar, java
+
+
 @contextlib.contextmanager
 def running_server(name: str, command: list[str], is_up: Callable[[], bool], log: Path, cwd: Path | None = None,
                    timeout_s: float = 120):
@@ -130,12 +141,7 @@ def running_server(name: str, command: list[str], is_up: Callable[[], bool], log
 @pytest.fixture(scope="session")
 def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
     """A real Apicurio Registry 3 (in-memory storage) for the session; yields its REST v3 base URL."""
-    jar = next((REPO_ROOT / ".cache" / "apicurio").glob("*/quarkus-run.jar"), None)
-    if jar is None:
-        service_unavailable("Apicurio Registry is not installed: run `make setup`")
-    java = find_java(21)
-    if java is None:
-        service_unavailable("Apicurio Registry 3 needs Java 21+; none found (set APICURIO_JAVA_HOME)")
+    jar, java = server_jar_and_java("Apicurio Registry", "apicurio/*/quarkus-run.jar", 21, "set APICURIO_JAVA_HOME")
     port = free_port()
     base = f"http://127.0.0.1:{port}/apis/registry/v3"
     command = [str(java), f"-Dquarkus.http.port={port}", "-Dquarkus.http.host=127.0.0.1", "-jar", str(jar)]
@@ -175,12 +181,7 @@ class S3Server:
 def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """A real S3 API server for the session: s3proxy with its in-memory store (its filesystem store
     answers a HEAD on a folder's marker as if it were a file, which S3A then refuses)."""
-    jar = next((REPO_ROOT / ".cache" / "s3proxy").glob("*/s3proxy.jar"), None)
-    if jar is None:
-        service_unavailable("s3proxy is not installed: run `make setup`")
-    java = find_java(17)
-    if java is None:
-        service_unavailable("s3proxy needs Java 17+; none found")
+    jar, java = server_jar_and_java("s3proxy", "s3proxy/*/s3proxy.jar", 17)
     port = free_port()
     server = S3Server(f"http://127.0.0.1:{port}", "pipelines-tests", uuid.uuid4().hex)
     folder = tmp_path_factory.mktemp("s3proxy")
