@@ -144,7 +144,10 @@ def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
     jar, java = server_jar_and_java("Apicurio Registry", "apicurio/*/quarkus-run.jar", 21, "set APICURIO_JAVA_HOME")
     port = free_port()
     base = f"http://127.0.0.1:{port}/apis/registry/v3"
-    command = [str(java), f"-Dquarkus.http.port={port}", "-Dquarkus.http.host=127.0.0.1", "-jar", str(jar)]
+    # Its management interface (health, metrics) would take port 9000, which a second worker's
+    # registry then cannot: a free port for it too.
+    command = [str(java), f"-Dquarkus.http.port={port}", "-Dquarkus.http.host=127.0.0.1",
+               f"-Dquarkus.management.port={free_port()}", "-Dquarkus.management.host=127.0.0.1", "-jar", str(jar)]
     with running_server("Apicurio Registry", command, lambda: requests.get(f"{base}/system/info", timeout=2).ok,
                         tmp_path_factory.mktemp("apicurio") / "server.log", cwd=jar.parent):
         yield base
