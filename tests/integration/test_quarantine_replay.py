@@ -85,3 +85,47 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
 
     again = replay_quarantine.run(spark_session, lake_config, reasons=["invalid_json"], registry=newer)
     assert (again.replayed, again.moved_to_silver, again.still_quarantined) == (1, 0, 1)
+
+
+def test_clean_and_replay_never_add_an_event_twice(spark_session, lake_config, tmp_path, repo_registry, monkeypatch):
+    """Replay moves p1 into silver while clean_events, holding a later copy of p1, is between classifying
+    and writing: clean_events writes nothing to silver and fails; run again, it finds the copy an
+    identical duplicate of what replay moved."""
+    landing = lake_path(lake_config) / "landing" / "events"
+    landing.mkdir(parents=True)
+    (landing / "day1.jsonl").write_text("\n".join([
+        line("e1", "user.action", {"action": "view", "target": "t"}),
+        line("p1", "payment.completed", {"amount_cents": 100}),  # not a registered type yet
+    ]) + "\n")
+    ingest_events.run(spark_session, lake_config)
+    clean_events.run(spark_session, lake_config, registry=repo_registry)
+    schemas = tmp_path / "schemas"
+    shutil.copytree(repo_registry.directory, schemas)
+    newer = FileSchemaRegistry(schemas)
+    newer.register("payment.completed", PAYMENT_SCHEMA)
+    (landing / "day2.jsonl").write_text("\n".join([
+        line("p1", "payment.completed", {"amount_cents": 100}),
+        line("e2", "user.action", {"action": "view", "target": "t"}),
+    ]) + "\n")
+    ingest_events.run(spark_session, lake_config)
+
+    write_new_events = clean_events.append_new_events
+
+    def replay_comes_first(*args, **kwargs):
+        assert replay_quarantine.run(spark_session, lake_config, registry=newer).moved_to_silver == 1
+        write_new_events(*args, **kwargs)
+
+    monkeypatch.setattr(clean_events, "append_new_events", replay_comes_first)
+    with pytest.raises(clean_events.SilverChanged, match="another writer added events"):
+        clean_events.run(spark_session, lake_config, registry=newer)
+    monkeypatch.undo()
+
+    result = clean_events.run(spark_session, lake_config, registry=newer)
+    assert (result.lines, result.to_silver, result.identical_duplicates) == (2, 1, 1)
+    lake = Lake(lake_config.storage_root)
+    silver = tables.read(spark_session, lake.table("silver.events"))
+    assert sorted(r["event_id"] for r in silver.collect()) == ["e1", "e2", "p1"]
+    conserved = quality.events_conserved(tables.read(spark_session, lake.table("bronze.events")), silver,
+                                         tables.read(spark_session, lake.table("silver.quarantine.events")),
+                                         result.identical_duplicates)
+    assert conserved.passed, conserved.detail

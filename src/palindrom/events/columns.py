@@ -68,6 +68,6 @@ class EventColumns:
 
     @staticmethod
     def payload_value(payload: Mapping[str, Any]) -> dict[str, Any]:
-        # The same canonical form as Spark's to_json of a VARIANT (the fast path): sorted, compact.
+        # Canonical JSON text (keys sorted, compact): equal objects give equal text, hence equal content hashes.
         return {k: json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
                 if isinstance(v, dict) else v for k, v in payload.items()}

@@ -154,7 +154,7 @@ def parse_json_line(text: str) -> Any:
 
 # --- compiled schemas ------------------------------------------------------------------------
 
-Check = Callable[[Any, str], Any]
+Check = Callable[[Any], Any]  # a value → its checked (normalised) form, or raise Invalid naming its path
 
 
 def _type_name(value: Any) -> str:
@@ -182,12 +182,12 @@ def _enum_check(node: Mapping[str, Any]) -> Callable[[Any, str], None] | None:
     return check
 
 
-def _compile_string(node: Mapping[str, Any], normalise: bool) -> Check:
+def _compile_string(node: Mapping[str, Any], normalise: bool, path: str) -> Check:
     min_len, max_len = node.get("minLength"), node.get("maxLength")
     is_datetime = node.get("format") == "date-time"
     check_enum = _enum_check(node)
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not str:
             raise Invalid(WRONG_TYPE, f"{path}: expected a string, got {_type_name(value)}")
         if normalise:
@@ -206,11 +206,11 @@ def _compile_string(node: Mapping[str, Any], normalise: bool) -> Check:
     return check
 
 
-def _compile_integer(node: Mapping[str, Any]) -> Check:
+def _compile_integer(node: Mapping[str, Any], path: str) -> Check:
     minimum, maximum = node.get("minimum"), node.get("maximum")
     check_enum = _enum_check(node)
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not int:
             raise Invalid(WRONG_TYPE, f"{path}: expected an integer, got {_type_name(value)}")
         if not INT64_MIN <= value <= INT64_MAX:
@@ -226,8 +226,8 @@ def _compile_integer(node: Mapping[str, Any]) -> Check:
     return check
 
 
-def _compile_boolean(node: Mapping[str, Any]) -> Check:
-    def check(value: Any, path: str) -> Any:
+def _compile_boolean(path: str) -> Check:
+    def check(value: Any) -> Any:
         if type(value) is not bool:
             raise Invalid(WRONG_TYPE, f"{path}: expected a boolean, got {_type_name(value)}")
         return value
@@ -235,46 +235,47 @@ def _compile_boolean(node: Mapping[str, Any]) -> Check:
     return check
 
 
-def _compile_object(node: Mapping[str, Any]) -> Check:
-    fields = [
-        (name, compile_schema(sub, normalise=name in FREE_TEXT_FIELDS), name in node.get("required", ()))
-        for name, sub in node.get("properties", {}).items()
-    ]
+def _compile_object(node: Mapping[str, Any], path: str) -> Check:
+    fields = []
+    for name, sub in node.get("properties", {}).items():
+        field_path = f"{path}.{name}" if path else name
+        fields.append((name, compile_schema(sub, name in FREE_TEXT_FIELDS, field_path),
+                       name in node.get("required", ()), field_path))
     free_form = "properties" not in node
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not dict:
             raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
         if free_form:
             return value
         out = {}
-        for name, field_check, required in fields:
+        for name, field_check, required, field_path in fields:
             field_value = value.get(name)
-            field_path = f"{path}.{name}" if path else name
             if field_value is None:  # absent, or null: both mean "not given"
                 if required:
                     raise Invalid(MISSING_FIELD, f"{field_path}: required field is missing")
                 continue
-            out[name] = field_check(field_value, field_path)
+            out[name] = field_check(field_value)
         return out  # fields the schema does not name are ignored (they stay in the raw record)
 
     return check
 
 
-def compile_schema(node: Mapping[str, Any], normalise: bool = False) -> Check:
-    """Compile a JSON Schema node (the subset in SUPPORTED_KEYWORDS) into a check function."""
+def compile_schema(node: Mapping[str, Any], normalise: bool = False, path: str = "") -> Check:
+    """Compile a JSON Schema node (the subset in SUPPORTED_KEYWORDS) into a check function; `path`
+    (e.g. "payload.text") names the node in what it raises."""
     unsupported = set(node) - SUPPORTED_KEYWORDS
     if unsupported:
         raise ValueError(f"unsupported JSON Schema keywords: {', '.join(sorted(unsupported))}")
     kind = node.get("type")
     if kind == "object":
-        return _compile_object(node)
+        return _compile_object(node, path)
     if kind == "string":
-        return _compile_string(node, normalise)
+        return _compile_string(node, normalise, path)
     if kind == "integer":
-        return _compile_integer(node)
+        return _compile_integer(node, path)
     if kind == "boolean":
-        return _compile_boolean(node)
+        return _compile_boolean(path)
     raise ValueError(f"unsupported JSON Schema type {kind!r}")
 
 
@@ -328,7 +329,7 @@ class EventValidator:
         except Invalid as e:
             return Rejected(e.reason, e.detail, ENVELOPE_SCHEMA_REF)
         try:
-            fields = check(document, "")
+            fields = check(document)
         except Invalid as e:
             return Rejected(e.reason, e.detail, schema_ref(event_type, version))
         return ValidEvent(event_type, version, fields)

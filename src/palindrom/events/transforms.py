@@ -47,32 +47,29 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
                     schema: pa.Schema) -> pa.RecordBatch:
     texts = batch.column("text").to_pylist()
     lengths = batch.column("byte_length").to_pylist()
-    out: dict[str, list] = {name: [] for name in schema.names if name not in
-                            ("bronze_batch_id", "source_file", "line_number", "ingested_at")}
-    payload_names = {t: payload_column(t) for t in columns.payloads}
-    for text, length in zip(texts, lengths, strict=True):
+    n = len(texts)
+    # One list per output column, filled by row index: a rejected line sets only its verdict, a valid
+    # one its envelope and its own type's payload column; everything else stays null.
+    out: dict[str, list] = {f.name: [None] * n for f in list(schema)[4:]}
+    is_valid, reason, detail, schema_refs = (out[name] for name in ("is_valid", "reason", "detail", "schema_ref"))
+    envelope = [(name, out[name]) for name in ENVELOPE_FIELDS]
+    event_date = out["event_date"]
+    payloads = {t: out[payload_column(t)] for t in columns.payloads}
+    for i, (text, length) in enumerate(zip(texts, lengths, strict=True)):
         result = validator.validate(text, length)
-        valid = isinstance(result, ValidEvent)
-        out["is_valid"].append(valid)
-        if valid:
+        schema_refs[i] = result.schema_ref
+        if type(result) is ValidEvent:
+            is_valid[i] = True
             fields = result.fields
-            out["reason"].append(None)
-            out["detail"].append(None)
-            out["schema_ref"].append(result.schema_ref)
-            for name in ENVELOPE_FIELDS:
-                out[name].append(fields.get(name))
-            out["event_date"].append(fields["occurred_at"] // _MICROS_PER_DAY)
-            for event_type, column in payload_names.items():
-                out[column].append(
-                    EventColumns.payload_value(fields["payload"]) if event_type == result.event_type else None
-                )
+            for name, column in envelope:
+                column[i] = fields.get(name)
+            event_date[i] = fields["occurred_at"] // _MICROS_PER_DAY
+            payloads[result.event_type][i] = EventColumns.payload_value(fields["payload"])
         else:
-            out["reason"].append(result.reason)
-            out["detail"].append(result.detail)
-            out["schema_ref"].append(result.schema_ref)
-            for name in (*ENVELOPE_FIELDS, "event_date", *payload_names.values()):
-                out[name].append(None)
-    arrays = [batch.column(n) for n in ("batch_id", "source_file", "line_number", "ingested_at")]
+            is_valid[i] = False
+            reason[i] = result.reason
+            detail[i] = result.detail
+    arrays = [batch.column(name) for name in ("batch_id", "source_file", "line_number", "ingested_at")]
     arrays += [pa.array(out[f.name], type=f.type) for f in list(schema)[4:]]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
@@ -86,7 +83,8 @@ def content_hash(typed_columns: list[str]) -> Column:
 
 
 def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) -> DataFrame:
-    """Bronze rows → one row per line: coordinates, is_valid, reason/detail, content hash, typed columns."""
+    """Bronze rows (batch_id, source_file, line_number, ingested_at, text) → one row per line: coordinates,
+    is_valid, reason/detail, content hash, typed columns."""
     columns = EventColumns(snapshot)
     schema = _result_schema(columns)
     frozen_snapshot = {t: dict(v) for t, v in snapshot.items()}
@@ -96,9 +94,11 @@ def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) 
         for batch in batches:
             yield _validate_batch(batch, validator, columns, schema)
 
+    # The byte length of `text` is that of `raw` wherever it matters (a line without text, not UTF-8,
+    # is rejected before its length is looked at), and leaves bronze's raw bytes unread.
     validated = bronze.select(
         "batch_id", "source_file", "line_number", "ingested_at", "text",
-        F.octet_length("raw").cast("long").alias("byte_length"),
+        F.octet_length("text").cast("long").alias("byte_length"),
     ).mapInArrow(validate_partition, from_arrow_schema(schema))
     typed = [f.name for f in columns.arrow_fields()]
     verdict = [name for name in schema.names if name not in typed]

@@ -7,6 +7,7 @@ vectors, no features beyond what they read.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 
 from delta.tables import DeltaTable
@@ -81,12 +82,21 @@ def append(df: DataFrame, ref: TableRef) -> None:
     df.write.format("delta").mode("append").save(ref.uri)
 
 
-def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> None:
+def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> bool:
     """Append as Delta's idempotent write (txnAppId/txnVersion): skipped where a write of `app_id` at
     `version` or later is already committed, and a concurrent one of the same version fails. New
-    columns in `df` are added to the table."""
+    columns in `df` are added to the table. Returns whether this write committed (False: skipped);
+    Delta does not say, so the commit is tagged and looked for among those made since."""
+    spark = df.sparkSession
+    before = current_version(spark, ref)
+    tag = f"{app_id}@{version}:{uuid.uuid4().hex}"
     (df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version)
-     .option("mergeSchema", "true").save(ref.uri))
+     .option("mergeSchema", "true").option("userMetadata", tag).save(ref.uri))
+    first_new, last = (0 if before is None else before + 1), current_version(spark, ref)
+    if last < first_new:
+        return False
+    recent = DeltaTable.forPath(spark, ref.uri).history(last - first_new + 1)
+    return recent.filter(recent.userMetadata == tag).limit(1).count() > 0
 
 
 def _matching(keys: Iterable[str]) -> str:

@@ -46,6 +46,8 @@ SILVER_TABLE_PROPERTIES = {
     # are also less to compute on every write.
     "delta.dataSkippingStatsColumns": "event_id,event_type,occurred_at,user_id,bronze_batch_id,ingested_at",
 }
+# The txnAppId of every writer that appends events classified against silver (see append_new_events).
+SILVER_WRITER = "silver.events new events"
 CLEANED_BATCHES_SCHEMA = StructType([
     StructField("batch_id", StringType(), False),
     StructField("lines", LongType(), False),
@@ -54,6 +56,10 @@ CLEANED_BATCHES_SCHEMA = StructType([
     StructField("identical_duplicates", LongType(), False),
     StructField("cleaned_at", TimestampType(), False),
 ])
+
+
+class SilverChanged(RuntimeError):
+    """silver/events changed between a run's classification and its write; the run wrote nothing there."""
 
 
 @dataclass(frozen=True)
@@ -106,22 +112,20 @@ def _ensure_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef)
 def append_new_events(spark: SparkSession, events: DataFrame, silver_ref: TableRef, read_version: int | None,
                       any_rows: bool) -> None:
     """Append events classified as new against silver at `read_version` (None: no table yet). No key
-    lookup is needed: classification already found them absent. The write's txnVersion is the version
-    after the one read, so a concurrent run that classified against the same version writes nothing
-    (Delta skips a txnVersion already committed, or fails the second of two commits at once); a rerun
-    after a crash classifies against the version holding this run's rows and finds none of them new."""
+    lookup is needed: classification already found them absent. Every writer of new events (this job,
+    quarantine replay) appends as Delta's idempotent write under one txnAppId, with txnVersion the
+    version after the one it read: so once one of them commits, a writer that classified against an
+    older version cannot (Delta skips its write, or fails it if both commit at once) and this raises
+    SilverChanged rather than add an event twice. A rerun after a crash classifies against the version
+    holding this run's rows and finds none of them new."""
     _ensure_silver(spark, events, silver_ref)
     if any_rows:
         next_version = 0 if read_version is None else read_version + 1
-        tables.append_once(events, silver_ref, "clean_events", next_version)
-
-
-def insert_into_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef, any_rows: bool) -> None:
-    """MERGE events into silver on event_id (a new event type adds its payload column)."""
-    _ensure_silver(spark, events, silver_ref)
-    if any_rows:
-        spark.conf.set("spark.databricks.delta.schema.autoMerge.enabled", "true")
-        tables.insert_new(spark, events, silver_ref, ["event_id"])
+        if not tables.append_once(events, silver_ref, SILVER_WRITER, next_version):
+            raise SilverChanged(
+                f"{silver_ref.name} ({silver_ref.uri}): another writer added events after this run classified "
+                f"against version {read_version}; nothing was written to silver, run again to classify afresh"
+            )
 
 
 def batch_counts(classified: DataFrame) -> DataFrame:
@@ -183,12 +187,14 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         logger.info("clean_events: silver committed (%d events)", total["to_silver"])
         failpoint("clean_events.after_silver_commit")
 
-        # Checks over what the tables now hold for these batches (not the whole history).
+        # Checks over what the tables now hold for these batches, not the whole history: each run's
+        # cost grows with its input, not with silver. (An event_id of these batches cannot also be in
+        # an earlier one's rows: classification found it absent, and append_new_events commits only
+        # if no other writer has added events since.)
         silver, quarantine = tables.read(spark, silver_ref), tables.read(spark, quarantine_ref)
-        this_run_ids = classified.filter(F.col("fate") == TO_SILVER).select("event_id")
         quality.enforce([
             quality.events_conserved(bronze, silver, quarantine, total["identical_duplicates"], pending),
-            *quality.silver_events_checks(silver.join(this_run_ids, "event_id", "left_semi")),
+            *quality.silver_events_checks(silver.filter(F.col("bronze_batch_id").isin(pending))),
             *quality.quarantine_checks(quarantine.filter(F.col("bronze_batch_id").isin(pending))),
         ])
         # The batch record is the last commit: a run that dies before it is simply run again.

@@ -4,7 +4,9 @@ Lines that now pass go through the same dedup rules as clean_events: new events 
 identical duplicates are dropped and counted; each line that leaves quarantine is recorded in
 silver/quarantine/_replays/events with its replay id and outcome before it is deleted from
 quarantine. Lines that still fail stay, with their reason brought up to date. Commit order (silver,
-replay record, quarantine) makes a rerun after a crash converge to the same state.
+replay record, quarantine) makes a rerun after a crash converge to the same state. Silver is written
+as clean_events writes it (`append_new_events`): if either commits new events while the other is
+between classifying and writing, the other writes nothing to silver and fails, to be run again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from palindrom.events.transforms import (
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.logging import logger
-from pipelines.silver.clean_events import insert_into_silver, silver_rows
+from pipelines.silver.clean_events import append_new_events, silver_rows
 from pipelines.tasks import schema_registry
 
 MOVED_TO_SILVER = "moved_to_silver"
@@ -63,10 +65,10 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     as_bronze = quarantined.select(
         F.col("bronze_batch_id").alias("batch_id"), "source_file", "line_number", "ingested_at",
         F.col("raw_text").alias("text"),
-        F.coalesce(F.col("raw_bytes"), F.encode(F.col("raw_text"), "UTF-8")).alias("raw"),
     )
     validated = validate_events(as_bronze, snapshot, config.ingest.max_line_bytes)
-    existing = tables.read(spark, silver_ref) if tables.exists(spark, silver_ref) else None
+    silver_version = tables.current_version(spark, silver_ref)
+    existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
     classified = classify_duplicates(validated, existing).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = dict(classified.groupBy("fate").count().collect())
@@ -75,7 +77,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
 
         if counts.get(TO_SILVER):
             events = silver_rows(classified, [payload_column(t) for t in sorted(snapshot)])
-            insert_into_silver(spark, events, silver_ref, any_rows=True)
+            append_new_events(spark, events, silver_ref, silver_version, any_rows=True)
 
         leaving = classified.filter(F.col("fate").isin(TO_SILVER, ALREADY_IN_SILVER, IDENTICAL_DUPLICATE)).select(
             *COORDINATES, "event_id",

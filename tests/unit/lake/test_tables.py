@@ -48,12 +48,14 @@ def test_insert_new_is_idempotent(spark_session, ref):
 
 
 def test_append_once_skips_a_version_already_written_and_adds_new_columns(spark_session, ref):
-    tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)
-    tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)  # a retry: skipped
+    assert tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)
+    assert not tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)  # a retry: skipped
     assert tables.current_version(spark_session, ref) == 0
-    tables.append_once(frame(spark_session, [("b", 2)]).withColumn("extra", F.lit("x")), ref, "job", 1)
+    tables.append(frame(spark_session, [("c", 3)]), ref)  # another writer's commit comes between
+    assert not tables.append_once(frame(spark_session, [("c", 3)]), ref, "job", 0)  # still skipped
+    assert tables.append_once(frame(spark_session, [("b", 2)]).withColumn("extra", F.lit("x")), ref, "job", 1)
     rows = sorted((r["k"], r["extra"]) for r in tables.read(spark_session, ref).collect())
-    assert rows == [("a", None), ("b", "x")]
+    assert rows == [("a", None), ("b", "x"), ("c", None)]
 
 
 def test_delete_update_and_replace_where(spark_session, ref):
