@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark import AccumulatorParam
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BinaryType,
@@ -143,14 +143,27 @@ INGESTED_FILES_SCHEMA = StructType([
 ])
 
 
-def ingested_files(spark: SparkSession, lake: Lake) -> set[str]:
-    """Files already taken in: the file record, plus bronze itself in case a run died before its record."""
-    done: set[str] = set()
-    for name in ("bronze.events_files", "bronze.events"):
-        ref = lake.table(name)
-        if tables.exists(spark, ref):
-            done |= {r[0] for r in tables.read(spark, ref).select("source_file").distinct().collect()}
-    return done
+def ingested_files(spark: SparkSession, lake: Lake) -> tuple[set[str], list[Row]]:
+    """Files already taken in: those in the file record, and those of bronze batches after the last
+    recorded one, which a run that died between its bronze commit and its record left unrecorded. The
+    latter come back as (source_file, batch_id, ingested_at, lines) rows for the next record commit to
+    include: runs do not overlap (max_concurrent_runs: 1) and batch ids sort by run start, so after
+    that commit every batch up to the newest recorded one is recorded, and bronze's file statistics on
+    batch_id let this skip all older files: it reads no more of bronze as bronze grows."""
+    record_ref, bronze_ref = lake.table("bronze.events_files"), lake.table("bronze.events")
+    recorded, last_recorded = set(), None
+    if tables.exists(spark, record_ref):
+        rows = tables.read(spark, record_ref).select("source_file", "batch_id").collect()
+        recorded = {r["source_file"] for r in rows}
+        last_recorded = max((r["batch_id"] for r in rows), default=None)
+    if not tables.exists(spark, bronze_ref):
+        return recorded, []
+    bronze = tables.read(spark, bronze_ref)
+    if last_recorded is not None:
+        bronze = bronze.filter(F.col("batch_id") > last_recorded)
+    unrecorded = (bronze.groupBy("source_file", "batch_id")
+                  .agg(F.min("ingested_at").alias("ingested_at"), F.count(F.lit(1)).alias("lines")).collect())
+    return recorded, [r for r in unrecorded if r["source_file"] not in recorded]
 
 
 def append_counting_lines(spark: SparkSession, lines: DataFrame, bronze: TableRef, batch_id: str,
@@ -175,8 +188,10 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     landing = lake.landing("events")
     max_bytes = config.ingest.max_file_bytes
 
-    done = ingested_files(spark, lake)
-    pending = sorted((f for f in list_files(spark, landing) if f.name not in done), key=lambda f: f.name)
+    recorded, unrecorded = ingested_files(spark, lake)
+    done = recorded | {r["source_file"] for r in unrecorded}
+    listing = list_files(spark, landing)
+    pending = sorted((f for f in listing if f.name not in done), key=lambda f: f.name)
     refused = {f.name: f"{f.size} bytes; the limit is {max_bytes}" for f in pending if f.size > max_bytes}
     pending = [f for f in pending if f.name not in refused]
 
@@ -197,8 +212,15 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         per_file = append_counting_lines(spark, lines_of_batch, bronze, batch_id, [f.name for f in pending])
         refused.update(dict(refusals.value))
         taken = [f for f in pending if f.name not in refused]
+        sizes = {f.name: f.size for f in listing}
+        repaired = [(r["source_file"], r["batch_id"], r["ingested_at"], sizes[r["source_file"]], r["lines"])
+                    for r in unrecorded if r["source_file"] in sizes]
+        if repaired:
+            logger.warning("ingest_events: recording %d files that bronze holds from batches %s, whose run "
+                           "died before its file record", len(repaired), sorted({r[1] for r in repaired}))
         record = spark.createDataFrame(
-            [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken], INGESTED_FILES_SCHEMA
+            [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken] + repaired,
+            INGESTED_FILES_SCHEMA,
         )
         tables.ensure(spark, files_record, INGESTED_FILES_SCHEMA)
         tables.append(record, files_record)

@@ -73,6 +73,31 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
     assert later.batch_id > result.batch_id  # batches sort in the order they ran
 
 
+def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_session, lake_config, monkeypatch):
+    """a.jsonl reaches bronze but not the file record; the next run must neither ingest it again nor
+    leave it unrecorded (once later batches are recorded, only the record would remember it)."""
+    folder = landing(lake_config)
+    (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
+    append = tables.append
+
+    def record_fails(df, ref):
+        if ref.name == "bronze.events_files":
+            raise RuntimeError("killed before the file record")
+        append(df, ref)
+
+    monkeypatch.setattr(tables, "append", record_fails)
+    with pytest.raises(RuntimeError, match="killed before the file record"):
+        ingest_events.run(spark_session, lake_config)
+    monkeypatch.undo()
+
+    (folder / "b.jsonl").write_bytes(b'{"y":1}\n')
+    assert ingest_events.run(spark_session, lake_config).files == 1  # b only
+    assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "b.jsonl": 1}
+    (folder / "c.jsonl").write_bytes(b'{"z":1}\n')
+    assert ingest_events.run(spark_session, lake_config).files == 1  # c only
+    assert [r[0] for r in bronze_rows(spark_session, lake_config)] == ["a.jsonl", "a.jsonl", "b.jsonl", "c.jsonl"]
+
+
 def test_oversized_and_corrupt_files_are_refused_and_left_in_landing(spark_session, tmp_path):
     config = load_config("local", str(tmp_path / "lake")).model_copy(
         update={"ingest": load_config("local").ingest.model_copy(update={"max_file_bytes": 100})}
