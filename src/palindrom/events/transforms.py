@@ -50,7 +50,8 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
     n = len(texts)
     # One list per output column, filled by row index: a rejected line sets only its verdict, a valid
     # one its envelope and its own type's payload column; everything else stays null.
-    out: dict[str, list] = {f.name: [None] * n for f in list(schema)[4:]}
+    computed = list(schema)[4:]  # after the coordinates and ingested_at, passed through as they are
+    out: dict[str, list] = {f.name: [None] * n for f in computed}
     is_valid, reason, detail, schema_refs = (out[name] for name in ("is_valid", "reason", "detail", "schema_ref"))
     envelope = [(name, out[name]) for name in ENVELOPE_FIELDS]
     event_date = out["event_date"]
@@ -70,7 +71,7 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
             reason[i] = result.reason
             detail[i] = result.detail
     arrays = [batch.column(name) for name in ("batch_id", "source_file", "line_number", "ingested_at")]
-    arrays += [pa.array(out[f.name], type=f.type) for f in list(schema)[4:]]
+    arrays += [pa.array(out[f.name], type=f.type) for f in computed]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
