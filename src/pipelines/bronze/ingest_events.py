@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from pyspark import AccumulatorParam
-from pyspark.sql import DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BinaryType,
@@ -120,18 +120,30 @@ def split_lines(files: DataFrame, batch_id: str, ingested_at: dt.datetime) -> Da
         F.posexplode(F.split(F.when(utf8, content.cast(StringType())).otherwise(F.decode(content, BYTES_AS_TEXT)),
                              "\n")).alias("index", "line"))
     line = F.col("line")
-    line = F.when(line.endswith("\r"), line.substr(F.lit(1), F.length(line) - 1)).otherwise(line)
-    raw = F.when(F.col("utf8"), F.encode(line, "UTF-8")).otherwise(F.encode(line, BYTES_AS_TEXT))
-    rows = lines.select(
+    stripped = F.when(line.endswith("\r"), line.substr(F.lit(1), F.length(line) - 1)).otherwise(line)
+    raw = F.when(utf8, F.encode(stripped, "UTF-8")).otherwise(F.encode(stripped, BYTES_AS_TEXT))
+    text = F.when(utf8, stripped).otherwise(F.try_validate_utf8(raw.cast(StringType())))
+    # Blank is decided before `text` is selected: a filter on the selected column is pushed below the
+    # selection with `text` substituted, computing it twice per line. Where the content is UTF-8 the
+    # line itself decides ("\r" is white space: stripping it changes nothing).
+    non_blank = lines.filter(F.when(utf8, _has_text(line)).otherwise(text.isNull() | _has_text(text)))
+    return non_blank.select(
         F.lit(batch_id).alias("batch_id"),
         F.lit(ingested_at).cast(TimestampType()).alias("ingested_at"),
         "source_file",
         F.col("modificationTime").alias("source_modified_at"),
         (F.col("index") + 1).cast(LongType()).alias("line_number"),
         raw.alias("raw"),
-        F.when(F.col("utf8"), line).otherwise(F.try_validate_utf8(raw.cast(StringType()))).alias("text"),
+        text.alias("text"),
     )
-    return rows.filter(F.col("text").isNull() | (F.length(F.btrim("text", F.lit(WHITESPACE))) > 0))
+
+
+def _has_text(s: Column) -> Column:
+    """`s` is not empty and not only white space: for nearly every line its first character (`{`)
+    decides; only where that is white space is the line trimmed (a copy of it)."""
+    first = F.substring(s, 1, 1)
+    return (((first != "") & (F.instr(F.lit(WHITESPACE), first) == 0))
+            | (F.length(F.btrim(s, F.lit(WHITESPACE))) > 0))
 
 
 INGESTED_FILES_SCHEMA = StructType([
