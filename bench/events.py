@@ -6,7 +6,9 @@
 
 For each stage: one warm-up run of each variant, then `--runs` timed runs; the median is reported.
 Ratio = bare median / ours median (1.0 = as fast as bare Spark; the goals: ingest >= 0.8, clean >= 0.5).
-- ingest: `ingest_events.run` vs whole-file text read -> split on newlines -> Delta append.
+- ingest: `ingest_events.run` vs whole-file text read -> split on newlines -> Delta append, twice:
+  into a fresh lake (both create their tables), and into tables that already hold an earlier file
+  (the daily run's case: ours also looks up which files it has taken).
 - clean:  `clean_events.run` vs `from_json` with the envelope schema -> Delta append, same bronze rows.
 Peak memory is the driver JVM's high-water RSS (VmHWM) and the Python driver's max RSS.
 Writes bench/results/events.json.
@@ -70,7 +72,7 @@ def timed(label: str, prepare: Callable[[int], object], work: Callable[[object],
         started = time.perf_counter()
         work(state)
         elapsed = time.perf_counter() - started
-        print(f"  {label:<14} {'warm-up' if i == 0 else f'run {i}':<8} {elapsed:7.2f}s", flush=True)
+        print(f"  {label:<30} {'warm-up' if i == 0 else f'run {i}':<8} {elapsed:7.2f}s", flush=True)
         if i:
             times.append(elapsed)
     return times
@@ -105,9 +107,22 @@ def main() -> int:
             link_tree(landing, root / "landing" / "events")
             return load_config("local", str(root))
 
-        def bare_ingest(i_root: Path) -> None:
+        seed = work_dir / "seed"
+        generate(seed, 2000, 1)
+        (seed / "events-0000.jsonl").rename(seed / "earlier.jsonl")
+
+        def ours_ingest_existing_prepare(i: int):
+            root = fresh_root(f"ingest-ours-existing-{i}")
+            link_tree(seed, root / "landing" / "events")
+            config = load_config("local", str(root))
+            ingest_events.run(spark, config)
+            for f in landing.iterdir():
+                os.link(f, root / "landing" / "events" / f.name)
+            return config
+
+        def bare_ingest(i_root: Path, landed: Path | None = None) -> None:
             lines = (
-                spark.read.text(str(i_root / "landing" / "events"), wholetext=True)
+                spark.read.text(str(landed or i_root / "landing" / "events"), wholetext=True)
                 .select(F.input_file_name().alias("source_file"), F.posexplode(F.split("value", "\n")))
                 .filter(F.length(F.trim("col")) > 0)
                 .select("source_file", (F.col("pos") + 1).alias("line_number"),
@@ -120,11 +135,21 @@ def main() -> int:
             link_tree(landing, root / "landing" / "events")
             return root
 
+        def bare_ingest_existing_prepare(i: int) -> Path:
+            root = fresh_root(f"ingest-bare-existing-{i}")
+            bare_ingest(root, seed)
+            return root
+
         times: dict[str, tuple[list[float], list[float]]] = {}
         if args.only in (None, "ingest"):
             times["ingest"] = (timed("ingest ours", ours_ingest_prepare, lambda c: ingest_events.run(spark, c),
                                      args.runs),
                                timed("ingest bare", bare_ingest_prepare, bare_ingest, args.runs))
+            times["ingest_existing_tables"] = (
+                timed("ingest ours, existing tables", ours_ingest_existing_prepare,
+                      lambda c: ingest_events.run(spark, c), args.runs),
+                timed("ingest bare, existing tables", bare_ingest_existing_prepare,
+                      lambda root: bare_ingest(root, landing), args.runs))
             last_ingest = args.runs
         else:
             ingest_events.run(spark, ours_ingest_prepare(0))
@@ -163,14 +188,14 @@ def main() -> int:
             "peak_driver_jvm_rss_mb": round(jvm_peak_kb / 1024),
             "peak_driver_python_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
-        for stage, goal in (("ingest", 0.8), ("clean", 0.5)):
+        for stage, goal in (("ingest", 0.8), ("ingest_existing_tables", 0.8), ("clean", 0.5)):
             if stage not in result:
                 continue
             r = result[stage]
             r["ratio"] = round(r["bare_s"] / r["ours_s"], 3)
             r["goal"] = goal
             r["events_per_s_ours"] = round(args.events / r["ours_s"])
-            print(f"{stage:<7} ours {r['ours_s']:7.2f}s  bare {r['bare_s']:7.2f}s  ratio {r['ratio']:.2f} "
+            print(f"{stage:<22} ours {r['ours_s']:7.2f}s  bare {r['bare_s']:7.2f}s  ratio {r['ratio']:.2f} "
                   f"(goal >= {goal})  {r['events_per_s_ours']:,} events/s")
         print(f"peak driver memory: JVM {result['peak_driver_jvm_rss_mb']} MB, "
               f"Python {result['peak_driver_python_rss_mb']} MB")

@@ -45,6 +45,13 @@ def current_version(spark: SparkSession, ref: TableRef) -> int | None:
     return None if table is None else table.history(1).select("version").first()[0]
 
 
+def last_commit_metadata(spark: SparkSession, ref: TableRef) -> str | None:
+    """The `userMetadata` of the table's newest commit (None: no table, or no metadata). Read from the
+    commit itself: no file list is built, unlike a query."""
+    table = _current(spark, ref)
+    return None if table is None else table.history(1).select("userMetadata").first()[0]
+
+
 def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
     if not exists(spark, ref):
         raise TableNotFound(ref)
@@ -78,8 +85,11 @@ def ensure(
             raise
 
 
-def append(df: DataFrame, ref: TableRef) -> None:
-    df.write.format("delta").mode("append").save(ref.uri)
+def append(df: DataFrame, ref: TableRef, user_metadata: str | None = None) -> None:
+    writer = df.write.format("delta").mode("append")
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
+    writer.save(ref.uri)
 
 
 def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> bool:

@@ -75,26 +75,37 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
 
 def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_session, lake_config, monkeypatch):
     """a.jsonl reaches bronze but not the file record; the next run must neither ingest it again nor
-    leave it unrecorded (once later batches are recorded, only the record would remember it)."""
+    leave it unrecorded (once later batches are recorded, only the record would remember it). Only a
+    run that finds bronze's newest commit unrecorded looks into bronze."""
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
-    append = tables.append
+    append, read = tables.append, tables.read
 
-    def record_fails(df, ref):
+    def record_fails(df, ref, user_metadata=None):
         if ref.name == "bronze.events_files":
             raise RuntimeError("killed before the file record")
-        append(df, ref)
+        append(df, ref, user_metadata)
 
     monkeypatch.setattr(tables, "append", record_fails)
     with pytest.raises(RuntimeError, match="killed before the file record"):
         ingest_events.run(spark_session, lake_config)
     monkeypatch.undo()
 
+    tables_read = []
+
+    def spied_read(spark, ref, version=None):
+        tables_read.append(ref.name)
+        return read(spark, ref, version)
+
+    monkeypatch.setattr(tables, "read", spied_read)
     (folder / "b.jsonl").write_bytes(b'{"y":1}\n')
     assert ingest_events.run(spark_session, lake_config).files == 1  # b only
+    assert tables_read == ["bronze.events_files", "bronze.events"]
     assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "b.jsonl": 1}
     (folder / "c.jsonl").write_bytes(b'{"z":1}\n')
+    tables_read.clear()
     assert ingest_events.run(spark_session, lake_config).files == 1  # c only
+    assert tables_read == ["bronze.events_files"]
     assert [r[0] for r in bronze_rows(spark_session, lake_config)] == ["a.jsonl", "a.jsonl", "b.jsonl", "c.jsonl"]
 
 
