@@ -222,24 +222,6 @@ def run_job_here(spark, job: str, config: PipelineConfig) -> None:
         importlib.import_module(script.module).run(spark, config)
 
 
-def ingest_dying_before_its_file_record(spark, config: PipelineConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ingest_events, failing it after its bronze commit and before its file record."""
-    from palindrom.lake import tables
-    from pipelines.bronze import ingest_events
-
-    append = tables.append
-
-    def record_fails(df, ref, user_metadata=None):
-        if ref.name == "bronze.events_files":
-            raise RuntimeError("killed before the file record")
-        append(df, ref, user_metadata)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(tables, "append", record_fails)
-        with pytest.raises(RuntimeError, match="killed before the file record"):
-            ingest_events.run(spark, config)
-
-
 @pytest.fixture(scope="session")
 def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spark_session) -> PipelineConfig:
     """Sample data (`pipelines sample-data`) run through the tasks of the daily_ingestion and then the

@@ -142,13 +142,10 @@ def batch_counts(classified: DataFrame) -> DataFrame:
 
 
 def pending_batches(spark: SparkSession, lake: Lake) -> list[str]:
-    """Bronze batches with lines and not cleaned yet, from ingest_events' file record (a row per file)
-    rather than from bronze, where listing the batch ids is a scan that grows with bronze. A batch
-    whose ingest run died before recording its files is cleaned once the next run has recorded them."""
-    ingested, cleaned = lake.table("bronze.events_files"), lake.table("silver.events_batches")
-    if not tables.exists(spark, ingested):
+    bronze, cleaned = lake.table("bronze.events"), lake.table("silver.events_batches")
+    if not tables.exists(spark, bronze):
         return []
-    batches = tables.read(spark, ingested).filter(F.col("lines") > 0).select("batch_id").distinct()
+    batches = tables.read(spark, bronze).select("batch_id").distinct()
     if tables.exists(spark, cleaned):
         batches = batches.join(tables.read(spark, cleaned).select("batch_id"), "batch_id", "left_anti")
     return sorted(r[0] for r in batches.collect())

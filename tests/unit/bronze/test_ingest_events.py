@@ -9,7 +9,7 @@ from palindrom.events.lines import UTF8_BOM
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
-from tests.conftest import ingest_dying_before_its_file_record, lake_path
+from tests.conftest import lake_path
 from tests.unit.events.conformance import file_bytes, load_cases
 from tests.unit.events.line_rules import Line
 from tests.unit.events.line_rules import split_lines as oracle_split
@@ -79,8 +79,19 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
     run that finds bronze's newest commit unrecorded looks into bronze."""
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
-    ingest_dying_before_its_file_record(spark_session, lake_config, monkeypatch)
-    read, tables_read = tables.read, []
+    append, read = tables.append, tables.read
+
+    def record_fails(df, ref, user_metadata=None):
+        if ref.name == "bronze.events_files":
+            raise RuntimeError("killed before the file record")
+        append(df, ref, user_metadata)
+
+    monkeypatch.setattr(tables, "append", record_fails)
+    with pytest.raises(RuntimeError, match="killed before the file record"):
+        ingest_events.run(spark_session, lake_config)
+    monkeypatch.undo()
+
+    tables_read = []
 
     def spied_read(spark, ref, version=None):
         tables_read.append(ref.name)

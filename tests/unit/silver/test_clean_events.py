@@ -4,12 +4,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from palindrom.events.transforms import classify_duplicates, validate_events
-from palindrom.lake import tables
-from palindrom.lake.paths import Lake
-from pipelines.bronze import ingest_events
-from pipelines.silver import clean_events
 from pipelines.silver.clean_events import deduplicate_events
-from tests.conftest import ingest_dying_before_its_file_record, lake_path
 from tests.unit.events.conformance import MAX_LINE_BYTES, line_bytes, load_cases
 
 BATCH = "20261126T000000000000Z-aaaaaaaa"
@@ -138,24 +133,3 @@ def test_equal_content_builds_identical_rows(spark_session, snapshot):
     for a, b in (rows[0], rows[1]), (rows[2], rows[3]):
         assert a.asDict() | {"line_number": 0} == b.asDict() | {"line_number": 0}
     assert rows[0]["user_action"]["properties"] == '{"a":"é","b":[1,{"a":"x","z":null}]}'
-
-
-def test_batches_are_cleaned_once_the_file_record_holds_their_lines(spark_session, lake_config, repo_registry,
-                                                                     monkeypatch):
-    """A batch of blank files has nothing to clean; one whose ingest died before its file record waits
-    until the next ingest has recorded it, and is then cleaned with that run's batch."""
-    landing = lake_path(lake_config) / "landing" / "events"
-    landing.mkdir(parents=True)
-    (landing / "blank.jsonl").write_text("\n  \n")
-    ingest_events.run(spark_session, lake_config)
-    assert clean_events.run(spark_session, lake_config, registry=repo_registry).batches == []
-    assert not tables.exists(spark_session, Lake(lake_config.storage_root).table("silver.events"))
-
-    (landing / "a.jsonl").write_text(event("a") + "\n")
-    ingest_dying_before_its_file_record(spark_session, lake_config, monkeypatch)
-    assert clean_events.run(spark_session, lake_config, registry=repo_registry).batches == []
-
-    (landing / "b.jsonl").write_text(event("b") + "\n")
-    ingest_events.run(spark_session, lake_config)
-    result = clean_events.run(spark_session, lake_config, registry=repo_registry)
-    assert (len(result.batches), result.lines, result.to_silver) == (2, 2, 2)
