@@ -40,16 +40,20 @@ def exists(spark: SparkSession, ref: TableRef) -> bool:
     return _current(spark, ref) is not None
 
 
-def current_version(spark: SparkSession, ref: TableRef) -> int | None:
+def _last_commit(spark: SparkSession, ref: TableRef, field: str):
+    """A field of the table's newest commit (None: no table), read from the commit itself: no file
+    list is built, unlike a query."""
     table = _current(spark, ref)
-    return None if table is None else table.history(1).select("version").first()[0]
+    return None if table is None else table.history(1).select(field).first()[0]
+
+
+def current_version(spark: SparkSession, ref: TableRef) -> int | None:
+    return _last_commit(spark, ref, "version")
 
 
 def last_commit_metadata(spark: SparkSession, ref: TableRef) -> str | None:
-    """The `userMetadata` of the table's newest commit (None: no table, or no metadata). Read from the
-    commit itself: no file list is built, unlike a query."""
-    table = _current(spark, ref)
-    return None if table is None else table.history(1).select("userMetadata").first()[0]
+    """The `userMetadata` of the table's newest commit (None: no table, or no metadata)."""
+    return _last_commit(spark, ref, "userMetadata")
 
 
 def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
@@ -85,11 +89,13 @@ def ensure(
             raise
 
 
-def append(df: DataFrame, ref: TableRef, user_metadata: str | None = None) -> None:
+def _appender(df: DataFrame, user_metadata: str | None):
     writer = df.write.format("delta").mode("append")
-    if user_metadata is not None:
-        writer = writer.option("userMetadata", user_metadata)
-    writer.save(ref.uri)
+    return writer if user_metadata is None else writer.option("userMetadata", user_metadata)
+
+
+def append(df: DataFrame, ref: TableRef, user_metadata: str | None = None) -> None:
+    _appender(df, user_metadata).save(ref.uri)
 
 
 def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> bool:
@@ -100,8 +106,8 @@ def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> bool
     spark = df.sparkSession
     before = current_version(spark, ref)
     tag = f"{app_id}@{version}:{uuid.uuid4().hex}"
-    (df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", version)
-     .option("mergeSchema", "true").option("userMetadata", tag).save(ref.uri))
+    (_appender(df, tag).option("txnAppId", app_id).option("txnVersion", version)
+     .option("mergeSchema", "true").save(ref.uri))
     first_new, last = (0 if before is None else before + 1), current_version(spark, ref)
     if last < first_new:
         return False
