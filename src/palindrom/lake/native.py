@@ -1,4 +1,5 @@
-"""Delta tables read without a JVM, for the Spark-free commands and for training boxes.
+"""Delta tables read without a JVM: for the Spark-free commands, for training boxes, and for the
+jobs' small bookkeeping tables (`tables.read_small`).
 
 delta-rs lists a snapshot's files (pruned to one partition); pyarrow reads them with its own
 filesystems. Reading through delta-rs' own pyarrow dataset instead can abort the interpreter at

@@ -15,6 +15,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from palindrom.lake import native
 from palindrom.lake.paths import TableRef
 
 PORTABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
@@ -63,6 +64,14 @@ def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> Data
     if version is not None:
         reader = reader.option("versionAsOf", version)
     return reader.load(ref.uri)
+
+
+def read_small(ref: TableRef, columns: Sequence[str]) -> list[dict]:
+    """The rows of a small bookkeeping table (a file or batch record) as dicts, read by delta-rs in
+    this process ([] if there is no table): a Spark query would first build the table's file list in
+    the session, about a second of a short run, for a few hundred rows."""
+    rows = native.read_table(ref.uri, columns=list(columns))
+    return [] if rows is None else rows.to_pylist()
 
 
 def ensure(

@@ -121,7 +121,8 @@ def split_lines(files: DataFrame, batch_id: str, ingested_at: dt.datetime) -> Da
                              "\n")).alias("index", "line"))
     line = F.col("line")
     stripped = F.when(line.endswith("\r"), line.substr(F.lit(1), F.length(line) - 1)).otherwise(line)
-    raw = F.when(utf8, F.encode(stripped, "UTF-8")).otherwise(F.encode(stripped, BYTES_AS_TEXT))
+    # A UTF-8 line's bytes are its string's own (a cast copies them; `encode` would decode and re-encode).
+    raw = F.when(utf8, stripped.cast(BinaryType())).otherwise(F.encode(stripped, BYTES_AS_TEXT))
     text = F.when(utf8, stripped).otherwise(F.try_validate_utf8(raw.cast(StringType())))
     # Blank is decided before `text` is selected: a filter on the selected column is pushed below the
     # selection with `text` substituted, computing it twice per line. Where the content is UTF-8 the
@@ -170,11 +171,9 @@ def ingested_files(spark: SparkSession, lake: Lake) -> tuple[set[str], list[Row]
     newest commit is the newest recorded batch's (the usual case) there is nothing to look for, and
     bronze is not queried at all (a query builds the table's file list: seconds in a fresh process)."""
     record_ref, bronze_ref = lake.table("bronze.events_files"), lake.table("bronze.events")
-    recorded, last_recorded = set(), None
-    if tables.exists(spark, record_ref):
-        rows = tables.read(spark, record_ref).select("source_file", "batch_id").collect()
-        recorded = {r["source_file"] for r in rows}
-        last_recorded = max((r["batch_id"] for r in rows), default=None)
+    rows = tables.read_small(record_ref, ["source_file", "batch_id"])
+    recorded = {r["source_file"] for r in rows}
+    last_recorded = max((r["batch_id"] for r in rows), default=None)
     if not tables.exists(spark, bronze_ref):
         return recorded, []
     if last_recorded is not None and tables.last_commit_metadata(spark, bronze_ref) == bronze_commit_tag(last_recorded):

@@ -145,10 +145,8 @@ def pending_batches(spark: SparkSession, lake: Lake) -> list[str]:
     bronze, cleaned = lake.table("bronze.events"), lake.table("silver.events_batches")
     if not tables.exists(spark, bronze):
         return []
-    batches = tables.read(spark, bronze).select("batch_id").distinct()
-    if tables.exists(spark, cleaned):
-        batches = batches.join(tables.read(spark, cleaned).select("batch_id"), "batch_id", "left_anti")
-    return sorted(r[0] for r in batches.collect())
+    batches = {r[0] for r in tables.read(spark, bronze).select("batch_id").distinct().collect()}
+    return sorted(batches - {r["batch_id"] for r in tables.read_small(cleaned, ["batch_id"])})
 
 
 def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | None = None) -> CleanResult:

@@ -66,11 +66,9 @@ def pending_batches(spark: SparkSession, lake: Lake, media_type: str) -> list[st
     bronze, done = lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"), lake.table("silver.media_batches")
     if not tables.exists(spark, bronze):
         return []
-    batches = tables.read(spark, bronze).select("batch_id").distinct()
-    if tables.exists(spark, done):
-        recorded = tables.read(spark, done).filter(F.col("media_type") == media_type).select("batch_id")
-        batches = batches.join(recorded, "batch_id", "left_anti")
-    return sorted(r[0] for r in batches.collect())
+    batches = {r[0] for r in tables.read(spark, bronze).select("batch_id").distinct().collect()}
+    return sorted(batches - {r["batch_id"] for r in tables.read_small(done, ["media_type", "batch_id"])
+                             if r["media_type"] == media_type})
 
 
 def quarantine_rows(rejected: DataFrame, bronze: DataFrame, now: dt.datetime) -> DataFrame:

@@ -79,7 +79,7 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
     run that finds bronze's newest commit unrecorded looks into bronze."""
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
-    append, read = tables.append, tables.read
+    append, read, read_small = tables.append, tables.read, tables.read_small
 
     def record_fails(df, ref, user_metadata=None):
         if ref.name == "bronze.events_files":
@@ -97,7 +97,12 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
         tables_read.append(ref.name)
         return read(spark, ref, version)
 
+    def spied_read_small(ref, columns):
+        tables_read.append(ref.name)
+        return read_small(ref, columns)
+
     monkeypatch.setattr(tables, "read", spied_read)
+    monkeypatch.setattr(tables, "read_small", spied_read_small)
     (folder / "b.jsonl").write_bytes(b'{"y":1}\n')
     assert ingest_events.run(spark_session, lake_config).files == 1  # b only
     assert tables_read == ["bronze.events_files", "bronze.events"]

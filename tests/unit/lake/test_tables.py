@@ -26,6 +26,16 @@ def test_missing_table_is_named(spark_session, ref):
         tables.read(spark_session, ref)
 
 
+def test_read_small_sees_every_commit_and_no_table_as_empty(spark_session, ref):
+    assert tables.read_small(ref, ["k"]) == []
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema, partition_by=["day"])
+    assert tables.read_small(ref, ["k"]) == []
+    tables.append(frame(spark_session, [("a", 1)]), ref)
+    tables.append(frame(spark_session, [("b", 2)]), ref)
+    rows = sorted(tables.read_small(ref, ["k", "v", "day"]), key=lambda r: r["k"])
+    assert [(r["k"], r["v"], str(r["day"])) for r in rows] == [("a", 1, "2026-11-26"), ("b", 2, "2026-11-26")]
+
+
 def test_a_table_another_writer_created_after_this_session_looked_is_found(spark_session, ref):
     """A build whose table creation lost to a concurrent build's holds a cached view of the path from
     before the table existed (Delta's create command loaded it); the table must still be found."""
