@@ -62,13 +62,19 @@ class ProcessResult:
     embedded: dict[str, int] = field(default_factory=dict)
 
 
-def pending_batches(spark: SparkSession, lake: Lake, media_type: str) -> list[str]:
-    bronze, done = lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"), lake.table("silver.media_batches")
-    if not tables.exists(spark, bronze):
-        return []
-    batches = {r[0] for r in tables.read(spark, bronze).select("batch_id").distinct().collect()}
-    return sorted(batches - {r["batch_id"] for r in tables.read_small(done, ["media_type", "batch_id"])
-                             if r["media_type"] == media_type})
+def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, list[str]]:
+    """Each media type's bronze batches that the batch record does not name (types with none left out)."""
+    recorded = {(r["media_type"], r["batch_id"])
+                for r in tables.read_small(lake.table("silver.media_batches"), ["media_type", "batch_id"])}
+    pending = {}
+    for media_type, folder in MEDIA_FOLDERS.items():
+        bronze = lake.table(f"bronze.{folder}")
+        if not tables.exists(spark, bronze):
+            continue
+        batches = {r[0] for r in tables.read(spark, bronze).select("batch_id").distinct().collect()}
+        if unrecorded := sorted(b for b in batches if (media_type, b) not in recorded):
+            pending[media_type] = unrecorded
+    return pending
 
 
 def quarantine_rows(rejected: DataFrame, bronze: DataFrame, now: dt.datetime) -> DataFrame:
@@ -104,7 +110,7 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 
 def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Every media type's new bronze batches in one pass: one commit per table, one conservation check."""
-    pending = {t: b for t in MEDIA_FOLDERS if (b := pending_batches(spark, lake, t))}
+    pending = pending_batches(spark, lake)
     if not pending:
         logger.info("process_media: no bronze media batches to process")
         return
