@@ -66,6 +66,13 @@ def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> Data
     return reader.load(ref.uri)
 
 
+def distinct_values(spark: SparkSession, ref: TableRef, column: str) -> set:
+    """The distinct values of one column (an empty set if there is no table): batch ids, paths."""
+    if not exists(spark, ref):
+        return set()
+    return {r[0] for r in read(spark, ref).select(column).distinct().collect()}
+
+
 def read_small(ref: TableRef, columns: Sequence[str]) -> list[dict]:
     """The rows of a small bookkeeping table (a file or batch record) as dicts, read by delta-rs in
     this process ([] if there is no table): a Spark query would first build the table's file list in

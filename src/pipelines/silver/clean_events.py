@@ -143,10 +143,8 @@ def batch_counts(classified: DataFrame) -> DataFrame:
 
 def pending_batches(spark: SparkSession, lake: Lake) -> list[str]:
     bronze, cleaned = lake.table("bronze.events"), lake.table("silver.events_batches")
-    if not tables.exists(spark, bronze):
-        return []
-    batches = {r[0] for r in tables.read(spark, bronze).select("batch_id").distinct().collect()}
-    return sorted(batches - {r["batch_id"] for r in tables.read_small(cleaned, ["batch_id"])})
+    cleaned_ids = {r["batch_id"] for r in tables.read_small(cleaned, ["batch_id"])}
+    return sorted(tables.distinct_values(spark, bronze, "batch_id") - cleaned_ids)
 
 
 def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | None = None) -> CleanResult:
