@@ -101,7 +101,7 @@ def test_file_statistics_cover_the_columns_reads_select_by(spark_session, sample
 
     assert columns_with_statistics("bronze.events") == {"batch_id", "ingested_at", "source_file", "line_number"}
     assert columns_with_statistics("silver.events") == {
-        "event_id", "event_type", "occurred_at", "user_id", "bronze_batch_id", "ingested_at"}
+        "event_id", "event_type", "occurred_at", "event_date", "user_id", "bronze_batch_id", "ingested_at"}
 
 
 def test_quarantine_list_shows_reasons_and_raw_lines(sample_lake):

@@ -16,6 +16,20 @@ import pyarrow.fs as pafs
 from palindrom.lake.paths import native_uri
 
 
+def file_statistics(uri: str) -> pa.Table | None:
+    """One row per data file of the latest snapshot, with its Delta statistics as `min.<column>`,
+    `max.<column>`, `null_count.<column>` and `num_records` (absent where the writer kept none); None
+    if there is no table. Read from the log alone: no data file is opened."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        table = DeltaTable(native_uri(uri))
+    except TableNotFoundError:
+        return None
+    return pa.table(table.get_add_actions(flatten=True))
+
+
 def read_table(uri: str, *, version: int | None = None, partition: tuple[str, object] | None = None,
                columns: list[str] | None = None, row_filter: ds.Expression | None = None) -> pa.Table | None:
     """Rows of a Delta table's snapshot (the latest, or `version`), optionally of one partition

@@ -68,7 +68,7 @@ def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, list[str]]:
                 for r in tables.read_small(lake.table("silver.media_batches"), ["media_type", "batch_id"])}
     pending = {}
     for media_type, folder in MEDIA_FOLDERS.items():
-        batches = tables.distinct_values(spark, lake.table(f"bronze.{folder}"), "batch_id")
+        batches = tables.batch_ids(spark, lake.table(f"bronze.{folder}"))
         if unrecorded := sorted(b for b in batches if (media_type, b) not in recorded):
             pending[media_type] = unrecorded
     return pending

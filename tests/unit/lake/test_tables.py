@@ -6,7 +6,7 @@ import deltalake
 import pytest
 from pyspark.sql import functions as F
 
-from palindrom.lake import tables
+from palindrom.lake import native, tables
 from palindrom.lake.paths import Lake, TableRef
 
 SCHEMA = "k string, v long, day date"
@@ -105,3 +105,20 @@ def test_lake_builds_every_path_from_the_root():
     assert lake.landing("events") == "s3a://palindrom-data-dev/landing/events"
     with pytest.raises(KeyError, match=r"unknown table 'silver\.nope'"):
         lake.table("silver.nope")
+
+
+def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
+    def batches(ids):
+        return spark_session.createDataFrame([(i, "x") for i in ids], "batch_id string, v string")
+
+    assert tables.batch_ids(spark_session, ref) == set()
+    tables.ensure(spark_session, ref, batches([]).schema)
+    assert tables.batch_ids(spark_session, ref) == set()
+    tables.append(batches(["b1", "b1"]), ref)
+    tables.append(batches(["b2"]), ref)
+    statistics = native.file_statistics(ref.uri)
+    assert statistics.column("min.batch_id").to_pylist() == statistics.column("max.batch_id").to_pylist()
+    assert tables.batch_ids(spark_session, ref) == {"b1", "b2"}
+    # A file of two ids (not a bronze commit): its statistics no longer name them, so the column is read.
+    tables.append(batches(["b3", "b4"]).coalesce(1), ref)
+    assert tables.batch_ids(spark_session, ref) == {"b1", "b2", "b3", "b4"}

@@ -4,7 +4,12 @@ import pytest
 from pyspark.sql import functions as F
 
 from palindrom.events.transforms import classify_duplicates, validate_events
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from pipelines.bronze import ingest_events
+from pipelines.silver import clean_events
 from pipelines.silver.clean_events import deduplicate_events
+from tests.conftest import lake_path
 from tests.unit.events.conformance import MAX_LINE_BYTES, line_bytes, load_cases
 
 BATCH = "20261126T000000000000Z-aaaaaaaa"
@@ -133,3 +138,19 @@ def test_equal_content_builds_identical_rows(spark_session, snapshot):
     for a, b in (rows[0], rows[1]), (rows[2], rows[3]):
         assert a.asDict() | {"line_number": 0} == b.asDict() | {"line_number": 0}
     assert rows[0]["user_action"]["properties"] == '{"a":"é","b":[1,{"a":"x","z":null}]}'
+
+
+def test_a_read_of_one_date_skips_the_files_of_runs_without_it(spark_session, lake_config, repo_registry):
+    """silver.events is not partitioned: gold's read of the dates a run touched is served by the file
+    statistics on event_date."""
+    landing = lake_path(lake_config) / "landing" / "events"
+    landing.mkdir(parents=True)
+    for day in ("2026-11-25", "2026-11-26"):
+        lines = [event(f"{day}-{i}", at=f"{day}T{i:02d}:00:00Z") for i in range(3)]
+        (landing / f"{day}.jsonl").write_text("\n".join(lines) + "\n")
+        ingest_events.run(spark_session, lake_config)
+        clean_events.run(spark_session, lake_config, registry=repo_registry)
+    silver = tables.read(spark_session, Lake(lake_config.storage_root).table("silver.events"))
+    one_day = silver.filter(F.col("event_date") == "2026-11-26")
+    assert one_day.count() == 3
+    assert 0 < len(one_day.inputFiles()) < len(silver.inputFiles())
