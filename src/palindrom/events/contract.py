@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,7 +116,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class LongInteger:
+    """An integer literal longer than Python converts (sys.get_int_max_str_digits(), 4300 digits):
+    kept as its digits, never converted (the conversion is quadratic: a 10 MiB line of digits would
+    take minutes); far outside 64 bits, so a known integer field rejects it as a value, not as JSON."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"{self.digits[:12]}... ({len(self.digits.lstrip('-'))} digits)"
+
+
+def _parse_int(digits: str) -> int | LongInteger:
+    limit = sys.get_int_max_str_digits()  # 0: no limit
+    return int(digits) if not limit or len(digits.lstrip("-")) <= limit else LongInteger(digits)
+
+
 _DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+# Used only for a line the first one refused for an integer too long to convert.
+_LONG_INTEGER_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates,
+                                         parse_constant=_reject_constant, parse_int=_parse_int)
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -132,21 +155,37 @@ def _nesting_depth(text: str) -> int:
     return deepest
 
 
+def _decode(text: str) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except ValueError as e:
+        if type(e) is not ValueError or "integer string conversion" not in str(e):
+            raise
+    return _LONG_INTEGER_DECODER.decode(text)
+
+
+def _long_integer_in(value: Any) -> LongInteger | None:
+    if type(value) is LongInteger:
+        return value
+    children = value.values() if type(value) is dict else value if type(value) is list else ()
+    return next((found for child in children if (found := _long_integer_in(child)) is not None), None)
+
+
 def parse_json_line(text: str) -> Any:
     """Parse one line as a single strict JSON value (RFC 8259, no duplicate keys), or raise Invalid."""
     if text.count("{") + text.count("[") > MAX_NESTING and _nesting_depth(text) > MAX_NESTING:
         raise Invalid(NESTING_TOO_DEEP, f"JSON nesting deeper than {MAX_NESTING} levels")
     try:
-        value = _DECODER.decode(text)
+        value = _decode(text)
     except _DuplicateKey as e:
         raise Invalid(DUPLICATE_KEY, f"key {e.args[0]!r} appears twice in one object") from None
     except RecursionError:
         raise Invalid(NESTING_TOO_DEEP, f"JSON nesting deeper than {MAX_NESTING} levels") from None
-    except ValueError as e:  # JSONDecodeError, NaN/Infinity, integers too long to convert
+    except ValueError as e:  # JSONDecodeError, NaN/Infinity
         raise Invalid(INVALID_JSON, str(e)) from None
     if _SURROGATE_ESCAPE.search(text):
         try:  # json accepts escaped lone surrogates ("\ud800"); they are not Unicode text
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            json.dumps(value, ensure_ascii=False, default=repr).encode("utf-8")  # repr: a LongInteger
         except UnicodeEncodeError:
             raise Invalid(INVALID_JSON, "a string holds a lone UTF-16 surrogate") from None
     return value
@@ -162,7 +201,7 @@ def _type_name(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int):
+    if isinstance(value, int | LongInteger):
         return "integer"
     if isinstance(value, float):
         return "number"
@@ -211,6 +250,8 @@ def _compile_integer(node: Mapping[str, Any], path: str) -> Check:
     check_enum = _enum_check(node)
 
     def check(value: Any) -> Any:
+        if type(value) is LongInteger:
+            raise Invalid(INVALID_VALUE, f"{path}: {value!r} is outside the signed 64-bit range")
         if type(value) is not int:
             raise Invalid(WRONG_TYPE, f"{path}: expected an integer, got {_type_name(value)}")
         if not INT64_MIN <= value <= INT64_MAX:
@@ -247,6 +288,9 @@ def _compile_object(node: Mapping[str, Any], path: str) -> Check:
         if type(value) is not dict:
             raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
         if free_form:
+            if (long_integer := _long_integer_in(value)) is not None:  # its JSON text could not be written
+                raise Invalid(INVALID_VALUE, f"{path}: holds the integer {long_integer!r}, longer than "
+                                             f"{sys.get_int_max_str_digits()} digits")
             return value
         out = {}
         for name, field_check, required, field_path in fields:
@@ -346,9 +390,9 @@ class EventValidator:
         version = document.get("schema_version")
         if version is None:
             raise Invalid(MISSING_FIELD, "schema_version: required field is missing")
-        if type(version) is not int:
+        if type(version) is not int and type(version) is not LongInteger:
             raise Invalid(WRONG_TYPE, f"schema_version: expected an integer, got {_type_name(version)}")
-        check = versions.get(version)
+        check = versions.get(version)  # never a LongInteger
         if check is None:
             known = ", ".join(str(v) for v in sorted(versions))
             raise Invalid(

@@ -34,6 +34,41 @@ def test_rejection_names_field_rule_and_schema(validator):
     assert result == Rejected("wrong_type", "payload.rating: expected an integer, got string", "feedback.rating/v1")
 
 
+LONG = "9" * 5000  # beyond Python's int_max_str_digits (4300)
+
+
+def action(payload: str, version: str = "1", extra: str = "") -> str:
+    return ('{"event_id":"e","event_type":"user.action","schema_version":' + version + ',"occurred_at":'
+            '"2026-11-26T10:00:00Z","user_id":"u",' + extra + '"payload":' + payload + '}')
+
+
+@pytest.mark.parametrize(("line", "fate", "detail"), [
+    (action('{"action":"view","target":"t"}', extra=f'"unknown":-{LONG},'), "valid", None),
+    (action('{"action":"view","target":"t"}', extra=f'"unknown":[{LONG},"\\ud800"],'), "invalid_json",
+     "a string holds a lone UTF-16 surrogate"),
+    (action('{"action":"view","target":' + LONG + '}'), "wrong_type", "payload.target: expected a string, got integer"),
+    (action('{"action":"view","target":"t","properties":{"n":[' + LONG + ']}}'), "invalid_value",
+     "payload.properties: holds the integer 999999999999... (5000 digits), longer than 4300 digits"),
+    (action('{"action":"view","target":"t"}', version=LONG), "unknown_schema_version",
+     "schema_version: 999999999999... (5000 digits) is not a registered version of user.action (registered: 1)"),
+])
+def test_integers_too_long_for_python_are_values_not_invalid_json(validator, line, fate, detail):
+    result = validator.validate(line, len(line))
+    if fate == "valid":
+        assert isinstance(result, ValidEvent)
+    else:
+        assert (result.reason, result.detail) == (fate, detail)
+
+
+def test_an_integer_field_refuses_an_integer_too_long_for_python_as_out_of_range(validator):
+    line = ('{"event_id":"e","event_type":"conversation.message","schema_version":1,"occurred_at":'
+            '"2026-11-26T10:00:00Z","user_id":"u","payload":{"conversation_id":"c","turn":-' + LONG + ','
+            '"role":"user","text":"hi"}}')
+    assert validator.validate(line, len(line)) == Rejected(
+        "invalid_value", "payload.turn: -99999999999... (5000 digits) is outside the signed 64-bit range",
+        "conversation.message/v1")
+
+
 def test_envelope_rejections_are_checked_against_the_envelope(validator):
     result = validator.validate('{"event_id":"e","event_type":"nope","schema_version":1}', 60)
     assert isinstance(result, Rejected)
