@@ -1,6 +1,6 @@
 """Shared fixtures: one Spark session for the whole run, a fresh storage root per test, the real
-Apicurio Registry and an S3 API server (s3proxy; both started here, on free ports), and a sample
-lake built once by the real jobs."""
+Apicurio Registry, an S3 API server (s3proxy) and an MLflow tracking server (all started here, on
+free ports), and a sample lake built once by the real jobs."""
 
 from __future__ import annotations
 
@@ -153,6 +153,20 @@ def apicurio_url(tmp_path_factory: pytest.TempPathFactory):
     with running_server("Apicurio Registry", command, lambda: requests.get(f"{base}/system/info", timeout=2).ok,
                         tmp_path_factory.mktemp("apicurio") / "server.log", cwd=jar.parent):
         yield base
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real MLflow tracking server (`mlflow server`: SQLite store, artifacts served through it, as a
+    workspace's are) for the session; yields its URL, the tracking URI a remote root's config names."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
+               "--port", url.rsplit(":", 1)[1], "--workers", "1"]
+    with running_server("MLflow tracking server", command, lambda: requests.get(f"{url}/health", timeout=2).ok,
+                        folder / "server.log", cwd=folder):
+        yield url
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,32 @@
-"""The events and media paths on an s3a:// storage root, against a real S3 API server (s3proxy).
+"""The events, media and training paths on an s3a:// storage root, against a real S3 API server
+(s3proxy) and a real MLflow tracking server.
 
-The daily_ingestion and media_processing jobs' tasks run twice each (the reruns must commit nothing)
-in one fresh process started the way a task starts (`get_spark` with the s3a:// root: S3A on the
-classpath, configured from the AWS environment variables), all in that one process (`pipelines run`
-would start a JVM per task: minutes more; it is tested on local roots). The tables are then read back
-through delta-rs and pyarrow, as the Spark-free commands and training boxes read them.
+The daily_ingestion and media_processing jobs' tasks run twice each (the reruns must commit nothing),
+then a build of chat_sft, in one fresh process started the way a task starts (`get_spark` with the
+s3a:// root: S3A on the classpath, configured from the AWS environment variables; `pipelines run`
+would start a JVM per task: minutes more; it is tested on local roots). The tables, the release and
+its files are then read back through delta-rs and pyarrow, as the Spark-free commands and training
+boxes read them, and the build's lineage from the tracking server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from collections import Counter
 
+import mlflow
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable
+from huggingface_hub import DatasetCard
+from mlflow import MlflowClient
 
-from palindrom.config import REPO_ROOT
+from palindrom.config import REPO_ROOT, load_config
+from palindrom.data import releases
 from palindrom.lake import objects
 from palindrom.lake.native import read_table
 from palindrom.lake.paths import Lake, native_uri
@@ -30,17 +37,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 
 INLINE_MAX_BYTES = 20_000  # lowered so that some sample media are copied to bronze/blobs on S3
 
-BOTH_JOBS_TWICE_IN_ONE_PROCESS = f"""
-import sys
+BUILD_DATE = dt.date(2026, 11, 27)  # the day after the sample's
+
+JOBS_AND_A_BUILD_IN_ONE_PROCESS = f"""
+import datetime as dt, sys
 from palindrom.config import load_config
 from palindrom.spark import get_spark
+from palindrom.training.spec import load_spec
+from pipelines.gold.build_training_data import build
 from tests.conftest import run_job_here
 config = load_config("local", sys.argv[1])
 media = config.media.model_copy(update={{"inline_max_bytes": {INLINE_MAX_BYTES}}})
-config = config.model_copy(update={{"media": media}})
+mlflow = config.mlflow.model_copy(update={{"tracking_uri": sys.argv[2]}})
+config = config.model_copy(update={{"media": media, "mlflow": mlflow}})
 spark = get_spark(config.spark, "s3-test", storage_root=config.storage_root)
 for job in ("daily_ingestion", "daily_ingestion", "media_processing", "media_processing"):
     run_job_here(spark, job, config)  # each rerun finds every file recorded and every batch processed
+build(spark, config, load_spec("chat_sft"), dt.date.fromisoformat("{BUILD_DATE}"))
 """
 
 
@@ -57,8 +70,9 @@ def use_server(server, monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def s3_lake(s3_server, tmp_path_factory) -> tuple[Lake, SampleSummary, list[SampleMedia]]:
-    """Sample events and media uploaded to a fresh bucket, both jobs run twice over them."""
+def s3_lake(s3_server, mlflow_server, tmp_path_factory) -> tuple[Lake, SampleSummary, list[SampleMedia]]:
+    """Sample events and media uploaded to a fresh bucket, both jobs run twice over them, then a build
+    of chat_sft tracked by the MLflow server."""
     landing = tmp_path_factory.mktemp("s3-landing")
     events = write_sample_data(landing / "events", dt.date(2026, 11, 26), users=150)
     media = write_sample_media(landing)
@@ -68,8 +82,8 @@ def s3_lake(s3_server, tmp_path_factory) -> tuple[Lake, SampleSummary, list[Samp
         upload(landing / "events", lake.landing("events"))
         for folder in LANDING_FOLDERS.values():
             upload(landing / folder, lake.landing(folder))
-        job = subprocess.run([sys.executable, "-c", BOTH_JOBS_TWICE_IN_ONE_PROCESS, lake.root], cwd=REPO_ROOT,
-                             capture_output=True, text=True)
+        job = subprocess.run([sys.executable, "-c", JOBS_AND_A_BUILD_IN_ONE_PROCESS, lake.root, mlflow_server],
+                             cwd=REPO_ROOT, capture_output=True, text=True)
     assert job.returncode == 0, job.stderr[-4000:]
     return lake, events, media
 
@@ -122,6 +136,39 @@ def test_media_processing_on_an_s3_root_accounts_for_every_file(s3_lake, s3_serv
     # Created, then one commit each (embeddings: media, then texts): the rerun committed nothing.
     assert versions(lake, "bronze.images", "silver.media_batches", "silver.media_embeddings") == {
         "bronze.images": 1, "silver.media_batches": 1, "silver.media_embeddings": 2}
+
+
+def test_a_training_build_on_an_s3_root_is_tracked_by_the_mlflow_server(s3_lake, s3_server, mlflow_server,
+                                                                       monkeypatch):
+    lake, _, _ = s3_lake
+    use_server(s3_server, monkeypatch)
+    config = load_config("local", lake.root)
+    release = releases.resolve(config, "chat_sft")
+    assert release.release == 1
+    assert release.manifest.stages[-1].documents_out > 0
+    card = DatasetCard(releases.read_file(release, "README.md").decode())
+    assert card.data.palindrom["content_digest"] == release.manifest.content_digest
+
+    client = MlflowClient(mlflow_server)
+    run = client.get_run(release.manifest.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    logged: dict[str, dict[str, int]] = {}  # context (source, release) → Delta table → version
+    for dataset_input in run.inputs.dataset_inputs:
+        context = next(t.value for t in dataset_input.tags if t.key == "mlflow.data.context")
+        source = json.loads(dataset_input.dataset.source)
+        logged.setdefault(context, {})[source["path"]] = source["delta_table_version"]
+    assert logged == {"source": {i.uri: i.version for i in release.manifest.inputs},
+                      "release": {release.table_uri: release.table_version}}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "release")} >= {"release/README.md"}
+
+    # Training code on another box: the release through delta-rs, logged as its run's input.
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_experiment("trainer")
+    with mlflow.start_run() as training:
+        train = releases.load_training_dataset("chat_sft", split="train", root=lake.root)
+    assert train.num_rows == release.manifest.tokens["train"]["conversations"].rows
+    (used,) = client.get_run(training.info.run_id).inputs.dataset_inputs
+    assert (used.dataset.name, used.dataset.digest) == ("chat_sft@1", release.manifest.content_digest[:32])
 
 
 def test_small_files_round_trip_through_s3(s3_server, monkeypatch):
