@@ -134,8 +134,10 @@ def test_media_processing_on_an_s3_root_accounts_for_every_file(s3_lake, s3_serv
     assert {t: by_modality[t] for t in bronze} == Counter(m["media_type"] for m in metadata)
     assert by_modality["text"] > 0  # the texts of the events cleaned just before
     # Created, then one commit each (embeddings: media, then texts): the rerun committed nothing.
-    assert versions(lake, "bronze.images", "silver.media_batches", "silver.media_embeddings") == {
-        "bronze.images": 1, "silver.media_batches": 1, "silver.media_embeddings": 2}
+    assert versions(lake, "bronze.images", "silver.media_batches", "silver.media_embeddings",
+                    "silver.text_embeddings_progress") == {
+        "bronze.images": 1, "silver.media_batches": 1, "silver.media_embeddings": 2,
+        "silver.text_embeddings_progress": 1}
 
 
 def test_a_training_build_on_an_s3_root_is_tracked_by_the_mlflow_server(s3_lake, s3_server, mlflow_server,

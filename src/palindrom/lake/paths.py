@@ -26,6 +26,8 @@ TABLE_PATHS = {
     "silver.media_embeddings": "silver/media_embeddings",
     # process_media's record of the bronze media batches it has finished, with per-batch counts.
     "silver.media_batches": "silver/_batches/media",
+    # process_media's record, per text model, of the silver.events version its texts are embedded up to.
+    "silver.text_embeddings_progress": "silver/_progress/text_embeddings",
     "gold.events_daily": "gold/aggregations/events_daily",
     # The commit point of training-dataset releases: one row per (dataset, release), partitioned by dataset.
     "gold.training_releases": "gold/training_datasets/_releases",

@@ -8,6 +8,8 @@ bronze row of those batches must then be in metadata (among an object's paths) o
 before the batch record is written. Then embeddings, incrementally: only objects and texts with no
 row for the configured model name and revision are embedded (media in one commit, texts in
 another: their Arrow batch sizes differ); a new model or revision adds rows beside the old ones.
+Texts are looked for only among the silver events inserted since the last run for that model
+(silver's change data feed; all of silver for a new model).
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ MEDIA_BATCHES_SCHEMA = StructType([
     StructField("to_quarantine", LongType(), False),
     StructField("processed_at", TimestampType(), False),
 ])
+TEXT_PROGRESS_SCHEMA = StructType([
+    StructField("model_name", StringType(), False),
+    StructField("model_revision", StringType(), False),
+    StructField("silver_version", LongType(), False),  # silver.events' texts are embedded up to this version
+    StructField("texts_read", LongType(), False),
+    StructField("embedded", LongType(), False),
+    StructField("embedded_at", TimestampType(), False),
+])
 # Texts worth an embedding: (event type, payload field).
 TEXT_FIELDS = (("conversation.message", "text"), ("media.uploaded", "caption"), ("media.uploaded", "transcript"))
 
@@ -60,6 +70,7 @@ class ProcessResult:
     to_metadata: dict[str, int] = field(default_factory=dict)
     to_quarantine: dict[str, int] = field(default_factory=dict)
     embedded: dict[str, int] = field(default_factory=dict)
+    texts_read: int = 0  # distinct texts of the silver events read (those inserted since the last run)
 
 
 def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, list[str]]:
@@ -214,32 +225,50 @@ def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
         _insert_embeddings(spark, lake, _union(vectors))
 
 
-def texts(spark: SparkSession, lake: Lake) -> DataFrame | None:
-    """Every text in silver events worth an embedding (messages, captions, transcripts)."""
-    ref = lake.table("silver.events")
-    if not tables.exists(spark, ref):
-        return None
-    events = tables.read(spark, ref)
+def texts(events: DataFrame) -> DataFrame:
+    """Every text of these silver events worth an embedding (messages, captions, transcripts)."""
     parts = [events.filter(F.col("event_type") == event_type).select(
         F.col(f"{payload_column(event_type)}.{name}").alias("text")) for event_type, name in TEXT_FIELDS]
     return _union(parts).filter(F.col("text").isNotNull())
 
 
 def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
-    source = texts(spark, lake)
-    if source is None:
+    """Texts of the silver events inserted since the version this model's texts are embedded up to
+    (read from silver's change data feed), or of all of silver for a model with no record yet; only
+    those with no embedding for the model are embedded. The record is written last: a run that dies
+    before it reads the same events again, and finds what it embedded already there."""
+    silver_ref, progress_ref = lake.table("silver.events"), lake.table("silver.text_embeddings_progress")
+    silver_version = tables.current_version(spark, silver_ref)
+    if silver_version is None:
         logger.info("process_media: no silver events, so no texts to embed")
         return
     processor = TextProcessor(config.media, config.embeddings)
-    model = processor.model_identity()
-    todo = _not_embedded(spark, lake, processor.extract_features(source), "text", model)
-    n = todo.count()
-    result.embedded["text"] = n
-    if not n:
-        logger.info("process_media: every text already embedded with %s@%s", *model)
+    name, revision = model = processor.model_identity()
+    records = tables.read_small(progress_ref, ["model_name", "model_revision", "silver_version"])
+    embedded_up_to = max((r["silver_version"] for r in records if (r["model_name"], r["model_revision"]) == model),
+                         default=None)
+    if embedded_up_to == silver_version:
+        result.embedded["text"] = 0
+        logger.info("process_media: texts of silver.events up to version %d already embedded with %s@%s",
+                    silver_version, name, revision)
         return
-    logger.info("process_media: embedding %d distinct texts with %s@%s", n, *model)
-    _insert_embeddings(spark, lake, processor.extract_embeddings(todo))
+    events = (tables.read(spark, silver_ref, silver_version) if embedded_up_to is None
+              else tables.inserted_since(spark, silver_ref, embedded_up_to, silver_version))
+    candidates = processor.extract_features(texts(events)).persist()
+    try:
+        result.texts_read = candidates.count()
+        todo = _not_embedded(spark, lake, candidates, "text", model)
+        result.embedded["text"] = n = todo.count()
+        logger.info("process_media: %d distinct texts in silver.events versions %s..%d, %d to embed with %s@%s",
+                    result.texts_read, "0" if embedded_up_to is None else embedded_up_to + 1, silver_version, n,
+                    name, revision)
+        if n:
+            _insert_embeddings(spark, lake, processor.extract_embeddings(todo))
+    finally:
+        candidates.unpersist()
+    record = [(name, revision, silver_version, result.texts_read, n, dt.datetime.now(dt.UTC))]
+    tables.ensure(spark, progress_ref, TEXT_PROGRESS_SCHEMA)
+    tables.append(spark.createDataFrame(record, TEXT_PROGRESS_SCHEMA), progress_ref)
 
 
 def run(spark: SparkSession, config: PipelineConfig) -> ProcessResult:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from pyspark.sql import functions as F
 
@@ -6,9 +8,10 @@ from palindrom.config import ModelConfig
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.media import embedders
-from pipelines.bronze import ingest_media
+from pipelines.bronze import ingest_events, ingest_media
 from pipelines.sample_media import audio_bytes, image_bytes
-from pipelines.silver import process_media
+from pipelines.silver import clean_events, process_media
+from tests.conftest import lake_path
 from tests.unit.bronze.test_ingest_media import write
 
 
@@ -76,3 +79,35 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
     signal = embedders.SignalImageEmbedder
     assert by_model == {(signal.model_name, signal.model_revision): 2,
                         ("tiny-clip", embedders.weights_sha256(str(tiny_clip))): 2}
+
+
+def message(event_id: str, text: str) -> str:
+    return json.dumps({"event_id": event_id, "event_type": "conversation.message", "schema_version": 1,
+                       "occurred_at": "2026-11-26T10:00:00Z", "user_id": "u",
+                       "payload": {"conversation_id": "c", "turn": 0, "role": "user", "text": text}})
+
+
+def test_texts_are_looked_for_only_in_events_new_since_the_last_run(spark_session, lake_config, repo_registry):
+    landing, lake = lake_path(lake_config) / "landing" / "events", Lake(lake_config.storage_root)
+    landing.mkdir(parents=True)
+
+    def embed_texts() -> process_media.ProcessResult:
+        result = process_media.ProcessResult()
+        process_media.embed_texts(spark_session, lake_config, lake, result)
+        return result
+
+    def a_day_of(name: str, *lines: str) -> process_media.ProcessResult:
+        (landing / name).write_text("\n".join(lines) + "\n")
+        ingest_events.run(spark_session, lake_config)
+        clean_events.run(spark_session, lake_config, registry=repo_registry)
+        return embed_texts()
+
+    first = a_day_of("d1.jsonl", message("a", "hello"), message("b", "world"))
+    assert (first.texts_read, first.embedded["text"]) == (2, 2)
+    second = a_day_of("d2.jsonl", message("c", " hello"), message("d", "new"))  # " hello": "hello" once stripped
+    assert (second.texts_read, second.embedded["text"]) == (2, 1)  # day 2's events only
+    again = embed_texts()  # silver unchanged: nothing read, nothing committed
+    assert (again.texts_read, again.embedded["text"]) == (0, 0)
+    assert table(spark_session, lake_config, "silver.media_embeddings").count() == 3
+    progress = table(spark_session, lake_config, "silver.text_embeddings_progress").orderBy("silver_version")
+    assert [(r["texts_read"], r["embedded"]) for r in progress.collect()] == [(2, 2), (2, 1)]
