@@ -108,7 +108,8 @@ def _ensure_silver(spark: SparkSession, events: DataFrame, silver_ref: TableRef)
     """Created on first use, with change data feed (gold reads what each run inserted). Not partitioned:
     a day's events are one run's files, so reads by date skip other runs' files by their statistics,
     and a run spanning many dates (a backfill) writes a few files, not a few per date (each task
-    would first sort its rows by date: half the append's time at 1,000,000 events over 75 dates)."""
+    would first sort its rows by date: at 1,000,000 events over 75 dates the append took 3.6-4.2 s
+    unpartitioned, 5.9-6.9 s partitioned)."""
     tables.ensure(spark, silver_ref, events.schema, properties=SILVER_TABLE_PROPERTIES)
 
 

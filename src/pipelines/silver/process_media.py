@@ -56,7 +56,7 @@ TEXT_PROGRESS_SCHEMA = StructType([
     StructField("model_name", StringType(), False),
     StructField("model_revision", StringType(), False),
     StructField("silver_version", LongType(), False),  # silver.events' texts are embedded up to this version
-    StructField("texts_read", LongType(), False),
+    StructField("texts_read", LongType(), False),  # distinct texts among the events read
     StructField("embedded", LongType(), False),
     StructField("embedded_at", TimestampType(), False),
 ])
