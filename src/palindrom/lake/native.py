@@ -16,32 +16,33 @@ import pyarrow.fs as pafs
 from palindrom.lake.paths import native_uri
 
 
-def file_statistics(uri: str) -> pa.Table | None:
-    """One row per data file of the latest snapshot, with its Delta statistics as `min.<column>`,
-    `max.<column>`, `null_count.<column>` and `num_records` (absent where the writer kept none); None
-    if there is no table. Read from the log alone: no data file is opened."""
+def _open(uri: str, version: int | None = None):
+    """The delta-rs table at `uri` (its latest snapshot, or `version`); None if there is no table."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = DeltaTable(native_uri(uri))
+        return DeltaTable(native_uri(uri), version=version)
     except TableNotFoundError:
         return None
-    return pa.table(table.get_add_actions(flatten=True))
+
+
+def file_statistics(uri: str) -> pa.Table | None:
+    """One row per data file of the latest snapshot, with its Delta statistics as `min.<column>`,
+    `max.<column>`, `null_count.<column>` and `num_records` (absent where the writer kept none); None
+    if there is no table. Read from the log alone: no data file is opened."""
+    table = _open(uri)
+    return None if table is None else pa.table(table.get_add_actions(flatten=True))
 
 
 def read_table(uri: str, *, version: int | None = None, partition: tuple[str, object] | None = None,
                columns: list[str] | None = None, row_filter: ds.Expression | None = None) -> pa.Table | None:
     """Rows of a Delta table's snapshot (the latest, or `version`), optionally of one partition
     (column, value), with pyarrow column selection and filter; None if there is no table."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    native = native_uri(uri)
-    try:
-        table = DeltaTable(native, version=version)
-    except TableNotFoundError:
+    table = _open(uri, version)
+    if table is None:
         return None
+    native = native_uri(uri)
     files = table.file_uris(file_pruning_predicate=[(partition[0], "=", str(partition[1]))] if partition else None)
     schema = pa.schema(table.schema().to_arrow())
     partition_columns = table.metadata().partition_columns
