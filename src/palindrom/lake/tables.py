@@ -73,7 +73,7 @@ def distinct_values(spark: SparkSession, ref: TableRef, column: str) -> set:
     return {r[0] for r in read(spark, ref).select(column).distinct().collect()}
 
 
-def batch_ids(spark: SparkSession, ref: TableRef, column: str = "batch_id") -> set[str]:
+def batch_ids(spark: SparkSession, ref: TableRef) -> set[str]:
     """The distinct batch ids of a bronze table (empty if there is no table). Every bronze commit
     writes one batch, so each file holds one id, which its statistics in the Delta log name (min ==
     max, no nulls): read by delta-rs from the log alone, however many files bronze has grown to. A
@@ -81,12 +81,12 @@ def batch_ids(spark: SparkSession, ref: TableRef, column: str = "batch_id") -> s
     files = native.file_statistics(ref.uri)
     if files is None or files.num_rows == 0:
         return set()
-    names = (f"min.{column}", f"max.{column}", f"null_count.{column}")
+    names = ("min.batch_id", "max.batch_id", "null_count.batch_id")
     if all(n in files.column_names for n in names):
         low, high, nulls = (files.column(n).to_pylist() for n in names)
         if all(lo is not None and lo == hi and n == 0 for lo, hi, n in zip(low, high, nulls, strict=True)):
             return set(low)
-    return distinct_values(spark, ref, column)
+    return distinct_values(spark, ref, "batch_id")
 
 
 def read_small(ref: TableRef, columns: Sequence[str]) -> list[dict]:
