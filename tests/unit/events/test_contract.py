@@ -69,6 +69,43 @@ def test_an_integer_field_refuses_an_integer_too_long_for_python_as_out_of_range
         "conversation.message/v1")
 
 
+def exact(validator, line):
+    """The result of the exact path alone (the json module), for comparison with validate's."""
+    try:
+        return validator._check(contract.parse_json_line(line))
+    except Invalid as e:
+        return Rejected(e.reason, e.detail, None)
+
+
+@pytest.mark.parametrize(("line", "fate"), [
+    # A repeated key, with colons in strings around it (the fast path counts colons).
+    (action('{"action":"view","target":"a:b","target":"c"}', extra='"k:":"::",'), "duplicate_key"),
+    (action('{"action":"view","target":"t","properties":{"u":"x:y","u":1}}'), "duplicate_key"),
+    # A colon spelled as an escape: only the exact parser can tell a repeated key then.
+    (action('{"action":"view","target":"\\u003a","target":"c"}'), "duplicate_key"),
+    (action('{"action":"view","target":"\\u003A:"}'), "valid"),
+    # Integers the fast parser reads as floats (beyond 64 bits), floats it reads alike.
+    (action('{"action":"view","target":"t","properties":{"n":123456789012345678901,"m":-9223372036854775809}}'),
+     "valid"),
+    (action('{"action":"view","target":"t","properties":{"x":1e19,"y":-0.5,"z":18446744073709551615}}'), "valid"),
+    (action('{"action":"view","target":"t"}', version="18446744073709551617"), "unknown_schema_version"),
+    (action('{"action":"view","target":"t","n":1e400}'), "valid"),
+    (action('{"action":"view","target":"\\udc00"}'), "invalid_json"),
+], ids=["repeated key", "repeated key in a free-form object", "escaped colon and a repeated key", "escaped colon",
+        "integers beyond 64 bits", "floats", "version beyond 64 bits", "float beyond double", "lone surrogate"])
+def test_the_fast_parser_agrees_with_the_exact_one(validator, line, fate):
+    result = validator.validate(line, len(line))
+    assert result == exact(validator, line)
+    assert (result.reason if isinstance(result, Rejected) else "valid") == fate
+
+
+def test_canonical_free_form_text_keeps_integers_beyond_64_bits(validator):
+    line = action('{"action":"view","target":"t","properties":{"n":123456789012345678901,"x":1e19}}')
+    assert contract._fast_decode(line)["payload"]["properties"]["n"] == 1.2345678901234568e20  # orjson's reading
+    result = validator.validate(line, len(line))
+    assert result.fields["payload"]["properties"] == {"n": 123456789012345678901, "x": 1e19}
+
+
 def test_envelope_rejections_are_checked_against_the_envelope(validator):
     result = validator.validate('{"event_id":"e","event_type":"nope","schema_version":1}', 60)
     assert isinstance(result, Rejected)
