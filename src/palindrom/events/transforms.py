@@ -1,7 +1,8 @@
 """Spark transformations of the events path: validation and deduplication, DataFrame → DataFrame.
 
 `validate_events` runs the pure-Python contract (palindrom.events.contract) over Arrow batches;
-`classify_duplicates` applies the dedup rules with window functions and a join against silver.
+`classify_duplicates` applies the dedup rules with window functions and a join against silver,
+to the lines whose event_id needs them (`contested_event_ids`).
 Neither reads nor writes a table.
 """
 
@@ -110,15 +111,46 @@ def _same_line(prefix: str) -> Column:
     return F.expr(" AND ".join(f"{prefix}{c} <=> {c}" for c in COORDINATES))
 
 
-def classify_duplicates(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
+def contested_event_ids(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
+    """The event_ids (column `event_id`) of valid lines that the dedup rules have to decide: seen on more
+    than one valid line, or already in silver. One aggregation of event_ids alone."""
+    ids = validated.filter(F.col("is_valid")).select("event_id", F.lit(False).alias("_in_silver"))
+    if silver is not None:
+        ids = ids.unionByName(silver.select("event_id", F.lit(True).alias("_in_silver")))
+    per_id = ids.groupBy("event_id").agg(F.count_if(~F.col("_in_silver")).alias("_lines"),
+                                          F.max("_in_silver").alias("_in_silver"))
+    return per_id.filter((F.col("_lines") > 1) | ((F.col("_lines") > 0) & F.col("_in_silver"))).select("event_id")
+
+
+def classify_duplicates(validated: DataFrame, silver: DataFrame | None,
+                        contested: DataFrame | None = None) -> DataFrame:
     """Add `fate` to validated lines by the dedup rules of the contract.
 
     The first valid occurrence of an event_id (by batch, file, line) goes to silver; a later valid
     copy with equal content is an identical duplicate, one with different content is quarantined as
     a conflicting duplicate. An event_id already in silver counts as the first occurrence; the very
     line that put it there (an interrupted earlier run) is recognised and left alone. Invalid lines
-    go to quarantine. One pass over `validated` (it is expensive to compute).
+    go to quarantine.
+
+    `contested` (small: it is broadcast), where given, must hold every event_id of
+    `contested_event_ids(validated, silver)`: only those lines are ranked (a window: every one of their
+    rows shuffled and sorted) and compared with silver; any other valid line is the only one of its
+    event_id, new to silver.
     """
+    if contested is None:
+        return _rank_and_compare(validated, silver)
+    flagged = validated.join(F.broadcast(contested.select("event_id", F.lit(True).alias("_contested"))),
+                             "event_id", "left")
+    plain = flagged.filter(F.col("_contested").isNull()).select(
+        *validated.columns, F.when(F.col("is_valid"), F.lit(TO_SILVER)).otherwise(F.lit(TO_QUARANTINE)).alias("fate"))
+    contested_ids = F.broadcast(contested.select("event_id"))
+    in_silver = None if silver is None else silver.join(contested_ids, "event_id", "left_semi")
+    disputed = _rank_and_compare(flagged.filter(F.col("_contested")).select(*validated.columns), in_silver)
+    return plain.unionByName(disputed)
+
+
+def _rank_and_compare(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
+    """classify_duplicates over every line: one pass over `validated` (it is expensive to compute)."""
     order = Window.partitionBy("is_valid", "event_id").orderBy(*COORDINATES)
     first_seen = F.concat_ws(":", *COORDINATES)
     ranked = (

@@ -8,11 +8,12 @@ vectors, no features beyond what they read.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from palindrom.lake import native
@@ -27,34 +28,26 @@ class TableNotFound(LookupError):
         self.ref = ref
 
 
-def _current(spark: SparkSession, ref: TableRef) -> DeltaTable | None:
-    """The Delta table at the path now, or None. Not `DeltaTable.isDeltaTable`: once this session has
-    looked at the path, that answers from a cached snapshot, which misses a table another process
-    created since; `forPath` reads the log afresh."""
-    try:
-        return DeltaTable.forPath(spark, ref.uri)
-    except AnalysisException:
-        return None
-
-
 def exists(spark: SparkSession, ref: TableRef) -> bool:
-    return _current(spark, ref) is not None
+    return native.commits(ref.uri, 1) is not None
 
 
-def _last_commit(spark: SparkSession, ref: TableRef, field: str):
-    """A field of the table's newest commit (None: no table), read from the commit itself: no file
-    list is built, unlike a query."""
-    table = _current(spark, ref)
-    return None if table is None else table.history(1).select(field).first()[0]
+def _last_commit(ref: TableRef, field: str):
+    """A field of the table's newest commit (None: no table), read by delta-rs from the log: a Spark
+    look-up (DeltaTable.forPath, history) builds the table's snapshot in the JVM first, a tenth of a
+    second or more each time, several times in a short job. (Not `DeltaTable.isDeltaTable` either:
+    once a session has looked at a path, that answers from a cached snapshot.)"""
+    newest = native.commits(ref.uri, 1)
+    return None if newest is None else newest[0].get(field)
 
 
 def current_version(spark: SparkSession, ref: TableRef) -> int | None:
-    return _last_commit(spark, ref, "version")
+    return _last_commit(ref, "version")
 
 
 def last_commit_metadata(spark: SparkSession, ref: TableRef) -> str | None:
     """The `userMetadata` of the table's newest commit (None: no table, or no metadata)."""
-    return _last_commit(spark, ref, "userMetadata")
+    return _last_commit(ref, "userMetadata")
 
 
 def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
@@ -73,20 +66,40 @@ def distinct_values(spark: SparkSession, ref: TableRef, column: str) -> set:
     return {r[0] for r in read(spark, ref).select(column).distinct().collect()}
 
 
-def batch_ids(spark: SparkSession, ref: TableRef) -> set[str]:
-    """The distinct batch ids of a bronze table (empty if there is no table). Every bronze commit
-    writes one batch, so each file holds one id, which its statistics in the Delta log name (min ==
-    max, no nulls): read by delta-rs from the log alone, however many files bronze has grown to. A
-    scan of the column where any file's statistics do not pin its id (none kept, or truncated)."""
+def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Collection | None = None) -> dict:
+    """The table's row count per non-null value of `column` (only `values`, if given; {} if there is
+    no table). From the file statistics in the Delta log, read by delta-rs, where every file that may
+    hold a wanted value names exactly one (min == max, no nulls) and its row count: each bronze commit
+    writes one batch, and each silver or quarantine commit the rows of the batches one run cleaned.
+    Otherwise (statistics not kept, truncated, or a file of several values) a scan of the column."""
     files = native.file_statistics(ref.uri)
-    if files is None or files.num_rows == 0:
-        return set()
-    names = ("min.batch_id", "max.batch_id", "null_count.batch_id")
+    if files is None:
+        return {}
+    wanted = None if values is None else set(values)
+    names = (f"min.{column}", f"max.{column}", f"null_count.{column}", "num_records")
     if all(n in files.column_names for n in names):
-        low, high, nulls = (files.column(n).to_pylist() for n in names)
-        if all(lo is not None and lo == hi and n == 0 for lo, hi, n in zip(low, high, nulls, strict=True)):
-            return set(low)
-    return distinct_values(spark, ref, "batch_id")
+        counts: Counter = Counter()
+        for low, high, nulls, rows in zip(*(files.column(n).to_pylist() for n in names), strict=True):
+            if rows is not None and nulls == rows:
+                continue  # nulls only
+            if wanted is not None and None not in (low, high) and not any(low <= v <= high for v in wanted):
+                continue  # none of the wanted values
+            if low is None or low != high or nulls != 0 or rows is None:
+                break
+            if wanted is None or low in wanted:
+                counts[low] += rows
+        else:
+            return dict(counts)
+    rows = read(spark, ref).select(column).filter(F.col(column).isNotNull())
+    if wanted is not None:
+        rows = rows.filter(F.col(column).isin(list(wanted)))
+    return {r[0]: r[1] for r in rows.groupBy(column).count().collect()}
+
+
+def batch_ids(spark: SparkSession, ref: TableRef) -> set[str]:
+    """The distinct batch ids of a bronze table (empty if there is no table), from the Delta log
+    however many files bronze has grown to (see rows_per_value)."""
+    return set(rows_per_value(spark, ref, "batch_id"))
 
 
 def read_small(ref: TableRef, columns: Sequence[str]) -> list[dict]:
@@ -143,8 +156,7 @@ def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> bool
     first_new, last = (0 if before is None else before + 1), current_version(spark, ref)
     if last < first_new:
         return False
-    recent = DeltaTable.forPath(spark, ref.uri).history(last - first_new + 1)
-    return recent.filter(recent.userMetadata == tag).limit(1).count() > 0
+    return any(c.get("userMetadata") == tag for c in native.commits(ref.uri, last - first_new + 1))
 
 
 def _matching(keys: Iterable[str]) -> str:

@@ -1,9 +1,11 @@
 """The I/O layer on its own, against temporary folders."""
 
+import uuid
 from pathlib import Path
 
 import deltalake
 import pytest
+from pyspark import SparkContext
 from pyspark.sql import functions as F
 
 from palindrom.lake import native, tables
@@ -119,6 +121,21 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     statistics = native.file_statistics(ref.uri)
     assert statistics.column("min.batch_id").to_pylist() == statistics.column("max.batch_id").to_pylist()
     assert tables.batch_ids(spark_session, ref) == {"b1", "b2"}
-    # A file of two ids (not a bronze commit): its statistics no longer name them, so the column is read.
+    assert tables.rows_per_value(spark_session, ref, "batch_id", ["b1", "b9"]) == {"b1": 2}
+    # A file of two ids (not a bronze commit): its statistics no longer name them, so the column is
+    # read; a count of values outside its range still comes from the statistics.
     tables.append(batches(["b3", "b4"]).coalesce(1), ref)
     assert tables.batch_ids(spark_session, ref) == {"b1", "b2", "b3", "b4"}
+    assert tables.rows_per_value(spark_session, ref, "batch_id") == {"b1": 2, "b2": 1, "b3": 1, "b4": 1}
+    assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b4"])) == ({"b4": 1}, True)
+    assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b2"])) == ({"b2": 1}, False)
+
+
+def spark_jobs(call):
+    """call()'s result, and whether it ran a Spark job."""
+    context, group = SparkContext.getOrCreate(), f"test-{uuid.uuid4().hex}"
+    context.setJobGroup(group, group)
+    try:
+        return call(), bool(context.statusTracker().getJobIdsForGroup(group))
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)

@@ -3,7 +3,7 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from palindrom.events.transforms import classify_duplicates, validate_events
+from palindrom.events.transforms import classify_duplicates, contested_event_ids, validate_events
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
@@ -49,39 +49,52 @@ def fates(frame):
     return {(r["line_number"], r["fate"], r["reason"]) for r in frame.collect()}
 
 
-def test_first_valid_occurrence_wins_identical_dropped_conflicting_quarantined(spark_session, snapshot):
+@pytest.fixture(params=["every line ranked", "contested lines ranked"])
+def classify(request):
+    """classify_duplicates both ways: the outcome must not depend on it."""
+    def run(validated, silver):
+        contested = clean_events.contested_ids(validated, silver) if request.param.startswith("contested") else None
+        return classify_duplicates(validated, silver, contested)
+    return run
+
+
+def test_first_valid_occurrence_wins_identical_dropped_conflicting_quarantined(spark_session, snapshot, classify):
     lines = [
         "{broken",                                   # invalid: does not count as the first occurrence
         event("e1", text="  hello "),                # first valid e1
         event("e1", text="hello", at="2026-11-26T11:00:00+01:00", unknown="x"),  # same content
         event("e1", text="bye"),                     # conflicting
         event("e2"),
+        json.dumps({"event_id": "e2"}),              # invalid: e2 stays uncontested
     ]
     validated = validate_events(bronze_frame(spark_session, lines), snapshot, MAX_LINE_BYTES)
-    assert fates(classify_duplicates(validated, None)) == {
+    assert [r["event_id"] for r in contested_event_ids(validated, None).collect()] == ["e1"]
+    assert fates(classify(validated, None)) == {
         (1, "quarantine", "invalid_json"),
         (2, "silver", None),
         (3, "identical_duplicate", None),
         (4, "quarantine", "conflicting_duplicate"),
         (5, "silver", None),
+        (6, "quarantine", "missing_field"),
     }
     survivors = deduplicate_events(validated)
     assert sorted(r["event_id"] for r in survivors.collect()) == ["e1", "e2"]
 
 
-def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot):
+def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot, classify):
     first = classify_duplicates(
         validate_events(bronze_frame(spark_session, [event("e1"), event("e2")]), snapshot, MAX_LINE_BYTES), None)
     silver = first.filter("fate = 'silver'")
     later = validate_events(
         bronze_frame(spark_session, [event("e1"), event("e2", text="changed"), event("e3")], batch="b2"),
         snapshot, MAX_LINE_BYTES)
-    assert fates(classify_duplicates(later, silver)) == {
+    assert sorted(r["event_id"] for r in contested_event_ids(later, silver).collect()) == ["e1", "e2"]
+    assert fates(classify(later, silver)) == {
         (1, "identical_duplicate", None), (2, "quarantine", "conflicting_duplicate"), (3, "silver", None),
     }
     # The very lines that put e1 and e2 into silver (an interrupted run, retried) are recognised.
     retried = validate_events(bronze_frame(spark_session, [event("e1"), event("e2")]), snapshot, MAX_LINE_BYTES)
-    assert fates(classify_duplicates(retried, silver)) == {
+    assert fates(classify(retried, silver)) == {
         (1, "already_in_silver", None), (2, "already_in_silver", None)}
 
 
