@@ -65,9 +65,10 @@ _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
     r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
 )
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-_MIN_MICROS = (dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * 86_400_000_000
-_MAX_MICROS = (dt.date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86_400_000_000 - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_MIN_MICROS = (dt.datetime(1, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _MICROSECOND
+_MAX_MICROS = (dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC) - _EPOCH) // _MICROSECOND
 
 
 def parse_timestamp_micros(value: str, field: str = "occurred_at") -> int:
@@ -75,23 +76,16 @@ def parse_timestamp_micros(value: str, field: str = "occurred_at") -> int:
     m = _RFC3339.fullmatch(value)
     if m is None:
         raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} is not an RFC 3339 date-time")
-    year, month, day, hour, minute, second = map(int, m.group(1, 2, 3, 4, 5, 6))
-    if hour > 23 or minute > 59 or second > 59:
+    hour, minute, second, offset_hours, offset_minutes = m.group(4, 5, 6, 9, 10)  # two ASCII digits each
+    if hour > "23" or minute > "59" or second > "59":
         raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has no such time of day")
-    try:
-        ordinal = dt.date(year, month, day).toordinal()
+    if offset_hours is not None and (offset_hours > "23" or offset_minutes > "59"):
+        raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has an invalid UTC offset")
+    try:  # the pattern pinned the form; fromisoformat checks the calendar date and truncates the fraction
+        instant = dt.datetime.fromisoformat(value.upper())
     except ValueError:
         raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has no such calendar date") from None
-    offset_seconds = 0
-    if m.group(8):
-        off_h, off_m = int(m.group(9)), int(m.group(10))
-        if off_h > 23 or off_m > 59:
-            raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} has an invalid UTC offset")
-        offset_seconds = (off_h * 3600 + off_m * 60) * (1 if m.group(8) == "+" else -1)
-    fraction = m.group(7)
-    micros_part = int((fraction + "00000")[:6]) if fraction else 0
-    seconds = (ordinal - _EPOCH_ORDINAL) * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds
-    micros = seconds * 1_000_000 + micros_part
+    micros = (instant - _EPOCH) // _MICROSECOND
     if not _MIN_MICROS <= micros <= _MAX_MICROS:
         raise Invalid(INVALID_TIMESTAMP, f"{field}: {value!r} is outside years 0001-9999 in UTC")
     return micros
