@@ -58,6 +58,11 @@ class EventColumns:
             event_type: pa.struct([pa.field(n, _arrow_type(s)) for n, s in payload_fields(versions).items()])
             for event_type, versions in sorted(snapshot.items())
         }
+        self._free_form = {  # payload fields kept as JSON text, per type
+            event_type: frozenset(n for n, s in payload_fields(versions).items()
+                                  if s.get("type") == "object" and "properties" not in s)
+            for event_type, versions in snapshot.items()
+        }
 
     def arrow_fields(self) -> list[pa.Field]:
         return [
@@ -66,8 +71,11 @@ class EventColumns:
             *(pa.field(payload_column(t), struct) for t, struct in self.payloads.items()),
         ]
 
-    @staticmethod
-    def payload_value(payload: Mapping[str, Any]) -> dict[str, Any]:
-        # Canonical JSON text (keys sorted, compact): equal objects give equal text, hence equal content hashes.
+    def payload_value(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A validated payload as its struct column's value: free-form objects as canonical JSON text
+        (keys sorted, compact), so that equal objects give equal text, hence equal content hashes."""
+        free_form = self._free_form[event_type]
+        if not free_form:
+            return payload
         return {k: json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-                if isinstance(v, dict) else v for k, v in payload.items()}
+                if k in free_form else v for k, v in payload.items()}

@@ -15,8 +15,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -354,19 +353,14 @@ def compile_schema(node: Mapping[str, Any], normalise: bool = False, path: str =
 
 # --- events ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ValidEvent:
+class ValidEvent(NamedTuple):  # a tuple: one is built for every valid line
     event_type: str
     schema_version: int
+    schema_ref: str
     fields: dict[str, Any]  # known fields, normalised; occurred_at in UTC microseconds: equal for equal content
 
-    @property
-    def schema_ref(self) -> str:
-        return schema_ref(self.event_type, self.schema_version)
 
-
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     reason: str
     detail: str
     schema_ref: str | None  # None where the line was not an event at all
@@ -382,7 +376,8 @@ class EventValidator:
     def __init__(self, schemas: Mapping[str, Mapping[int, Mapping[str, Any]]], max_line_bytes: int):
         self.max_line_bytes = max_line_bytes
         self._checks = {
-            event_type: {version: compile_schema(schema) for version, schema in versions.items()}
+            event_type: {version: (compile_schema(schema), schema_ref(event_type, version))
+                         for version, schema in versions.items()}
             for event_type, versions in schemas.items()
         }
 
@@ -407,16 +402,15 @@ class EventValidator:
         if type(document) is not dict:
             return Rejected(NOT_AN_OBJECT, f"the line is a JSON {_type_name(document)}, not an object", None)
         try:
-            check, event_type, version = self._schema_for(document)
+            (check, ref), event_type, version = self._schema_for(document)
         except Invalid as e:
             return Rejected(e.reason, e.detail, ENVELOPE_SCHEMA_REF)
         try:
-            fields = check(document)
+            return ValidEvent(event_type, version, ref, check(document))
         except Invalid as e:
-            return Rejected(e.reason, e.detail, schema_ref(event_type, version))
-        return ValidEvent(event_type, version, fields)
+            return Rejected(e.reason, e.detail, ref)
 
-    def _schema_for(self, document: dict[str, Any]) -> tuple[Check, str, int]:
+    def _schema_for(self, document: dict[str, Any]) -> tuple[tuple[Check, str], str, int]:
         event_type = document.get("event_type")
         if event_type is None:
             raise Invalid(MISSING_FIELD, "event_type: required field is missing")
@@ -430,11 +424,11 @@ class EventValidator:
             raise Invalid(MISSING_FIELD, "schema_version: required field is missing")
         if type(version) is not int and type(version) is not LongInteger:
             raise Invalid(WRONG_TYPE, f"schema_version: expected an integer, got {_type_name(version)}")
-        check = versions.get(version)  # never a LongInteger
-        if check is None:
+        compiled = versions.get(version)  # never a LongInteger
+        if compiled is None:
             known = ", ".join(str(v) for v in sorted(versions))
             raise Invalid(
                 UNKNOWN_SCHEMA_VERSION,
                 f"schema_version: {version} is not a registered version of {event_type} (registered: {known})",
             )
-        return check, event_type, version
+        return compiled, event_type, version

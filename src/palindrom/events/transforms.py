@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from palindrom.events.columns import ENVELOPE_FIELDS, EventColumns, Snapshot, payload_column
+from palindrom.events.columns import ENVELOPE_FIELDS, EventColumns, Snapshot
 from palindrom.events.contract import CONFLICTING_DUPLICATE, EventValidator, ValidEvent
 
 # Where a line came from: its bronze batch, file and line number. Unique per bronze row.
@@ -26,8 +27,6 @@ TO_SILVER = "silver"
 ALREADY_IN_SILVER = "already_in_silver"  # this very line was committed by an earlier (interrupted) run
 IDENTICAL_DUPLICATE = "identical_duplicate"
 TO_QUARANTINE = "quarantine"
-
-_MICROS_PER_DAY = 86_400_000_000
 
 
 def _result_schema(columns: EventColumns) -> pa.Schema:
@@ -49,30 +48,23 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
     texts = batch.column("text").to_pylist()
     lengths = batch.column("byte_length").to_pylist()
     n = len(texts)
-    # One list per output column, filled by row index: a rejected line sets only its verdict, a valid
-    # one its envelope and its own type's payload column; everything else stays null.
-    computed = list(schema)[4:]  # after the coordinates and ingested_at, passed through as they are
-    out: dict[str, list] = {f.name: [None] * n for f in computed}
-    is_valid, reason, detail, schema_refs = (out[name] for name in ("is_valid", "reason", "detail", "schema_ref"))
-    envelope = [(name, out[name]) for name in ENVELOPE_FIELDS]
-    event_date = out["event_date"]
-    payloads = {t: out[payload_column(t)] for t in columns.payloads}
+    # One list per column, filled by row index: a rejected line sets its verdict, a valid one its fields
+    # (the envelope's columns are made from them in one conversion) and its own type's payload column.
+    is_valid, reason, detail, schema_refs, events = [False] * n, [None] * n, [None] * n, [None] * n, [None] * n
+    payloads = {t: [None] * n for t in columns.payloads}
     for i, (text, length) in enumerate(zip(texts, lengths, strict=True)):
         result = validator.validate(text, length)
-        schema_refs[i] = result.schema_ref
         if type(result) is ValidEvent:
-            is_valid[i] = True
-            fields = result.fields
-            for name, column in envelope:
-                column[i] = fields.get(name)
-            event_date[i] = fields["occurred_at"] // _MICROS_PER_DAY
-            payloads[result.event_type][i] = EventColumns.payload_value(fields["payload"])
+            is_valid[i], schema_refs[i], events[i] = True, result.schema_ref, result.fields
+            payloads[result.event_type][i] = columns.payload_value(result.event_type, result.fields["payload"])
         else:
-            is_valid[i] = False
-            reason[i] = result.reason
-            detail[i] = result.detail
+            reason[i], detail[i], schema_refs[i] = result
+    envelope = pa.array(events, type=pa.struct(columns.envelope)).flatten()  # other keys are ignored
+    occurred_at = envelope[ENVELOPE_FIELDS.index("occurred_at")]
     arrays = [batch.column(name) for name in ("batch_id", "source_file", "line_number", "ingested_at")]
-    arrays += [pa.array(out[f.name], type=f.type) for f in computed]
+    arrays += [pa.array(is_valid, pa.bool_()), pa.array(reason, pa.string()), pa.array(detail, pa.string()),
+               pa.array(schema_refs, pa.string()), *envelope, pc.cast(occurred_at, pa.date32())]  # UTC date
+    arrays += [pa.array(payloads[t], type=struct) for t, struct in columns.payloads.items()]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
