@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from delta.tables import DeltaTable
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from palindrom.lake import native
 from palindrom.lake.paths import TableRef
+from palindrom.logging import logger
+
+T = TypeVar("T")
 
 PORTABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
 
@@ -225,3 +230,33 @@ def inserted_since(spark: SparkSession, ref: TableRef, after_version: int | None
         .load(ref.uri)
         .filter("_change_type = 'insert'")
     )
+
+
+def consume_inserted(spark: SparkSession, ref: TableRef, after_version: int | None, up_to: int,
+                     consume: Callable[[DataFrame], T]) -> T:
+    """consume(the rows inserted after `after_version` up to `up_to`), or consume(every row at `up_to`)
+    where `after_version` is None or the change feed of those versions is gone: the files their
+    commits added removed by a VACUUM after an OPTIMIZE rewrote them, or the commits cleaned from the
+    log. For a consumer that skips what it has done before (dates recomputed, texts already embedded)
+    the full read is slower, never wrong."""
+    if after_version is not None:
+        try:
+            return consume(inserted_since(spark, ref, after_version, up_to))
+        except Py4JJavaError as e:
+            if not _change_feed_gone(e):
+                raise
+            logger.warning("%s (%s): the change feed after version %d can no longer be read (%s); reading "
+                           "the whole table at version %d instead", ref.name, ref.uri, after_version,
+                           e.java_exception.getMessage(), up_to)
+    return consume(read(spark, ref, up_to))
+
+
+def _change_feed_gone(error: Py4JJavaError) -> bool:
+    cause = error.java_exception
+    while cause is not None:
+        name = cause.getClass().getName()
+        if name == "java.io.FileNotFoundException" or name.endswith((".DeltaFileNotFoundException",
+                                                                     ".VersionNotFoundException")):
+            return True
+        cause = cause.getCause()
+    return False

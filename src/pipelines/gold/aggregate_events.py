@@ -62,8 +62,8 @@ def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
         logger.info("aggregate_events: up to date with silver.events version %d", silver_version)
         return []
 
-    inserted = tables.inserted_since(spark, silver_ref, last, silver_version)
-    dates = sorted(r[0] for r in inserted.select("event_date").distinct().collect())
+    dates = tables.consume_inserted(spark, silver_ref, last, silver_version, lambda inserted: sorted(
+        r[0] for r in inserted.select("event_date").distinct().collect()))
     logger.info("aggregate_events: silver versions %s..%d touched %d dates", last, silver_version, len(dates))
     if dates:
         silver = tables.read(spark, silver_ref, version=silver_version)

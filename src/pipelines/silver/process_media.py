@@ -234,7 +234,8 @@ def texts(events: DataFrame) -> DataFrame:
 
 def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Texts of the silver events inserted since the version this model's texts are embedded up to
-    (read from silver's change data feed), or of all of silver for a model with no record yet; only
+    (read from silver's change data feed), or of all of silver for a model with no record yet (or where
+    that feed is gone: tables.consume_inserted); only
     those with no embedding for the model are embedded. The record is written last: a run that dies
     before it reads the same events again, and finds what it embedded already there."""
     silver_ref, progress_ref = lake.table("silver.events"), lake.table("silver.text_embeddings_progress")
@@ -252,11 +253,18 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
         logger.info("process_media: texts of silver.events up to version %d already embedded with %s@%s",
                     silver_version, name, revision)
         return
-    events = (tables.read(spark, silver_ref, silver_version) if embedded_up_to is None
-              else tables.inserted_since(spark, silver_ref, embedded_up_to, silver_version))
-    candidates = processor.extract_features(texts(events)).persist()
+
+    def counted(events: DataFrame) -> DataFrame:
+        candidates = processor.extract_features(texts(events)).persist()
+        try:
+            result.texts_read = candidates.count()
+        except Exception:
+            candidates.unpersist()
+            raise
+        return candidates
+
+    candidates = tables.consume_inserted(spark, silver_ref, embedded_up_to, silver_version, counted)
     try:
-        result.texts_read = candidates.count()
         todo = _not_embedded(spark, lake, candidates, "text", model)
         result.embedded["text"] = n = todo.count()
         logger.info("process_media: %d distinct texts in silver.events versions %s..%d, %d to embed with %s@%s",

@@ -1,8 +1,15 @@
 import datetime as dt
+import json
 
 from pyspark.testing import assertDataFrameEqual
 
+from palindrom.lake import tables
+from palindrom.lake.paths import Lake
+from pipelines.bronze import ingest_events
+from pipelines.gold import aggregate_events
 from pipelines.gold.aggregate_events import EVENTS_DAILY_SCHEMA, aggregate_daily, dates_predicate
+from pipelines.silver import clean_events
+from tests.conftest import lake_path
 
 
 def test_aggregate_daily_counts_per_user_date_and_type(spark_session):
@@ -21,3 +28,33 @@ def test_aggregate_daily_counts_per_user_date_and_type(spark_session):
 
 def test_dates_predicate_is_a_sql_date_list():
     assert dates_predicate([dt.date(2026, 1, 2)]) == "event_date IN (DATE'2026-01-02')"
+
+
+def test_a_vacuumed_change_feed_recomputes_every_date(spark_session, lake_config, repo_registry):
+    landing = lake_path(lake_config) / "landing" / "events"
+    landing.mkdir(parents=True)
+
+    def day(name, *dates):
+        (landing / name).write_text("".join(
+            json.dumps({"event_id": f"{name}-{i}", "event_type": "user.action", "schema_version": 1,
+                        "occurred_at": f"{d}T10:00:00Z", "user_id": "u", "payload": {"action": "view", "target": "t"}})
+            + "\n" for i, d in enumerate(dates)))
+        ingest_events.run(spark_session, lake_config)
+        clean_events.run(spark_session, lake_config, registry=repo_registry)
+
+    day("one.jsonl", "2026-11-20", "2026-11-21")
+    assert [str(d) for d in aggregate_events.run(spark_session, lake_config)] == ["2026-11-20", "2026-11-21"]
+    day("two.jsonl", "2026-11-22")
+    silver = Lake(lake_config.storage_root).table("silver.events")
+    spark_session.sql(f"OPTIMIZE delta.`{silver.uri}`")  # rewrites the files both runs added ...
+    spark_session.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        spark_session.sql(f"VACUUM delta.`{silver.uri}` RETAIN 0 HOURS")  # ... and removes them
+    finally:
+        spark_session.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+
+    assert [str(d) for d in aggregate_events.run(spark_session, lake_config)] == [
+        "2026-11-20", "2026-11-21", "2026-11-22"]
+    daily = tables.read(spark_session, Lake(lake_config.storage_root).table("gold.events_daily"))
+    assert sorted((str(r["event_date"]), r["event_count"]) for r in daily.collect()) == [
+        ("2026-11-20", 1), ("2026-11-21", 1), ("2026-11-22", 1)]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import deltalake
 import pytest
+from py4j.protocol import Py4JJavaError
 from pyspark import SparkContext
 from pyspark.sql import functions as F
 
@@ -139,3 +140,27 @@ def spark_jobs(call):
         return call(), bool(context.statusTracker().getJobIdsForGroup(group))
     finally:
         context.setLocalProperty("spark.jobGroup.id", None)
+
+
+def test_consume_inserted_reads_the_whole_table_once_the_change_feed_is_gone(spark_session, ref):
+    def keys(rows):
+        return sorted(r["k"] for r in rows.collect())
+
+    change_feed = {"delta.enableChangeDataFeed": "true"}
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema, properties=change_feed)
+    for k in ("a", "b", "c"):  # versions 1, 2, 3
+        tables.append(frame(spark_session, [(k, 1)]), ref)
+    assert tables.consume_inserted(spark_session, ref, 1, 3, keys) == ["b", "c"]
+    assert tables.consume_inserted(spark_session, ref, None, 3, keys) == ["a", "b", "c"]
+    # OPTIMIZE rewrites the files versions 2 and 3 added; VACUUM removes them.
+    spark_session.sql(f"OPTIMIZE delta.`{ref.uri}`")
+    spark_session.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        spark_session.sql(f"VACUUM delta.`{ref.uri}` RETAIN 0 HOURS")
+    finally:
+        spark_session.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    with pytest.raises(Py4JJavaError, match="FILE_NOT_EXIST"):
+        keys(tables.inserted_since(spark_session, ref, 1, 4))
+    assert tables.consume_inserted(spark_session, ref, 1, 4, keys) == ["a", "b", "c"]
+    with pytest.raises(ZeroDivisionError):  # any other failure is the consumer's own
+        tables.consume_inserted(spark_session, ref, 1, 4, lambda rows: 1 / 0)
