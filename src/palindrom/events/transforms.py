@@ -22,6 +22,9 @@ from palindrom.events.contract import CONFLICTING_DUPLICATE, EventValidator, Val
 # Where a line came from: its bronze batch, file and line number. Unique per bronze row.
 COORDINATES = ("bronze_batch_id", "source_file", "line_number")
 
+# validate_events' columns besides the typed event columns.
+VERDICT_COLUMNS = (*COORDINATES, "ingested_at", "is_valid", "reason", "detail", "schema_ref")
+
 # The fate of each validated line (column `fate`).
 TO_SILVER = "silver"
 ALREADY_IN_SILVER = "already_in_silver"  # this very line was committed by an earlier (interrupted) run
@@ -31,14 +34,9 @@ TO_QUARANTINE = "quarantine"
 
 def _result_schema(columns: EventColumns) -> pa.Schema:
     return pa.schema([
-        pa.field("bronze_batch_id", pa.string()),
-        pa.field("source_file", pa.string()),
-        pa.field("line_number", pa.int64()),
-        pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
-        pa.field("is_valid", pa.bool_()),
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-        pa.field("schema_ref", pa.string()),
+        *(pa.field(name, type) for name, type in zip(VERDICT_COLUMNS, (
+            pa.string(), pa.string(), pa.int64(), pa.timestamp("us", tz="UTC"), pa.bool_(), pa.string(), pa.string(),
+            pa.string()), strict=True)),
         *columns.arrow_fields(),
     ])
 
@@ -68,17 +66,18 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def content_hash(typed_columns: list[str]) -> Column:
+def content_hash(typed_columns: list[str | Column]) -> Column:
     """Equal for events whose known, normalised content is equal: a SHA-256 of the typed silver columns
-    as JSON (computed in the JVM; timestamps as UTC instants to the microsecond)."""
+    as JSON (computed in the JVM; timestamps as UTC instants to the microsecond; null fields left out,
+    so a field or column a row predates counts as absent)."""
     as_json = F.to_json(F.struct(*typed_columns),
                         {"timeZone": "UTC", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
     return F.sha2(as_json, 256)
 
 
 def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) -> DataFrame:
-    """Bronze rows (batch_id, source_file, line_number, ingested_at, text) → one row per line: coordinates,
-    is_valid, reason/detail, content hash, typed columns."""
+    """Bronze rows (batch_id, source_file, line_number, ingested_at, text) → one row per line: the
+    VERDICT_COLUMNS (coordinates, is_valid, reason/detail, schema_ref), then the typed columns."""
     columns = EventColumns(snapshot)
     schema = _result_schema(columns)
     frozen_snapshot = {t: dict(v) for t, v in snapshot.items()}
@@ -90,13 +89,10 @@ def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) 
 
     # The byte length of `text` is that of `raw` wherever it matters (a line without text, not UTF-8,
     # is rejected before its length is looked at), and leaves bronze's raw bytes unread.
-    validated = bronze.select(
+    return bronze.select(
         "batch_id", "source_file", "line_number", "ingested_at", "text",
         F.octet_length("text").cast("long").alias("byte_length"),
     ).mapInArrow(validate_partition, from_arrow_schema(schema))
-    typed = [f.name for f in columns.arrow_fields()]
-    verdict = [name for name in schema.names if name not in typed]
-    return validated.select(*verdict, F.when(F.col("is_valid"), content_hash(typed)).alias("content_hash"), *typed)
 
 
 def _same_line(prefix: str) -> Column:
@@ -142,19 +138,25 @@ def classify_duplicates(validated: DataFrame, silver: DataFrame | None,
 
 
 def _rank_and_compare(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
-    """classify_duplicates over every line: one pass over `validated` (it is expensive to compute)."""
+    """classify_duplicates over every line: one pass over `validated` (it is expensive to compute).
+    Contents are compared by content_hash, computed here for these lines and the silver rows of their
+    event_ids only."""
+    typed = [c for c in validated.columns if c not in VERDICT_COLUMNS]
     order = Window.partitionBy("is_valid", "event_id").orderBy(*COORDINATES)
     first_seen = F.concat_ws(":", *COORDINATES)
     ranked = (
         validated
+        .withColumn("content_hash", F.when(F.col("is_valid"), content_hash(typed)))
         .withColumn("_rank", F.row_number().over(order))
         .withColumn("_first_hash", F.first("content_hash").over(order))
         .withColumn("_first_seen", F.first(first_seen).over(order))
     )
     if silver is not None:
+        silver_typed = [F.col(c) if c in silver.columns else F.lit(None).cast(validated.schema[c].dataType).alias(c)
+                        for c in typed]  # a column registered since silver's last write: null there
         existing = silver.select(
             "event_id",
-            F.col("content_hash").alias("_ex_hash"),
+            content_hash(silver_typed).alias("_ex_hash"),
             *(F.col(c).alias(f"_ex_{c}") for c in COORDINATES),
             F.concat_ws(":", *COORDINATES).alias("_ex_seen"),
         )

@@ -29,6 +29,7 @@ from palindrom.events.transforms import (
     IDENTICAL_DUPLICATE,
     TO_QUARANTINE,
     TO_SILVER,
+    VERDICT_COLUMNS,
     classify_duplicates,
     contested_event_ids,
     validate_events,
@@ -77,11 +78,11 @@ class CleanResult:
 def deduplicate_events(df: DataFrame) -> DataFrame:
     """Drop duplicate events, keeping the first.
 
-    On validated events (with event_id, content hash and bronze coordinates) this is the contract's
+    On validated events (validate_events' output) this is the contract's
     rule: the rows that go to silver. On any other frame, rows that are equal in every column are
     one event.
     """
-    if {"event_id", "content_hash", "is_valid", *COORDINATES} <= set(df.columns):
+    if {"event_id", *VERDICT_COLUMNS} <= set(df.columns):
         return classify_duplicates(df, None).filter(F.col("fate") == TO_SILVER).drop("fate")
     return df.dropDuplicates()
 
@@ -90,7 +91,7 @@ def silver_rows(classified: DataFrame, payload_columns: list[str]) -> DataFrame:
     # The payload structs last: delta-rs (1.6) reads a file's statistics only for the columns before
     # the first struct column, and the checks count each batch's rows from bronze_batch_id's.
     return classified.filter(F.col("fate") == TO_SILVER).select(
-        *ENVELOPE_FIELDS, "event_date", *COORDINATES, "ingested_at", "content_hash", *payload_columns,
+        *ENVELOPE_FIELDS, "event_date", *COORDINATES, "ingested_at", *payload_columns,
     )
 
 
