@@ -22,8 +22,18 @@ from palindrom.events.contract import CONFLICTING_DUPLICATE, EventValidator, Val
 # Where a line came from: its bronze batch, file and line number. Unique per bronze row.
 COORDINATES = ("bronze_batch_id", "source_file", "line_number")
 
-# validate_events' columns besides the typed event columns.
-VERDICT_COLUMNS = (*COORDINATES, "ingested_at", "is_valid", "reason", "detail", "schema_ref")
+# validate_events' columns before the typed event columns: the line's coordinates and its verdict.
+_VERDICT_FIELDS = [
+    pa.field("bronze_batch_id", pa.string()),
+    pa.field("source_file", pa.string()),
+    pa.field("line_number", pa.int64()),
+    pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+    pa.field("is_valid", pa.bool_()),
+    pa.field("reason", pa.string()),
+    pa.field("detail", pa.string()),
+    pa.field("schema_ref", pa.string()),
+]
+VERDICT_COLUMNS = tuple(f.name for f in _VERDICT_FIELDS)
 
 # The fate of each validated line (column `fate`).
 TO_SILVER = "silver"
@@ -33,12 +43,7 @@ TO_QUARANTINE = "quarantine"
 
 
 def _result_schema(columns: EventColumns) -> pa.Schema:
-    return pa.schema([
-        *(pa.field(name, type) for name, type in zip(VERDICT_COLUMNS, (
-            pa.string(), pa.string(), pa.int64(), pa.timestamp("us", tz="UTC"), pa.bool_(), pa.string(), pa.string(),
-            pa.string()), strict=True)),
-        *columns.arrow_fields(),
-    ])
+    return pa.schema([*_VERDICT_FIELDS, *columns.arrow_fields()])
 
 
 def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: EventColumns,
