@@ -78,9 +78,8 @@ class CleanResult:
 def deduplicate_events(df: DataFrame) -> DataFrame:
     """Drop duplicate events, keeping the first.
 
-    On validated events (validate_events' output) this is the contract's
-    rule: the rows that go to silver. On any other frame, rows that are equal in every column are
-    one event.
+    On validated events (validate_events' output) this is the contract's rule: the rows that go to
+    silver. On any other frame, rows that are equal in every column are one event.
     """
     if {"event_id", *VERDICT_COLUMNS} <= set(df.columns):
         return classify_duplicates(df, None).filter(F.col("fate") == TO_SILVER).drop("fate")
