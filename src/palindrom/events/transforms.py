@@ -22,7 +22,8 @@ from palindrom.events.contract import CONFLICTING_DUPLICATE, EventValidator, Val
 # Where a line came from: its bronze batch, file and line number. Unique per bronze row.
 COORDINATES = ("bronze_batch_id", "source_file", "line_number")
 
-# validate_events' columns before the typed event columns: the line's coordinates and its verdict.
+# The line's coordinates and its verdict: validate_events' first columns (then content_hash, then the
+# typed event columns).
 _VERDICT_FIELDS = [
     pa.field("bronze_batch_id", pa.string()),
     pa.field("source_file", pa.string()),
@@ -71,10 +72,9 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def content_hash(typed_columns: list[str | Column]) -> Column:
+def content_hash(typed_columns: list[str]) -> Column:
     """Equal for events whose known, normalised content is equal: a SHA-256 of the typed silver columns
-    as JSON (computed in the JVM; timestamps as UTC instants to the microsecond; null fields left out,
-    so a field or column a row predates counts as absent)."""
+    as JSON (computed in the JVM; timestamps as UTC instants to the microsecond)."""
     as_json = F.to_json(F.struct(*typed_columns),
                         {"timeZone": "UTC", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
     return F.sha2(as_json, 256)
@@ -82,7 +82,9 @@ def content_hash(typed_columns: list[str | Column]) -> Column:
 
 def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) -> DataFrame:
     """Bronze rows (batch_id, source_file, line_number, ingested_at, text) → one row per line: the
-    VERDICT_COLUMNS (coordinates, is_valid, reason/detail, schema_ref), then the typed columns."""
+    VERDICT_COLUMNS (coordinates, is_valid, reason/detail, schema_ref), the content hash of a valid
+    line, then the typed columns. Silver keeps the hash: a later copy of an event is compared with
+    it, without reading the event's columns back."""
     columns = EventColumns(snapshot)
     schema = _result_schema(columns)
     frozen_snapshot = {t: dict(v) for t, v in snapshot.items()}
@@ -94,10 +96,13 @@ def validate_events(bronze: DataFrame, snapshot: Snapshot, max_line_bytes: int) 
 
     # The byte length of `text` is that of `raw` wherever it matters (a line without text, not UTF-8,
     # is rejected before its length is looked at), and leaves bronze's raw bytes unread.
-    return bronze.select(
+    validated = bronze.select(
         "batch_id", "source_file", "line_number", "ingested_at", "text",
         F.octet_length("text").cast("long").alias("byte_length"),
     ).mapInArrow(validate_partition, from_arrow_schema(schema))
+    typed = [f.name for f in columns.arrow_fields()]
+    hashed = F.when(F.col("is_valid"), content_hash(typed)).alias("content_hash")
+    return validated.select(*VERDICT_COLUMNS, hashed, *typed)
 
 
 def _same_line(prefix: str) -> Column:
@@ -143,25 +148,19 @@ def classify_duplicates(validated: DataFrame, silver: DataFrame | None,
 
 
 def _rank_and_compare(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
-    """classify_duplicates over every line: one pass over `validated` (it is expensive to compute).
-    Contents are compared by content_hash, computed here for these lines and the silver rows of their
-    event_ids only."""
-    typed = [c for c in validated.columns if c not in VERDICT_COLUMNS]
+    """classify_duplicates over every line: one pass over `validated` (it is expensive to compute)."""
     order = Window.partitionBy("is_valid", "event_id").orderBy(*COORDINATES)
     first_seen = F.concat_ws(":", *COORDINATES)
     ranked = (
         validated
-        .withColumn("content_hash", F.when(F.col("is_valid"), content_hash(typed)))
         .withColumn("_rank", F.row_number().over(order))
         .withColumn("_first_hash", F.first("content_hash").over(order))
         .withColumn("_first_seen", F.first(first_seen).over(order))
     )
     if silver is not None:
-        silver_typed = [F.col(c) if c in silver.columns else F.lit(None).cast(validated.schema[c].dataType).alias(c)
-                        for c in typed]  # a column registered since silver's last write: null there
         existing = silver.select(
             "event_id",
-            content_hash(silver_typed).alias("_ex_hash"),
+            F.col("content_hash").alias("_ex_hash"),
             *(F.col(c).alias(f"_ex_{c}") for c in COORDINATES),
             F.concat_ws(":", *COORDINATES).alias("_ex_seen"),
         )

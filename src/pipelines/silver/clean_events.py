@@ -81,7 +81,7 @@ def deduplicate_events(df: DataFrame) -> DataFrame:
     On validated events (validate_events' output) this is the contract's rule: the rows that go to
     silver. On any other frame, rows that are equal in every column are one event.
     """
-    if {"event_id", *VERDICT_COLUMNS} <= set(df.columns):
+    if {"event_id", "content_hash", *VERDICT_COLUMNS} <= set(df.columns):
         return classify_duplicates(df, None).filter(F.col("fate") == TO_SILVER).drop("fate")
     return df.dropDuplicates()
 
@@ -90,7 +90,7 @@ def silver_rows(classified: DataFrame, payload_columns: list[str]) -> DataFrame:
     # The payload structs last: delta-rs (1.6) reads a file's statistics only for the columns before
     # the first struct column, and the checks count each batch's rows from bronze_batch_id's.
     return classified.filter(F.col("fate") == TO_SILVER).select(
-        *ENVELOPE_FIELDS, "event_date", *COORDINATES, "ingested_at", *payload_columns,
+        *ENVELOPE_FIELDS, "event_date", *COORDINATES, "ingested_at", "content_hash", *payload_columns,
     )
 
 
