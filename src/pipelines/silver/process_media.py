@@ -234,10 +234,10 @@ def texts(events: DataFrame) -> DataFrame:
 
 def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Texts of the silver events inserted since the version this model's texts are embedded up to
-    (read from silver's change data feed), or of all of silver for a model with no record yet (or where
-    that feed is gone: tables.consume_inserted); only
-    those with no embedding for the model are embedded. The record is written last: a run that dies
-    before it reads the same events again, and finds what it embedded already there."""
+    (read from silver's change data feed), or of all of silver for a model with no record yet or where
+    that feed is gone (tables.consume_inserted); only those with no embedding for the model are
+    embedded. The record is written last: a run that dies before it reads the same events again, and
+    finds what it embedded already there."""
     silver_ref, progress_ref = lake.table("silver.events"), lake.table("silver.text_embeddings_progress")
     silver_version = tables.current_version(spark, silver_ref)
     if silver_version is None:
