@@ -31,8 +31,8 @@ lake = Lake(config.storage_root)
 
 # Every table, its Delta version and row count.
 for ref in lake.tables():
-    if tables.exists(spark, ref):
-        print(f"{ref.name:<34} v{tables.current_version(spark, ref):<4} {tables.read(spark, ref).count():>10,}")
+    if tables.exists(ref):
+        print(f"{ref.name:<34} v{tables.current_version(ref):<4} {tables.read(spark, ref).count():>10,}")
 
 # COMMAND ----------
 

@@ -99,8 +99,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
     spark = _spark(config)
     rows = []
     for ref in Lake(config.storage_root).tables():
-        if tables.exists(spark, ref):
-            rows.append({"table": ref.name, "version": tables.current_version(spark, ref),
+        if tables.exists(ref):
+            rows.append({"table": ref.name, "version": tables.current_version(ref),
                          "rows": tables.read(spark, ref).count(), "location": ref.uri})
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))

@@ -43,7 +43,7 @@ def test_each_shipped_spec_makes_release_1_with_a_complete_manifest(spark_sessio
     for name in SHIPPED:
         m = releases.resolve(config, name, "latest").manifest
         assert m.inputs[0].table == "silver.events"
-        assert m.inputs[0].version == tables.current_version(spark_session, Lake(config.storage_root)
+        assert m.inputs[0].version == tables.current_version(Lake(config.storage_root)
                                                              .table("silver.events"))
         assert m.spec_text == load_spec(name).text
         assert m.stages[-1].documents_out > 0
@@ -88,11 +88,11 @@ def test_an_unchanged_build_makes_no_release_and_moves_no_table(spark_session, t
     config, _ = training_lake
     lake = Lake(config.storage_root)
     watched = [lake.table("silver.events"), lake.table("gold.training_releases"), lake.training_dataset("chat_sft")]
-    before = [tables.current_version(spark_session, t) for t in watched]
+    before = [tables.current_version(t) for t in watched]
     again = build(spark_session, config, load_spec("chat_sft"), DATE)
     assert again.release is None
     assert "no new release" in again.detail
-    assert [tables.current_version(spark_session, t) for t in watched] == before
+    assert [tables.current_version(t) for t in watched] == before
 
 
 def test_a_forced_build_is_the_next_release_with_the_same_rows_and_reused_tokenizer(spark_session, training_lake):

@@ -75,14 +75,14 @@ def test_killed_between_commits_then_rerun_matches_an_uninterrupted_run(spark_se
     kill_at_failpoint(str(lake_path(crashed)), failpoint)
     lake = Lake(crashed.storage_root)
     assert tables.read(spark_session, lake.table("silver.quarantine.events")).count() > 0
-    assert not tables.exists(spark_session, lake.table("silver.events_batches"))
-    silver_written = tables.exists(spark_session, lake.table("silver.events"))
+    assert not tables.exists(lake.table("silver.events_batches"))
+    silver_written = tables.exists(lake.table("silver.events"))
     assert silver_written == (failpoint == "clean_events.after_silver_commit")
-    versions = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
+    versions = {ref.name: tables.current_version(ref) for ref in lake.tables()}
 
     retried = clean_events.run(spark_session, crashed)
     assert retried == uninterrupted
     assert snapshot_of(spark_session, crashed) == clean_snapshot
     # The retry rewrote nothing it had already committed.
-    assert tables.current_version(spark_session, lake.table("silver.quarantine.events")) == \
+    assert tables.current_version(lake.table("silver.quarantine.events")) == \
         versions["silver.quarantine.events"]

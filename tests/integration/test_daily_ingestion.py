@@ -71,11 +71,11 @@ def test_silver_payload_columns_are_queryable(spark_session, sample_lake, expect
 
 def test_a_rerun_commits_nothing(spark_session, sample_lake):
     lake = Lake(sample_lake.storage_root)
-    before = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
+    before = {ref.name: tables.current_version(ref) for ref in lake.tables()}
     ingest_events.run(spark_session, sample_lake)
     clean_events.run(spark_session, sample_lake)
     aggregate_events.run(spark_session, sample_lake)
-    assert {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()} == before
+    assert {ref.name: tables.current_version(ref) for ref in lake.tables()} == before
 
 
 def test_every_table_is_readable_by_delta_rs(spark_session, sample_lake):

@@ -82,9 +82,9 @@ def test_rerun_commits_nothing_and_quarantine_cli_lists_media(spark_session, sam
     shutil.copytree(lake_path(sample_lake), root)
     config = load_config("local", str(root))
     lake = Lake(config.storage_root)
-    before = {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()}
+    before = {ref.name: tables.current_version(ref) for ref in lake.tables()}
     ingest_media.run(spark_session, config)
     process_media.run(spark_session, config)
-    assert {ref.name: tables.current_version(spark_session, ref) for ref in lake.tables()} == before
+    assert {ref.name: tables.current_version(ref) for ref in lake.tables()} == before
     listing = run_cli("quarantine", "list", "--media", "--root", str(sample_lake.storage.root)).stdout
     assert "broken/bomb.png  too_large" in listing

@@ -33,7 +33,7 @@ class TableNotFound(LookupError):
         self.ref = ref
 
 
-def exists(spark: SparkSession, ref: TableRef) -> bool:
+def exists(ref: TableRef) -> bool:
     return native.commits(ref.uri, 1) is not None
 
 
@@ -46,17 +46,17 @@ def _last_commit(ref: TableRef, field: str):
     return None if newest is None else newest[0].get(field)
 
 
-def current_version(spark: SparkSession, ref: TableRef) -> int | None:
+def current_version(ref: TableRef) -> int | None:
     return _last_commit(ref, "version")
 
 
-def last_commit_metadata(spark: SparkSession, ref: TableRef) -> str | None:
+def last_commit_metadata(ref: TableRef) -> str | None:
     """The `userMetadata` of the table's newest commit (None: no table, or no metadata)."""
     return _last_commit(ref, "userMetadata")
 
 
 def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> DataFrame:
-    if not exists(spark, ref):
+    if not exists(ref):
         raise TableNotFound(ref)
     reader = spark.read.format("delta")
     if version is not None:
@@ -66,7 +66,7 @@ def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> Data
 
 def distinct_values(spark: SparkSession, ref: TableRef, column: str) -> set:
     """The distinct values of one column (an empty set if there is no table): batch ids, paths."""
-    if not exists(spark, ref):
+    if not exists(ref):
         return set()
     return {r[0] for r in read(spark, ref).select(column).distinct().collect()}
 
@@ -125,7 +125,7 @@ def ensure(
     """Create the table with this schema and properties if it does not exist yet. Writers creating it
     at the same moment are fine: the losers' commits fail (Delta's ProtocolChangedException) and
     they find the winner's table."""
-    if exists(spark, ref):
+    if exists(ref):
         return
     builder = DeltaTable.createIfNotExists(spark).location(ref.uri).addColumns(schema)
     if partition_by:
@@ -135,7 +135,7 @@ def ensure(
     try:
         builder.execute()
     except Exception:
-        if not exists(spark, ref):
+        if not exists(ref):
             raise
 
 
@@ -153,12 +153,11 @@ def append_once(df: DataFrame, ref: TableRef, app_id: str, version: int) -> bool
     `version` or later is already committed, and a concurrent one of the same version fails. New
     columns in `df` are added to the table. Returns whether this write committed (False: skipped);
     Delta does not say, so the commit is tagged and looked for among those made since."""
-    spark = df.sparkSession
-    before = current_version(spark, ref)
+    before = current_version(ref)
     tag = f"{app_id}@{version}:{uuid.uuid4().hex}"
     (_appender(df, tag).option("txnAppId", app_id).option("txnVersion", version)
      .option("mergeSchema", "true").save(ref.uri))
-    first_new, last = (0 if before is None else before + 1), current_version(spark, ref)
+    first_new, last = (0 if before is None else before + 1), current_version(ref)
     if last < first_new:
         return False
     return any(c.get("userMetadata") == tag for c in native.commits(ref.uri, last - first_new + 1))

@@ -174,9 +174,9 @@ def ingested_files(spark: SparkSession, lake: Lake) -> tuple[set[str], list[Row]
     rows = tables.read_small(record_ref, ["source_file", "batch_id"])
     recorded = {r["source_file"] for r in rows}
     last_recorded = max((r["batch_id"] for r in rows), default=None)
-    if not tables.exists(spark, bronze_ref):
+    if not tables.exists(bronze_ref):
         return recorded, []
-    if last_recorded is not None and tables.last_commit_metadata(spark, bronze_ref) == bronze_commit_tag(last_recorded):
+    if last_recorded is not None and tables.last_commit_metadata(bronze_ref) == bronze_commit_tag(last_recorded):
         return recorded, []
     bronze = tables.read(spark, bronze_ref)
     if last_recorded is not None:

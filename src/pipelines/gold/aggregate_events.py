@@ -51,12 +51,12 @@ def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
     silver_ref, daily_ref = lake.table("silver.events"), lake.table("gold.events_daily")
     progress_ref = lake.table("gold.events_daily_progress")
 
-    silver_version = tables.current_version(spark, silver_ref)
+    silver_version = tables.current_version(silver_ref)
     if silver_version is None:
         logger.info("aggregate_events: silver.events does not exist yet; nothing to aggregate")
         return []
     last = None
-    if tables.exists(spark, progress_ref):
+    if tables.exists(progress_ref):
         last = tables.read(spark, progress_ref).agg(F.max("silver_version")).first()[0]
     if last == silver_version:
         logger.info("aggregate_events: up to date with silver.events version %d", silver_version)

@@ -95,7 +95,7 @@ def pin_inputs(spark: SparkSession, lake: Lake, spec: DatasetSpec) -> Inputs:
     frames, pinned = {}, []
     for name in names:
         ref = lake.table(name)
-        version = tables.current_version(spark, ref)
+        version = tables.current_version(ref)
         if version is None:
             raise tables.TableNotFound(ref)
         table_id = tables.table_id(spark, ref)
@@ -175,7 +175,7 @@ def train_tokenizer(docs: DataFrame, spec: DatasetSpec) -> Tokenizer:
 
 def latest_release(spark: SparkSession, lake: Lake, name: str) -> Manifest | None:
     ref = lake.table("gold.training_releases")
-    if not tables.exists(spark, ref):
+    if not tables.exists(ref):
         return None
     row = tables.read(spark, ref).filter(F.col("dataset") == name).orderBy(F.desc("release")).select("manifest") \
         .first()
@@ -186,7 +186,7 @@ def remove_orphans(spark: SparkSession, lake: Lake, name: str, latest: int) -> N
     """Delete rows (and files) of builds that died or lost the race for a release number now taken.
     Rows above the latest release may belong to a build still running, so they stay."""
     table = lake.training_dataset(name)
-    if not tables.exists(spark, table):
+    if not tables.exists(table):
         return
     committed = tables.read(spark, lake.table("gold.training_releases")).filter(F.col("dataset") == name) \
         .select("release", "build_id")
@@ -338,7 +338,7 @@ def _build_release(spark: SparkSession, plan: Build, curated: DataFrame, stages:
                   partition_by=["release"])
     tables.append(rows.select(F.lit(release).alias("release"), F.lit(build_id).alias("build_id"), *schema.fieldNames()),
                   table)
-    table_version = tables.current_version(spark, table)
+    table_version = tables.current_version(table)
     written = tables.read(spark, table, version=table_version) \
         .filter((F.col("release") == release) & (F.col("build_id") == build_id))
     vocab = tokenizer.get_vocab_size(with_added_tokens=True)

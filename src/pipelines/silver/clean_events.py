@@ -181,7 +181,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
 
     bronze = tables.read(spark, bronze_ref).filter(F.col("batch_id").isin(pending))
     validated = validate_events(bronze, snapshot, config.ingest.max_line_bytes).persist(StorageLevel.MEMORY_AND_DISK)
-    silver_version = tables.current_version(spark, silver_ref)
+    silver_version = tables.current_version(silver_ref)
     existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
     try:
         classified = classify_duplicates(validated, existing, contested_ids(validated, existing))

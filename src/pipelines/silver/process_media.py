@@ -196,7 +196,7 @@ def _insert_embeddings(spark: SparkSession, lake: Lake, vectors: DataFrame) -> N
 def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Objects with no embedding for their configured model: every media type in one commit."""
     meta_ref = lake.table("silver.media_metadata")
-    if not tables.exists(spark, meta_ref):
+    if not tables.exists(meta_ref):
         return
     metadata = tables.read(spark, meta_ref)
     todo = {}
@@ -239,7 +239,7 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
     embedded. The record is written last: a run that dies before it reads the same events again, and
     finds what it embedded already there."""
     silver_ref, progress_ref = lake.table("silver.events"), lake.table("silver.text_embeddings_progress")
-    silver_version = tables.current_version(spark, silver_ref)
+    silver_version = tables.current_version(silver_ref)
     if silver_version is None:
         logger.info("process_media: no silver events, so no texts to embed")
         return

@@ -55,7 +55,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     quarantine_ref, silver_ref = lake.table("silver.quarantine.events"), lake.table("silver.events")
     replays_ref = lake.table("silver.quarantine.events_replays")
     replay_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    if not tables.exists(spark, quarantine_ref):
+    if not tables.exists(quarantine_ref):
         return ReplayResult(replay_id, 0, 0, 0, 0)
 
     quarantined = tables.read(spark, quarantine_ref)
@@ -67,7 +67,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
         F.col("raw_text").alias("text"),
     )
     validated = validate_events(as_bronze, snapshot, config.ingest.max_line_bytes)
-    silver_version = tables.current_version(spark, silver_ref)
+    silver_version = tables.current_version(silver_ref)
     existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
     classified = classify_duplicates(validated, existing).persist(StorageLevel.MEMORY_AND_DISK)
     try:

@@ -61,11 +61,11 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
     ]
     assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "sub/b.jsonl.gz": 2, "blank.jsonl": 0}
     bronze = Lake(lake_config.storage_root).table("bronze.events")
-    version = tables.current_version(spark_session, bronze)
+    version = tables.current_version(bronze)
 
     again = ingest_events.run(spark_session, lake_config)  # nothing new: nothing committed
     assert (again.files, again.lines) == (0, 0)
-    assert tables.current_version(spark_session, bronze) == version
+    assert tables.current_version(bronze) == version
 
     (folder / "c.jsonl").write_bytes(b'{"w":4}\n')
     later = ingest_events.run(spark_session, lake_config)

@@ -39,10 +39,10 @@ def test_media_files_are_ingested_exactly_once_with_their_hash(spark_session, la
     assert rows(spark_session, lake_config, "audio")["voice.wav"]["size_bytes"] == len(wav)
 
     ref = Lake(lake_config.storage_root).table("bronze.images")
-    version = tables.current_version(spark_session, ref)
+    version = tables.current_version(ref)
     again = ingest_media.run(spark_session, lake_config)
     assert again.files == {"image": 0, "audio": 0, "video": 0}
-    assert tables.current_version(spark_session, ref) == version  # a rerun commits nothing
+    assert tables.current_version(ref) == version  # a rerun commits nothing
 
     write(lake_config, "images", {"u3/new.png": image_bytes(seed=2)})
     assert ingest_media.run(spark_session, lake_config).files["image"] == 1

@@ -25,8 +25,8 @@ def frame(spark, rows):
 
 
 def test_missing_table_is_named(spark_session, ref):
-    assert not tables.exists(spark_session, ref)
-    assert tables.current_version(spark_session, ref) is None
+    assert not tables.exists(ref)
+    assert tables.current_version(ref) is None
     with pytest.raises(tables.TableNotFound, match=r"test\.table does not exist"):
         tables.read(spark_session, ref)
 
@@ -49,7 +49,7 @@ def test_a_table_another_writer_created_after_this_session_looked_is_found(spark
     folder = ref.uri.removeprefix("file:")
     spark_session._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark_session._jsparkSession, folder)
     deltalake.write_deltalake(folder, frame(spark_session, [("a", 1)]).toArrow())
-    assert tables.exists(spark_session, ref)
+    assert tables.exists(ref)
     tables.ensure(spark_session, ref, frame(spark_session, []).schema)  # nothing to do
     tables.append(frame(spark_session, [("b", 2)]), ref)
     assert sorted(r["k"] for r in tables.read(spark_session, ref).collect()) == ["a", "b"]
@@ -61,13 +61,13 @@ def test_insert_new_is_idempotent(spark_session, ref):
     tables.insert_new(spark_session, frame(spark_session, [("a", 9), ("c", 3)]), ref, ["k"])
     assert sorted(tuple(r) for r in tables.read(spark_session, ref).select("k", "v").collect()) == [
         ("a", 1), ("b", 2), ("c", 3)]
-    assert tables.current_version(spark_session, ref) == 2
+    assert tables.current_version(ref) == 2
 
 
 def test_append_once_skips_a_version_already_written_and_adds_new_columns(spark_session, ref):
     assert tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)
     assert not tables.append_once(frame(spark_session, [("a", 1)]), ref, "job", 0)  # a retry: skipped
-    assert tables.current_version(spark_session, ref) == 0
+    assert tables.current_version(ref) == 0
     tables.append(frame(spark_session, [("c", 3)]), ref)  # another writer's commit comes between
     assert not tables.append_once(frame(spark_session, [("c", 3)]), ref, "job", 0)  # still skipped
     assert tables.append_once(frame(spark_session, [("b", 2)]).withColumn("extra", F.lit("x")), ref, "job", 1)
@@ -90,7 +90,7 @@ def test_change_feed_gives_rows_inserted_after_a_version(spark_session, ref):
     tables.ensure(spark_session, ref, frame(spark_session, []).schema, properties=change_feed)
     tables.append(frame(spark_session, [("a", 1)]), ref)
     tables.append(frame(spark_session, [("b", 2)]), ref)
-    inserted = tables.inserted_since(spark_session, ref, 1, tables.current_version(spark_session, ref))
+    inserted = tables.inserted_since(spark_session, ref, 1, tables.current_version(ref))
     assert [r["k"] for r in inserted.collect()] == ["b"]
 
 
