@@ -98,6 +98,14 @@ def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot, cla
         (1, "already_in_silver", None), (2, "already_in_silver", None)}
 
 
+def test_past_the_limit_of_contested_ids_every_line_is_ranked(spark_session, snapshot, monkeypatch):
+    validated = validate_events(bronze_frame(spark_session, [event("e1"), event("e1"), event("e2"), event("e2"),
+                                                             event("e3")]), snapshot, MAX_LINE_BYTES)
+    assert sorted(r["event_id"] for r in clean_events.contested_ids(validated, None).collect()) == ["e1", "e2"]
+    monkeypatch.setattr(clean_events, "CONTESTED_IDS_LIMIT", 1)
+    assert clean_events.contested_ids(validated, None) is None
+
+
 def test_conflict_detail_names_where_the_event_was_first_seen(spark_session, snapshot):
     validated = validate_events(bronze_frame(spark_session, [event("e9"), event("e9", text="x")]),
                                 snapshot, MAX_LINE_BYTES)
