@@ -159,11 +159,17 @@ def _decode(text: str) -> Any:
     return _LONG_INTEGER_DECODER.decode(text)
 
 
-def _long_integer_in(value: Any) -> LongInteger | None:
-    if type(value) is LongInteger:
+def _first_leaf(value: Any, wanted: Callable[[Any], bool]) -> Any:
+    """The first value inside a parsed JSON value (itself, or within its objects and arrays) that is
+    `wanted`, or None."""
+    if wanted(value):
         return value
     children = value.values() if type(value) is dict else value if type(value) is list else ()
-    return next((found for child in children if (found := _long_integer_in(child)) is not None), None)
+    return next((found for child in children if (found := _first_leaf(child, wanted)) is not None), None)
+
+
+def _is_long_integer(value: Any) -> bool:
+    return type(value) is LongInteger
 
 
 _UNDECIDED = object()
@@ -190,13 +196,12 @@ def _may_hold_misread_integer(payload: dict[str, Any]) -> bool:
     """Whether a free-form object of a valid event's payload holds a float that orjson may have read
     from an integer literal beyond 64 bits (a known field expects an integer or a string, so a float
     there fails the check). Its canonical JSON text would then differ from the exact parser's."""
-    def misread(value: Any) -> bool:
-        if type(value) is float:
-            return abs(value) >= 2**63
-        children = value.values() if type(value) is dict else value if type(value) is list else ()
-        return any(misread(child) for child in children)
+    return any(type(value) is dict and _first_leaf(value, _is_misread_integer) is not None
+               for value in payload.values())
 
-    return any(type(value) is dict and misread(value) for value in payload.values())
+
+def _is_misread_integer(value: Any) -> bool:
+    return type(value) is float and abs(value) >= 2**63
 
 
 def parse_json_line(text: str) -> Any:
@@ -316,7 +321,7 @@ def _compile_object(node: Mapping[str, Any], path: str) -> Check:
         if type(value) is not dict:
             raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
         if free_form:
-            if (long_integer := _long_integer_in(value)) is not None:  # its JSON text could not be written
+            if (long_integer := _first_leaf(value, _is_long_integer)) is not None:  # its JSON text could not be written
                 raise Invalid(INVALID_VALUE, f"{path}: holds the integer {long_integer!r}, longer than "
                                              f"{sys.get_int_max_str_digits()} digits")
             return value
