@@ -160,10 +160,12 @@ def batch_counts(classified: DataFrame) -> DataFrame:
     )
 
 
-def pending_batches(spark: SparkSession, lake: Lake) -> list[str]:
+def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, int]:
+    """The bronze batches not cleaned yet, in order, with their line counts (from bronze's Delta log)."""
     bronze, cleaned = lake.table("bronze.events"), lake.table("silver.events_batches")
     cleaned_ids = {r["batch_id"] for r in tables.read_small(cleaned, ["batch_id"])}
-    return sorted(tables.batch_ids(spark, bronze) - cleaned_ids)
+    lines = tables.rows_per_value(spark, bronze, "batch_id")
+    return {batch: lines[batch] for batch in sorted(lines.keys() - cleaned_ids)}
 
 
 def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | None = None) -> CleanResult:
@@ -171,7 +173,8 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
     bronze_ref, silver_ref = lake.table("bronze.events"), lake.table("silver.events")
     quarantine_ref, cleaned_ref = lake.table("silver.quarantine.events"), lake.table("silver.events_batches")
 
-    pending = pending_batches(spark, lake)
+    bronze_lines = pending_batches(spark, lake)
+    pending = list(bronze_lines)
     if not pending:
         logger.info("clean_events: no bronze batches to clean")
         return CleanResult([], 0, 0, 0, 0)
@@ -208,12 +211,11 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         # if no other writer has added events since.) The conservation counts come from the Delta log's
         # file statistics where they pin each file's batch (tables.rows_per_value), else from a scan.
         silver, quarantine = tables.read(spark, silver_ref), tables.read(spark, quarantine_ref)
-        n_bronze, n_silver, n_quarantine = (
-            sum(tables.rows_per_value(spark, ref, column, pending).values())
-            for ref, column in ((bronze_ref, "batch_id"), (silver_ref, "bronze_batch_id"),
-                                (quarantine_ref, "bronze_batch_id")))
+        n_silver, n_quarantine = (sum(tables.rows_per_value(spark, ref, "bronze_batch_id", pending).values())
+                                  for ref in (silver_ref, quarantine_ref))
         quality.enforce([
-            quality.events_conserved_counts(n_bronze, n_silver, n_quarantine, total["identical_duplicates"]),
+            quality.events_conserved_counts(sum(bronze_lines.values()), n_silver, n_quarantine,
+                                            total["identical_duplicates"]),
             *quality.silver_events_checks(silver.filter(F.col("bronze_batch_id").isin(pending))),
             *(quality.quarantine_checks(quarantine.filter(F.col("bronze_batch_id").isin(pending)))
               if n_quarantine else []),  # no rows of these batches to look at
