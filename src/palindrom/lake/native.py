@@ -16,14 +16,13 @@ import pyarrow.fs as pafs
 from palindrom.lake.paths import native_uri
 
 
-def _open(uri: str, version: int | None = None, *, files: bool = True):
-    """The delta-rs table at `uri` (its latest snapshot, or `version`; without its file list unless
-    `files`); None if there is no table."""
+def _open(uri: str, version: int | None = None):
+    """The delta-rs table at `uri` (its latest snapshot, or `version`); None if there is no table."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        return DeltaTable(native_uri(uri), version=version, without_files=not files)
+        return DeltaTable(native_uri(uri), version=version)
     except TableNotFoundError:
         return None
 
@@ -31,7 +30,7 @@ def _open(uri: str, version: int | None = None, *, files: bool = True):
 def commits(uri: str, limit: int) -> list[dict] | None:
     """The table's newest `limit` commits, newest first (version, operation, userMetadata, ...), read
     from the log alone; None if there is no table."""
-    table = _open(uri, files=False)
+    table = _open(uri)
     return None if table is None else table.history(limit)
 
 
