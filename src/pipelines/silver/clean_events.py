@@ -50,6 +50,7 @@ SILVER_TABLE_PROPERTIES = {
         "event_id,event_type,occurred_at,event_date,user_id,bronze_batch_id,ingested_at",
 }
 CONTESTED_IDS_LIMIT = 200_000  # event_ids collected to the driver and broadcast (see contested_ids)
+BROADCAST_RUN_IDS_LIMIT = 2_000_000  # bronze lines in a run up to which its event_ids are broadcast
 # The txnAppId of every writer that appends events classified against silver (see append_new_events).
 SILVER_WRITER = "silver.events new events"
 CLEANED_BATCHES_SCHEMA = StructType([
@@ -136,12 +137,14 @@ def append_new_events(spark: SparkSession, events: DataFrame, silver_ref: TableR
             )
 
 
-def contested_ids(validated: DataFrame, existing: DataFrame | None) -> DataFrame | None:
+def contested_ids(validated: DataFrame, existing: DataFrame | None, lines: int) -> DataFrame | None:
     """The event_ids the dedup rules have to decide, collected into a small frame that
     classify_duplicates broadcasts; None (every line ranked) past CONTESTED_IDS_LIMIT of them (a rerun
     of lines already in silver). Usually a few: ranking every line instead (a shuffle and sort of whole
-    rows) took about 2.5 s of a run at 1,000,000 events, finding these ids about 1 s."""
-    ids = contested_event_ids(validated, existing).limit(CONTESTED_IDS_LIMIT + 1).collect()
+    rows) took about 2.5 s of a run at 1,000,000 events, finding these ids about 1 s. The run's event_ids
+    are broadcast against silver up to BROADCAST_RUN_IDS_LIMIT bronze `lines`."""
+    broadcast = lines <= BROADCAST_RUN_IDS_LIMIT
+    ids = contested_event_ids(validated, existing, broadcast).limit(CONTESTED_IDS_LIMIT + 1).collect()
     if len(ids) > CONTESTED_IDS_LIMIT:
         return None
     return validated.sparkSession.createDataFrame(ids, StructType([StructField("event_id", StringType())]))
@@ -187,7 +190,8 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
     silver_version = tables.current_version(silver_ref)
     existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
     try:
-        classified = classify_duplicates(validated, existing, contested_ids(validated, existing))
+        classified = classify_duplicates(validated, existing,
+                                         contested_ids(validated, existing, sum(bronze_lines.values())))
         counts = {r["batch_id"]: r for r in batch_counts(classified).collect()}
         total = {k: sum(r[k] for r in counts.values())
                  for k in ("lines", "to_silver", "inserted", "to_quarantine", "identical_duplicates")}

@@ -49,12 +49,14 @@ def fates(frame):
     return {(r["line_number"], r["fate"], r["reason"]) for r in frame.collect()}
 
 
-@pytest.fixture(params=["every line ranked", "contested lines ranked"])
+@pytest.fixture(params=["every line ranked", "contested lines ranked", "contested lines ranked, run ids shuffled"])
 def classify(request):
-    """classify_duplicates both ways: the outcome must not depend on it."""
+    """classify_duplicates every way: the outcome must not depend on it."""
     def run(validated, silver):
-        contested = clean_events.contested_ids(validated, silver) if request.param.startswith("contested") else None
-        return classify_duplicates(validated, silver, contested)
+        if request.param == "every line ranked":
+            return classify_duplicates(validated, silver, None)
+        lines = clean_events.BROADCAST_RUN_IDS_LIMIT + request.param.endswith("shuffled")
+        return classify_duplicates(validated, silver, clean_events.contested_ids(validated, silver, lines))
     return run
 
 
@@ -88,7 +90,9 @@ def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot, cla
     later = validate_events(
         bronze_frame(spark_session, [event("e1"), event("e2", text="changed"), event("e3")], batch="b2"),
         snapshot, MAX_LINE_BYTES)
-    assert sorted(r["event_id"] for r in contested_event_ids(later, silver).collect()) == ["e1", "e2"]
+    for broadcast_run_ids in (True, False):
+        contested = contested_event_ids(later, silver, broadcast_run_ids)
+        assert sorted(r["event_id"] for r in contested.collect()) == ["e1", "e2"]
     assert fates(classify(later, silver)) == {
         (1, "identical_duplicate", None), (2, "quarantine", "conflicting_duplicate"), (3, "silver", None),
     }
@@ -101,9 +105,25 @@ def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot, cla
 def test_past_the_limit_of_contested_ids_every_line_is_ranked(spark_session, snapshot, monkeypatch):
     validated = validate_events(bronze_frame(spark_session, [event("e1"), event("e1"), event("e2"), event("e2"),
                                                              event("e3")]), snapshot, MAX_LINE_BYTES)
-    assert sorted(r["event_id"] for r in clean_events.contested_ids(validated, None).collect()) == ["e1", "e2"]
+    assert sorted(r["event_id"] for r in clean_events.contested_ids(validated, None, 5).collect()) == ["e1", "e2"]
     monkeypatch.setattr(clean_events, "CONTESTED_IDS_LIMIT", 1)
-    assert clean_events.contested_ids(validated, None) is None
+    assert clean_events.contested_ids(validated, None, 5) is None
+
+
+def test_silver_is_scanned_against_the_broadcast_run_ids_not_shuffled(spark_session, snapshot):
+    silver = spark_session.createDataFrame([("e1",), ("e9",)], "event_id string")
+    validated = validate_events(bronze_frame(spark_session, [event("e1"), event("e2")]), snapshot, MAX_LINE_BYTES)
+
+    def joins(broadcast_run_ids):
+        plan = contested_event_ids(validated, silver, broadcast_run_ids)._jdf.queryExecution().executedPlan()
+        return [j for j in ("BroadcastHashJoin", "SortMergeJoin") if j in plan.toString()]
+
+    automatic = spark_session.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark_session.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")  # only the hint broadcasts
+    try:
+        assert (joins(True), joins(False)) == (["BroadcastHashJoin"], ["SortMergeJoin"])
+    finally:
+        spark_session.conf.set("spark.sql.autoBroadcastJoinThreshold", automatic)
 
 
 def test_conflict_detail_names_where_the_event_was_first_seen(spark_session, snapshot):
