@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import sys
 import unicodedata
@@ -172,6 +173,10 @@ def _is_long_integer(value: Any) -> bool:
     return type(value) is LongInteger
 
 
+def _is_infinite(value: Any) -> bool:
+    return type(value) is float and math.isinf(value)
+
+
 _UNDECIDED = object()
 
 
@@ -321,9 +326,12 @@ def _compile_object(node: Mapping[str, Any], path: str) -> Check:
         if type(value) is not dict:
             raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
         if free_form:
-            if (long_integer := _first_leaf(value, _is_long_integer)) is not None:  # its JSON text could not be written
+            # Kept as canonical JSON text (EventColumns.payload_value), which neither could be written as.
+            if (long_integer := _first_leaf(value, _is_long_integer)) is not None:
                 raise Invalid(INVALID_VALUE, f"{path}: holds the integer {long_integer!r}, longer than "
                                              f"{sys.get_int_max_str_digits()} digits")
+            if _first_leaf(value, _is_infinite) is not None:  # 1e400 reads as inf, and json.dumps writes Infinity
+                raise Invalid(INVALID_VALUE, f"{path}: holds a number beyond the range of a double")
             return value
         out = {}
         for name, field_check, required, field_path in fields:

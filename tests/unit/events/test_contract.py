@@ -90,9 +90,11 @@ def exact(validator, line):
     (action('{"action":"view","target":"t","properties":{"x":1e19,"y":-0.5,"z":18446744073709551615}}'), "valid"),
     (action('{"action":"view","target":"t"}', version="18446744073709551617"), "unknown_schema_version"),
     (action('{"action":"view","target":"t","n":1e400}'), "valid"),
+    (action('{"action":"view","target":"t","properties":{"n":[-1e400]}}'), "invalid_value"),
     (action('{"action":"view","target":"\\udc00"}'), "invalid_json"),
 ], ids=["repeated key", "repeated key in a free-form object", "escaped colon and a repeated key", "escaped colon",
-        "integers beyond 64 bits", "floats", "version beyond 64 bits", "float beyond double", "lone surrogate"])
+        "integers beyond 64 bits", "floats", "version beyond 64 bits", "float beyond double",
+        "float beyond double in a free-form object", "lone surrogate"])
 def test_the_fast_parser_agrees_with_the_exact_one(validator, line, fate):
     result = validator.validate(line, len(line))
     assert result == exact(validator, line)
