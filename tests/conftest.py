@@ -216,6 +216,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
+def compact_and_vacuum(spark, uri: str) -> None:
+    """OPTIMIZE, then VACUUM RETAIN 0 HOURS: the files of earlier commits are gone, and with them the change
+    data feed of those commits (what a table's routine maintenance does some days later)."""
+    spark.sql(f"OPTIMIZE delta.`{uri}`")
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        spark.sql(f"VACUUM delta.`{uri}` RETAIN 0 HOURS")
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([str(BIN / "pipelines"), *args], capture_output=True, text=True,
                             env={**os.environ, **(env or {})})

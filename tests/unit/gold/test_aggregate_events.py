@@ -9,7 +9,7 @@ from pipelines.bronze import ingest_events
 from pipelines.gold import aggregate_events
 from pipelines.gold.aggregate_events import EVENTS_DAILY_SCHEMA, aggregate_daily, dates_predicate
 from pipelines.silver import clean_events
-from tests.conftest import lake_path
+from tests.conftest import compact_and_vacuum, lake_path
 
 
 def test_aggregate_daily_counts_per_user_date_and_type(spark_session):
@@ -46,12 +46,7 @@ def test_a_vacuumed_change_feed_recomputes_every_date(spark_session, lake_config
     assert [str(d) for d in aggregate_events.run(spark_session, lake_config)] == ["2026-11-20", "2026-11-21"]
     day("two.jsonl", "2026-11-22")
     silver = Lake(lake_config.storage_root).table("silver.events")
-    spark_session.sql(f"OPTIMIZE delta.`{silver.uri}`")  # rewrites the files both runs added ...
-    spark_session.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    try:
-        spark_session.sql(f"VACUUM delta.`{silver.uri}` RETAIN 0 HOURS")  # ... and removes them
-    finally:
-        spark_session.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    compact_and_vacuum(spark_session, silver.uri)  # the files both runs added are gone
 
     assert [str(d) for d in aggregate_events.run(spark_session, lake_config)] == [
         "2026-11-20", "2026-11-21", "2026-11-22"]

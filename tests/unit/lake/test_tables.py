@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from palindrom.lake import native, tables
 from palindrom.lake.paths import Lake, TableRef
+from tests.conftest import compact_and_vacuum
 
 SCHEMA = "k string, v long, day date"
 
@@ -152,13 +153,7 @@ def test_consume_inserted_reads_the_whole_table_once_the_change_feed_is_gone(spa
         tables.append(frame(spark_session, [(k, 1)]), ref)
     assert tables.consume_inserted(spark_session, ref, 1, 3, keys) == ["b", "c"]
     assert tables.consume_inserted(spark_session, ref, None, 3, keys) == ["a", "b", "c"]
-    # OPTIMIZE rewrites the files versions 2 and 3 added; VACUUM removes them.
-    spark_session.sql(f"OPTIMIZE delta.`{ref.uri}`")
-    spark_session.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    try:
-        spark_session.sql(f"VACUUM delta.`{ref.uri}` RETAIN 0 HOURS")
-    finally:
-        spark_session.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    compact_and_vacuum(spark_session, ref.uri)  # the files versions 2 and 3 added are gone
     with pytest.raises(Py4JJavaError, match="FILE_NOT_EXIST"):
         keys(tables.inserted_since(spark_session, ref, 1, 4))
     assert tables.consume_inserted(spark_session, ref, 1, 4, keys) == ["a", "b", "c"]

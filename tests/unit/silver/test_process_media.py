@@ -11,7 +11,7 @@ from palindrom.media import embedders
 from pipelines.bronze import ingest_events, ingest_media
 from pipelines.sample_media import audio_bytes, image_bytes
 from pipelines.silver import clean_events, process_media
-from tests.conftest import lake_path
+from tests.conftest import compact_and_vacuum, lake_path
 from tests.unit.bronze.test_ingest_media import write
 
 
@@ -96,18 +96,25 @@ def test_texts_are_looked_for_only_in_events_new_since_the_last_run(spark_sessio
         process_media.embed_texts(spark_session, lake_config, lake, result)
         return result
 
-    def a_day_of(name: str, *lines: str) -> process_media.ProcessResult:
+    def clean_a_day(name: str, *lines: str) -> None:
         (landing / name).write_text("\n".join(lines) + "\n")
         ingest_events.run(spark_session, lake_config)
         clean_events.run(spark_session, lake_config, registry=repo_registry)
-        return embed_texts()
 
-    first = a_day_of("d1.jsonl", message("a", "hello"), message("b", "world"))
+    clean_a_day("d1.jsonl", message("a", "hello"), message("b", "world"))
+    first = embed_texts()
     assert (first.texts_read, first.embedded["text"]) == (2, 2)
-    second = a_day_of("d2.jsonl", message("c", " hello"), message("d", "new"))  # " hello": "hello" once stripped
+    clean_a_day("d2.jsonl", message("c", " hello"), message("d", "new"))  # " hello": "hello" once stripped
+    second = embed_texts()
     assert (second.texts_read, second.embedded["text"]) == (2, 1)  # day 2's events only
     again = embed_texts()  # silver unchanged: nothing read, nothing committed
     assert (again.texts_read, again.embedded["text"]) == (0, 0)
-    assert table(spark_session, lake_config, "silver.media_embeddings").count() == 3
+    # Silver's change feed since then gone (its files compacted, then vacuumed): every event is read,
+    # and only the new text embedded.
+    clean_a_day("d3.jsonl", message("e", "world"), message("f", "third"))
+    compact_and_vacuum(spark_session, lake.table("silver.events").uri)
+    third = embed_texts()
+    assert (third.texts_read, third.embedded["text"]) == (4, 1)  # hello, world, new, third
+    assert table(spark_session, lake_config, "silver.media_embeddings").count() == 4
     progress = table(spark_session, lake_config, "silver.text_embeddings_progress").orderBy("silver_version")
-    assert [(r["texts_read"], r["embedded"]) for r in progress.collect()] == [(2, 2), (2, 1)]
+    assert [(r["texts_read"], r["embedded"]) for r in progress.collect()] == [(2, 2), (2, 1), (4, 1)]
