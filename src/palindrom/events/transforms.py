@@ -75,8 +75,9 @@ def _validate_batch(batch: pa.RecordBatch, validator: EventValidator, columns: E
 def content_hash(typed_columns: list[str]) -> Column:
     """Equal for events whose known, normalised content is equal: a SHA-256 of the typed silver columns
     as JSON (computed in the JVM; timestamps as UTC instants to the microsecond)."""
+    # Written in UTC, so the offset is always Z (the same text as the offset pattern letters give).
     as_json = F.to_json(F.struct(*typed_columns),
-                        {"timeZone": "UTC", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
+                        {"timeZone": "UTC", "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"})
     return F.sha2(as_json, 256)
 
 

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -179,6 +180,17 @@ def test_equal_content_builds_identical_rows(spark_session, snapshot):
     for a, b in (rows[0], rows[1]), (rows[2], rows[3]):
         assert a.asDict() | {"line_number": 0} == b.asDict() | {"line_number": 0}
     assert rows[0]["user_action"]["properties"] == '{"a":"é","b":[1,{"a":"x","z":null}]}'
+
+
+def test_the_content_hash_is_of_the_typed_columns_as_json(spark_session, snapshot):
+    """Silver keeps each event's hash and a later copy is compared with it: the hashed text must stay
+    as it is (another would make a re-sent event a conflicting duplicate of its own first copy)."""
+    line = event("m1", text=" cafe\u0301", at="2026-11-26T11:00:00.5+01:00")
+    row = validate_events(bronze_frame(spark_session, [line]), snapshot, MAX_LINE_BYTES).first()
+    hashed = ('{"event_id":"m1","event_type":"conversation.message","schema_version":1,'
+              '"occurred_at":"2026-11-26T10:00:00.500000Z","user_id":"u","event_date":"2026-11-26",'
+              '"conversation_message":{"conversation_id":"c","turn":0,"role":"user","text":"caf\u00e9"}}')
+    assert row["content_hash"] == hashlib.sha256(hashed.encode()).hexdigest()
 
 
 def test_a_read_of_one_date_skips_the_files_of_runs_without_it(spark_session, lake_config, repo_registry):
