@@ -17,7 +17,7 @@ run: setup
 	$(BIN)/pipelines dataset list
 
 test: setup
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts notebooks
 	$(BIN)/pytest
 
 test-unit: setup
@@ -33,7 +33,7 @@ bench-gold: setup
 	$(BIN)/python bench/gold.py
 
 lint: setup
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts notebooks
 
 clean:
 	rm -rf lake .cache/spark-warehouse bench/results

@@ -17,10 +17,10 @@ from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.spark import get_spark
 
-try:
-    dbutils.widgets.text("env", "dev")  # noqa: F821 (Databricks notebook global)
-    dbutils.widgets.text("root", "")  # noqa: F821
-    env, root = dbutils.widgets.get("env"), dbutils.widgets.get("root") or None  # noqa: F821
+try:  # dbutils: the Databricks notebook global (ruff knows it in "# Databricks notebook source" files)
+    dbutils.widgets.text("env", "dev")
+    dbutils.widgets.text("root", "")
+    env, root = dbutils.widgets.get("env"), dbutils.widgets.get("root") or None
 except NameError:  # not on Databricks
     env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
 

@@ -15,12 +15,12 @@ from palindrom.config import load_config
 from palindrom.data import list_releases, load_training_dataset
 from palindrom.data.releases import read_file, resolve
 
-try:
-    dbutils.widgets.text("env", "dev")  # noqa: F821 (Databricks notebook global)
-    dbutils.widgets.text("root", "")  # noqa: F821
-    dbutils.widgets.text("dataset", "chat_sft")  # noqa: F821
-    env, root = dbutils.widgets.get("env"), dbutils.widgets.get("root") or None  # noqa: F821
-    dataset = dbutils.widgets.get("dataset")  # noqa: F821
+try:  # dbutils: the Databricks notebook global (ruff knows it in "# Databricks notebook source" files)
+    dbutils.widgets.text("env", "dev")
+    dbutils.widgets.text("root", "")
+    dbutils.widgets.text("dataset", "chat_sft")
+    env, root = dbutils.widgets.get("env"), dbutils.widgets.get("root") or None
+    dataset = dbutils.widgets.get("dataset")
 except NameError:  # not on Databricks
     env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
     dataset = os.environ.get("PIPELINES_DATASET", "chat_sft")
