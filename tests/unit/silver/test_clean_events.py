@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import json
 
@@ -50,15 +51,29 @@ def fates(frame):
     return {(r["line_number"], r["fate"], r["reason"]) for r in frame.collect()}
 
 
+@contextlib.contextmanager
+def only_hinted_broadcasts(spark):
+    """Joins without a broadcast hint shuffle both sides, however small (as at production sizes)."""
+    automatic = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        yield
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", automatic)
+
+
 @pytest.fixture(params=["every line ranked", "contested lines ranked", "contested lines ranked, run ids shuffled"])
-def classify(request):
+def classify(request, spark_session):
     """classify_duplicates every way: the outcome must not depend on it."""
     def run(validated, silver):
         if request.param == "every line ranked":
             return classify_duplicates(validated, silver, None)
-        lines = clean_events.BROADCAST_RUN_IDS_LIMIT + request.param.endswith("shuffled")
+        lines = clean_events.BROADCAST_RUN_IDS_LIMIT + shuffled
         return classify_duplicates(validated, silver, clean_events.contested_ids(validated, silver, lines))
-    return run
+
+    shuffled = request.param.endswith("shuffled")
+    with only_hinted_broadcasts(spark_session) if shuffled else contextlib.nullcontext():
+        yield run
 
 
 def test_first_valid_occurrence_wins_identical_dropped_conflicting_quarantined(spark_session, snapshot, classify):
@@ -119,12 +134,8 @@ def test_silver_is_scanned_against_the_broadcast_run_ids_not_shuffled(spark_sess
         plan = contested_event_ids(validated, silver, broadcast_run_ids)._jdf.queryExecution().executedPlan()
         return [j for j in ("BroadcastHashJoin", "SortMergeJoin") if j in plan.toString()]
 
-    automatic = spark_session.conf.get("spark.sql.autoBroadcastJoinThreshold")
-    spark_session.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")  # only the hint broadcasts
-    try:
+    with only_hinted_broadcasts(spark_session):
         assert (joins(True), joins(False)) == (["BroadcastHashJoin"], ["SortMergeJoin"])
-    finally:
-        spark_session.conf.set("spark.sql.autoBroadcastJoinThreshold", automatic)
 
 
 def test_conflict_detail_names_where_the_event_was_first_seen(spark_session, snapshot):
