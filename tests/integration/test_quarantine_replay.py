@@ -49,6 +49,7 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
         line("p1", "payment.completed", {"amount_cents": 100}),  # identical copy
         line("p2", "payment.completed", {"amount_cents": -5}),   # fails the new schema too
         "{not json",
+        line("e1", "payment.completed", {"amount_cents": 7}),  # passes the new schema, but e1 is in silver
     ]) + "\n")
     ingest_events.run(spark_session, lake_config)
     clean_events.run(spark_session, lake_config, registry=repo_registry)
@@ -61,14 +62,14 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
 
     result = replay_quarantine.run(spark_session, lake_config, registry=newer)
     outcome = (result.replayed, result.moved_to_silver, result.identical_duplicates, result.still_quarantined)
-    assert outcome == (4, 1, 1, 2)
+    assert outcome == (5, 1, 1, 3)
 
     lake = Lake(lake_config.storage_root)
     silver = tables.read(spark_session, lake.table("silver.events"))
     assert silver.filter("event_id = 'p1'").select("payment_completed.amount_cents").first()[0] == 100
     quarantine = tables.read(spark_session, lake.table("silver.quarantine.events"))
     assert sorted((r["line_number"], r["reason"]) for r in quarantine.collect()) == [
-        (4, "invalid_value"), (5, "invalid_json")]  # p2's reason brought up to date
+        (4, "invalid_value"), (5, "invalid_json"), (6, "conflicting_duplicate")]  # reasons brought up to date
     replays = tables.read(spark_session, lake.table("silver.quarantine.events_replays"))
     assert sorted((r["line_number"], r["outcome"]) for r in replays.collect()) == [
         (2, "moved_to_silver"), (3, "identical_duplicate")]

@@ -34,7 +34,7 @@ from palindrom.events.transforms import (
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.logging import logger
-from pipelines.silver.clean_events import append_new_events, silver_rows
+from pipelines.silver.clean_events import append_new_events, contested_ids, silver_rows
 from pipelines.tasks import schema_registry
 
 MOVED_TO_SILVER = "moved_to_silver"
@@ -69,8 +69,13 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     validated = validate_events(as_bronze, snapshot, config.ingest.max_line_bytes)
     silver_version = tables.current_version(silver_ref)
     existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
-    classified = classify_duplicates(validated, existing).persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [validated.persist(StorageLevel.MEMORY_AND_DISK)]
     try:
+        # As clean_events does: only the lines whose event_id is contested are ranked and compared with
+        # silver, which is scanned for them rather than shuffled (a replay is usually a few lines).
+        contested = contested_ids(validated, existing, validated.count())
+        classified = classify_duplicates(validated, existing, contested).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(classified)
         counts = dict(classified.groupBy("fate").count().collect())
         total = sum(counts.values())
         logger.info("quarantine replay %s: %d lines re-validated: %s", replay_id, total, counts)
@@ -98,7 +103,8 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
         if changed.limit(1).count():
             tables.update_columns(spark, changed, quarantine_ref, COORDINATES, ["reason", "detail", "schema_ref"])
     finally:
-        classified.unpersist()
+        for frame in cached:
+            frame.unpersist()
     return ReplayResult(
         replay_id, total, counts.get(TO_SILVER, 0) + counts.get(ALREADY_IN_SILVER, 0),
         counts.get(IDENTICAL_DUPLICATE, 0), counts.get(TO_QUARANTINE, 0),
