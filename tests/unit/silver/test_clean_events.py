@@ -65,13 +65,14 @@ def only_hinted_broadcasts(spark):
 @pytest.fixture(params=["every line ranked", "contested lines ranked", "contested lines ranked, run ids shuffled"])
 def classify(request, spark_session):
     """classify_duplicates every way: the outcome must not depend on it."""
+    shuffled = request.param.endswith("shuffled")
+    lines = clean_events.BROADCAST_RUN_IDS_LIMIT + (1 if shuffled else 0)  # past the limit: no broadcast hint
+
     def run(validated, silver):
         if request.param == "every line ranked":
             return classify_duplicates(validated, silver, None)
-        lines = clean_events.BROADCAST_RUN_IDS_LIMIT + shuffled
         return classify_duplicates(validated, silver, clean_events.contested_ids(validated, silver, lines))
 
-    shuffled = request.param.endswith("shuffled")
     with only_hinted_broadcasts(spark_session) if shuffled else contextlib.nullcontext():
         yield run
 
