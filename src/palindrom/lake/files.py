@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -43,9 +44,15 @@ def list_files(spark: SparkSession, folder: str) -> list[LandingFile]:
     return found
 
 
+# Spark expands glob patterns in the paths it reads: `events[1].jsonl` would read `events1.jsonl`, and
+# `x{a,b}.jsonl` nothing. Hadoop's glob syntax takes these characters literally after a backslash.
+_GLOB_SPECIAL = re.compile(r"([\\{}\[\]*?])")
+
+
 def read_files(spark: SparkSession, uris: list[str]) -> DataFrame:
-    """path, modificationTime, length and content (bytes) of the named files (zero-byte files give no row)."""
-    return spark.read.format("binaryFile").load(uris)
+    """path, modificationTime, length and content (bytes) of the named files (zero-byte files give no
+    row); each uri is read as the one file it names (glob characters in it taken literally)."""
+    return spark.read.format("binaryFile").load([_GLOB_SPECIAL.sub(r"\\\1", uri) for uri in uris])
 
 
 def _hadoop_path(spark: SparkSession, uri: str):
