@@ -326,7 +326,7 @@ def _compile_object(node: Mapping[str, Any], path: str) -> Check:
         if type(value) is not dict:
             raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
         if free_form:
-            # Kept as canonical JSON text (EventColumns.payload_value), which neither could be written as.
+            # Kept as canonical JSON text (EventColumns.payload_value): refused where that text cannot hold it.
             if (long_integer := _first_leaf(value, _is_long_integer)) is not None:
                 raise Invalid(INVALID_VALUE, f"{path}: holds the integer {long_integer!r}, longer than "
                                              f"{sys.get_int_max_str_digits()} digits")
