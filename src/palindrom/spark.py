@@ -94,10 +94,6 @@ def get_spark(config: SparkConfig, app_name: str = "pipelines", storage_root: st
             .config("spark.ui.showConsoleProgress", "false")
             # Keep every table readable by other Delta clients (delta-rs): no deletion vectors.
             .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
-            # Local files without Hadoop's checksum layer, which cannot open a file whose name holds a
-            # colon (it names the side file `.<name>.crc` as a URI): landing files may well be named
-            # for their time (`events-2026-11-27T10:00:00Z.jsonl`). No `.crc` side files are written.
-            .config("spark.hadoop.fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
         )
         if storage_root and storage_root.startswith("s3a://"):
             # On the classpath of the driver (which runs the local executors), not in spark.jars, which
