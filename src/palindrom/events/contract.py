@@ -169,12 +169,10 @@ def _first_leaf(value: Any, wanted: Callable[[Any], bool]) -> Any:
     return next((found for child in children if (found := _first_leaf(child, wanted)) is not None), None)
 
 
-def _is_long_integer(value: Any) -> bool:
-    return type(value) is LongInteger
-
-
-def _is_infinite(value: Any) -> bool:
-    return type(value) is float and math.isinf(value)
+def _has_no_json_text(value: Any) -> bool:
+    """An integer too long to convert (LongInteger), or a number beyond a double's range (1e400 reads
+    as inf, which json.dumps writes as Infinity)."""
+    return type(value) is LongInteger or (type(value) is float and math.isinf(value))
 
 
 _UNDECIDED = object()
@@ -327,12 +325,12 @@ def _compile_object(node: Mapping[str, Any], path: str) -> Check:
             raise Invalid(WRONG_TYPE, f"{path or 'event'}: expected an object, got {_type_name(value)}")
         if free_form:
             # Kept as canonical JSON text (EventColumns.payload_value): refused where that text cannot hold it.
-            if (long_integer := _first_leaf(value, _is_long_integer)) is not None:
-                raise Invalid(INVALID_VALUE, f"{path}: holds the integer {long_integer!r}, longer than "
+            if (unwritable := _first_leaf(value, _has_no_json_text)) is None:
+                return value
+            if type(unwritable) is LongInteger:
+                raise Invalid(INVALID_VALUE, f"{path}: holds the integer {unwritable!r}, longer than "
                                              f"{sys.get_int_max_str_digits()} digits")
-            if _first_leaf(value, _is_infinite) is not None:  # 1e400 reads as inf, and json.dumps writes Infinity
-                raise Invalid(INVALID_VALUE, f"{path}: holds a number beyond the range of a double")
-            return value
+            raise Invalid(INVALID_VALUE, f"{path}: holds a number beyond the range of a double")
         out = {}
         for name, field_check, required, field_path in fields:
             field_value = value.get(name)
