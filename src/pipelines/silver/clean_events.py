@@ -177,7 +177,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
     quarantine_ref, cleaned_ref = lake.table("silver.quarantine.events"), lake.table("silver.events_batches")
 
     bronze_lines = pending_batches(spark, lake)
-    pending = list(bronze_lines)
+    pending, n_bronze = list(bronze_lines), sum(bronze_lines.values())
     if not pending:
         logger.info("clean_events: no bronze batches to clean")
         return CleanResult([], 0, 0, 0, 0)
@@ -190,8 +190,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
     silver_version = tables.current_version(silver_ref)
     existing = None if silver_version is None else tables.read(spark, silver_ref, silver_version)
     try:
-        classified = classify_duplicates(validated, existing,
-                                         contested_ids(validated, existing, sum(bronze_lines.values())))
+        classified = classify_duplicates(validated, existing, contested_ids(validated, existing, n_bronze))
         counts = {r["batch_id"]: r for r in batch_counts(classified).collect()}
         total = {k: sum(r[k] for r in counts.values())
                  for k in ("lines", "to_silver", "inserted", "to_quarantine", "identical_duplicates")}
@@ -218,8 +217,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         n_silver, n_quarantine = (sum(tables.rows_per_value(spark, ref, "bronze_batch_id", pending).values())
                                   for ref in (silver_ref, quarantine_ref))
         quality.enforce([
-            quality.events_conserved_counts(sum(bronze_lines.values()), n_silver, n_quarantine,
-                                            total["identical_duplicates"]),
+            quality.events_conserved_counts(n_bronze, n_silver, n_quarantine, total["identical_duplicates"]),
             *quality.silver_events_checks(silver.filter(F.col("bronze_batch_id").isin(pending))),
             *(quality.quarantine_checks(quarantine.filter(F.col("bronze_batch_id").isin(pending)))
               if n_quarantine else []),  # no rows of these batches to look at
