@@ -2,8 +2,10 @@
 
 Reads databricks.yml as the Asset Bundle CLI would (its `include` globs, `${var.*}` variables with
 the `local` target's overrides, `{{job.parameters.*}}` references), orders the job's tasks by
-`depends_on`, and runs each task's `python_wheel_task` entry point in a fresh process. A failed task
-stops every task that depends on it; the others still run.
+`depends_on`, and runs each task's `python_wheel_task` entry point in a fresh process. A task runs
+when its dependencies have all succeeded (`run_if: ALL_SUCCESS`, the default) or, with `run_if:
+ALL_DONE`, once they have finished whatever their outcome; otherwise it is skipped. The other
+`run_if` conditions of Databricks are refused.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ _BUNDLE_REF = re.compile(r"\$\{bundle\.(target|name)\}")
 _JOB_PARAM = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z0-9_]+)\s*\}\}")
 
 
+ALL_SUCCESS, ALL_DONE = "ALL_SUCCESS", "ALL_DONE"  # the `run_if` conditions this runner knows
+
+
 class BundleError(ValueError):
     """databricks.yml (or an included file) does not describe a runnable job."""
 
@@ -38,6 +43,7 @@ class Task:
     entry_point: str
     parameters: list[str]
     depends_on: list[str] = field(default_factory=list)
+    run_if: str = ALL_SUCCESS
 
 
 @dataclass(frozen=True)
@@ -123,10 +129,15 @@ def job_tasks(bundle: Mapping[str, Any], job: str, overrides: Mapping[str, str])
         arguments = list(wheel.get("parameters", []))
         for name, value in (wheel.get("named_parameters") or {}).items():
             arguments += [f"--{name}", str(value)]
+        run_if = raw.get("run_if", ALL_SUCCESS)
+        if run_if not in (ALL_SUCCESS, ALL_DONE):
+            raise BundleError(f"task {raw['task_key']!r} of job {job!r}: run_if {run_if!r} is not supported "
+                              f"by the local runner (supported: {ALL_SUCCESS}, {ALL_DONE})")
         tasks.append(Task(
             key=raw["task_key"], entry_point=wheel["entry_point"],
             parameters=[_JOB_PARAM.sub(job_param, str(a)) for a in arguments],
             depends_on=[d["task_key"] for d in raw.get("depends_on", [])],
+            run_if=run_if,
         ))
     return _topological(tasks, job)
 
@@ -162,7 +173,7 @@ def run_job(job: str, overrides: Mapping[str, str], target: str = "local",
     outcomes: dict[str, TaskOutcome] = {}
     for i, task in enumerate(tasks, start=1):
         blocked = [d for d in task.depends_on if outcomes[d].status != "succeeded"]
-        if blocked:
+        if blocked and task.run_if == ALL_SUCCESS:
             why = f"upstream {', '.join(blocked)} did not succeed"
             outcomes[task.key] = TaskOutcome(task.key, "skipped", detail=why)
             logger.error("[%d/%d] %s skipped: %s", i, len(tasks), task.key, why)

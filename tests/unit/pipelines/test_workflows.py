@@ -83,6 +83,47 @@ def test_failed_task_stops_its_dependants_but_not_the_others(tmp_path):
     assert "job j failed: task broken failed; skipped after_broken" in result.stderr
 
 
+def test_a_task_that_runs_if_all_done_runs_after_a_failed_dependency(tmp_path):
+    path = write_bundle(tmp_path, """\
+        - task_key: broken
+          python_wheel_task: {package_name: pipelines, entry_point: ingest_events, parameters: ["--env", "nope"]}
+        - task_key: cleanup
+          depends_on: [{task_key: broken}]
+          run_if: ALL_DONE
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
+        - task_key: after_cleanup
+          depends_on: [{task_key: cleanup}]
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
+        """)
+    outcomes = {o.key: o.status for o in run_job("j", {}, bundle_path=path)}
+    assert outcomes == {"broken": "failed", "cleanup": "succeeded", "after_cleanup": "succeeded"}
+    result = run_cli("run", "j", "--bundle", str(path), check=False)
+    assert result.returncode == 1  # the job still failed
+    assert "job j failed: task broken failed" in result.stderr
+
+
+def test_an_unsupported_run_if_is_named(tmp_path):
+    path = write_bundle(tmp_path, """\
+        - task_key: a
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
+        - task_key: b
+          depends_on: [{task_key: a}]
+          run_if: AT_LEAST_ONE_FAILED
+          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
+        """)
+    with pytest.raises(BundleError, match="task 'b' of job 'j': run_if 'AT_LEAST_ONE_FAILED' is not supported"):
+        run_job("j", {}, bundle_path=path)
+
+
+def test_a_refused_landing_file_does_not_hold_back_the_cleaning_of_the_others(local_bundle):
+    ingest, clean, aggregate = job_tasks(local_bundle, "daily_ingestion", {})
+    assert (clean.run_if, aggregate.run_if) == ("ALL_DONE", "ALL_SUCCESS")
+    task = local_bundle["resources"]["jobs"]["daily_ingestion"]["tasks"][0]
+    assert task["task_key"] == ingest.key
+    # the run then "succeeds with failures" on Databricks, which sends no job-level failure notice
+    assert task["email_notifications"]["on_failure"] and task["webhook_notifications"]["on_failure"]
+
+
 def test_gold_build_takes_a_dataset_parameter(local_bundle):
     (task,) = job_tasks(local_bundle, "gold_build", {})
     assert task.entry_point == "build_training_data"
