@@ -118,10 +118,12 @@ def test_an_unsupported_run_if_is_named(tmp_path):
 def test_a_refused_landing_file_does_not_hold_back_the_cleaning_of_the_others(local_bundle):
     ingest, clean, aggregate = job_tasks(local_bundle, "daily_ingestion", {})
     assert (clean.run_if, aggregate.run_if) == ("ALL_DONE", "ALL_SUCCESS")
-    task = local_bundle["resources"]["jobs"]["daily_ingestion"]["tasks"][0]
+    job = local_bundle["resources"]["jobs"]["daily_ingestion"]
+    task = job["tasks"][0]
     assert task["task_key"] == ingest.key
     # the run then "succeeds with failures" on Databricks, which sends no job-level failure notice
-    assert task["email_notifications"]["on_failure"] and task["webhook_notifications"]["on_failure"]
+    for notifications in ("email_notifications", "webhook_notifications"):
+        assert task[notifications]["on_failure"] == job[notifications]["on_failure"]
 
 
 def test_gold_build_takes_a_dataset_parameter(local_bundle):
