@@ -168,6 +168,15 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         print("replay re-validates events only: a repaired media file is landed again under a new path",
               file=sys.stderr)
         return 2
+    if args.media:
+        from palindrom.media.decoding import REASONS
+    else:
+        from palindrom.events.contract import REASON_CODES as REASONS
+    unknown = sorted(set(args.reason or ()) - set(REASONS))
+    if unknown:
+        print(f"no such {'media' if args.media else 'event'} reason code: {', '.join(unknown)} "
+              f"(the codes: {', '.join(REASONS)})", file=sys.stderr)
+        return 2
     if args.action == "replay":
         from pipelines.silver import replay_quarantine
 
@@ -205,6 +214,9 @@ def _list_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by_reason": dict(by_reason), "rows": sample}, indent=2))
         return 0
+    if not by_reason:
+        print(f"no quarantined {'media files' if args.media else 'lines'}"
+              + (f" with reason {', '.join(args.reason)}" if args.reason else ""))
     for reason, n in by_reason:
         print(f"  {reason:<24} {n:>7}")
     for r in sample:

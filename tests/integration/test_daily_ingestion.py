@@ -111,3 +111,5 @@ def test_quarantine_list_shows_reasons_and_raw_lines(sample_lake):
     single_quoted = [r for r in listing["rows"] if r["raw_text"] == "{'event_id': 'single-quoted'}"]
     assert single_quoted[0]["reason"] == "invalid_json"
     assert single_quoted[0]["source_file"] == "2026-11-26/events-0004.jsonl"
+    none = run_cli("quarantine", "list", "--root", sample_lake.storage.root, "--reason", "line_too_long")
+    assert none.stdout.strip() == "no quarantined lines with reason line_too_long"
