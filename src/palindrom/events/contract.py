@@ -217,7 +217,10 @@ def parse_json_line(text: str) -> Any:
         raise Invalid(DUPLICATE_KEY, f"key {e.args[0]!r} appears twice in one object") from None
     except RecursionError:
         raise Invalid(NESTING_TOO_DEEP, f"JSON nesting deeper than {MAX_NESTING} levels") from None
-    except ValueError as e:  # JSONDecodeError, NaN/Infinity
+    except json.JSONDecodeError as e:  # its own text says "line 1 column N": the line within the line
+        at = "" if e.msg.endswith(" at") else " at"  # "Unterminated string starting at", ...
+        raise Invalid(INVALID_JSON, f"{e.msg}{at} character {e.pos + 1}") from None
+    except ValueError as e:  # NaN, Infinity
         raise Invalid(INVALID_JSON, str(e)) from None
     if _SURROGATE_ESCAPE.search(text):
         try:  # json accepts escaped lone surrogates ("\ud800"); they are not Unicode text

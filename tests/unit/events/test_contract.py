@@ -34,6 +34,18 @@ def test_rejection_names_field_rule_and_schema(validator):
     assert result == Rejected("wrong_type", "payload.rating: expected an integer, got string", "feedback.rating/v1")
 
 
+@pytest.mark.parametrize(("line", "detail"), [
+    ('{"event_id": "e", "x": 1,}', "Expecting property name enclosed in double quotes at character 26"),
+    ('{"event_id": "e"} {"event_id": "f"}', "Extra data at character 19"),
+    ('{"event_id": "é\x01"}', "Invalid control character at character 16"),
+    ('{"event_id": "e', "Unterminated string starting at character 14"),
+    ("", "Expecting value at character 1"),
+    ('{"n": NaN}', "NaN is not valid JSON"),
+])
+def test_invalid_json_is_located_by_character_within_the_line(validator, line, detail):
+    assert validator.validate(line, len(line)) == Rejected("invalid_json", detail, None)
+
+
 LONG = "9" * 5000  # beyond Python's int_max_str_digits (4300)
 
 
