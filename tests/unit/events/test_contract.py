@@ -1,7 +1,12 @@
+import datetime as dt
+import json
+import random
+
 import pytest
 
 from palindrom.events import contract
 from palindrom.events.contract import EventValidator, Invalid, Rejected, ValidEvent, parse_timestamp_micros
+from pipelines.sample_data import generate_events
 from tests.unit.events.conformance import MAX_LINE_BYTES, check_case, load_cases
 
 CASES = load_cases()
@@ -111,6 +116,32 @@ def test_the_fast_parser_agrees_with_the_exact_one(validator, line, fate):
     result = validator.validate(line, len(line))
     assert result == exact(validator, line)
     assert (result.reason if isinstance(result, Rejected) else "valid") == fate
+
+
+FUZZ_PIECES = ('"', "\\", "{", "}", "[", "]", ":", ",", "1", "-", ".", "e", "0", " ", "\\u0000", "\\ud800",
+               "\\u00e9", "é", "e\u0301", "\u2028", "\t", "null", "true", "1e400", "9223372036854775808", "1.0",
+               '"a":1,', '"event_id":"x",', "\\u003a", "\x00", "😀", "\\ud83d\\ude00", "NaN", '"payload":{},')
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fast_parser_agrees_with_the_exact_one_on_mutated_events(validator, seed):
+    """Sample events with one to three random insertions, deletions or replacements of JSON's own
+    characters and edge values: the fast path must give exactly the exact path's result (fate,
+    detail, fields) on every line."""
+    rng = random.Random(seed)
+    events = [json.dumps(e, ensure_ascii=rng.random() < 0.5)
+              for e in generate_events(rng, dt.date(2026, 11, 26), 100)]
+    differ = []
+    for _ in range(2000):
+        line = rng.choice(events)
+        for _ in range(rng.randint(1, 3)):
+            at, piece = rng.randrange(len(line) + 1), rng.choice(FUZZ_PIECES)
+            line = rng.choice((line[:at] + piece + line[at:],  # insert
+                               line[:at] + line[at + rng.randint(1, 3):],  # delete
+                               line[:at] + piece + line[at + 1:]))  # replace
+        if validator.validate(line, len(line.encode())) != exact(validator, line):
+            differ.append(line)
+    assert differ == []
 
 
 def test_canonical_free_form_text_keeps_integers_beyond_64_bits(validator):
