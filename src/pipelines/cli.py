@@ -168,14 +168,11 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         print("replay re-validates events only: a repaired media file is landed again under a new path",
               file=sys.stderr)
         return 2
-    if args.media:
-        from palindrom.media.decoding import REASONS
-    else:
-        from palindrom.events.contract import REASON_CODES as REASONS
-    unknown = sorted(set(args.reason or ()) - set(REASONS))
+    known = _reason_codes(args.media)
+    unknown = sorted(set(args.reason or ()) - set(known))
     if unknown:
         print(f"no such {'media' if args.media else 'event'} reason code: {', '.join(unknown)} "
-              f"(the codes: {', '.join(REASONS)})", file=sys.stderr)
+              f"(the codes: {', '.join(known)})", file=sys.stderr)
         return 2
     if args.action == "replay":
         from pipelines.silver import replay_quarantine
@@ -187,6 +184,16 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
               f"{result.still_quarantined} still quarantined")
         return 0
     return _list_quarantine(config, args)
+
+
+def _reason_codes(media: bool) -> tuple[str, ...]:
+    if media:
+        from palindrom.media.decoding import REASONS  # imports the media libraries: only when asked
+
+        return REASONS
+    from palindrom.events.contract import REASON_CODES
+
+    return REASON_CODES
 
 
 def _list_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
