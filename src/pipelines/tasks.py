@@ -7,11 +7,16 @@ A task module's `main()` is one call to `task_main` with its `run(spark, config)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from palindrom.config import ENVIRONMENTS, PipelineConfig, configs_dir, load_config
 from palindrom.events.registry import SchemaRegistry, registry_from_config
+from palindrom.lake.paths import Lake, native_uri
 from palindrom.logging import capture_error, logger
 
 RunFunction = Callable[[Any, PipelineConfig], Any]
@@ -27,6 +32,33 @@ def add_env_arguments(parser: argparse.ArgumentParser, default_env: str | None =
 def schema_registry(config: PipelineConfig) -> SchemaRegistry:
     return registry_from_config(config.registry.kind, config.registry.url, config.registry.group,
                                 configs_dir() / "schemas" / "events")
+
+
+class TaskAlreadyRunning(RuntimeError):
+    """Another run of the same task holds the local lake's lock for it."""
+
+
+@contextmanager
+def one_run_at_a_time(task: str, storage_root: str) -> Iterator[None]:
+    """Locally, what `max_concurrent_runs: 1` is on Databricks, which the tasks' exactly-once
+    bookkeeping assumes (two ingest runs at once would both take the same new files): a second run of
+    a task on the same local lake fails at once, naming the lock. The operating system releases it
+    when the run's process ends, however it ends. No lock on an s3a:// root: Workflows enforces it."""
+    if not storage_root.startswith("file:"):
+        yield
+        return
+    path = Path(native_uri(Lake(storage_root).task_lock(task)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TaskAlreadyRunning(f"{task} is already running on {storage_root} (another process holds {path}); "
+                                 "runs of one task on a lake must not overlap") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def task_main(task: str, layer: str, run: RunFunction, description: str, argv: list[str] | None = None,
@@ -48,8 +80,9 @@ def task_main(task: str, layer: str, run: RunFunction, description: str, argv: l
     try:
         config = load_config(args.env, args.root or None)  # an empty --root (job parameter) = default
         logger.info("%s: env=%s root=%s", task, config.env, config.storage_root)
-        spark = get_spark(config.spark, app_name=task, storage_root=config.storage_root)
-        run(spark, config, args) if add_arguments else run(spark, config)
+        with one_run_at_a_time(task, config.storage_root):
+            spark = get_spark(config.spark, app_name=task, storage_root=config.storage_root)
+            run(spark, config, args) if add_arguments else run(spark, config)
     except Exception as error:
         capture_error(error, context={"job": task, "layer": layer, "env": args.env})
         raise

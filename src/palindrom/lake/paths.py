@@ -40,6 +40,7 @@ LANDING_SOURCES = ("events", "images", "audio", "video")
 MEDIA_FOLDERS = {"image": "images", "audio": "audio", "video": "video"}
 BLOBS = "bronze/blobs"  # objects too large to store inline, one file per SHA-256
 TRAINING_DATASETS = "gold/training_datasets"  # one table per dataset, named after its spec
+LOCKS = "_locks"  # one lock file per task, on local roots (see pipelines.tasks.one_run_at_a_time)
 
 
 def native_uri(uri: str) -> str:
@@ -84,6 +85,9 @@ class Lake:
         """A build's card, plots, tokenizer and manifest (by build, so a build that loses the race for
         a release number never overwrites the winner's)."""
         return f"{self.root}/{TRAINING_DATASETS}/_files/{name}/{build_id}"
+
+    def task_lock(self, task: str) -> str:
+        return f"{self.root}/{LOCKS}/{task}.lock"
 
     def tables(self) -> list[TableRef]:
         return [self.table(name) for name in TABLE_PATHS]
