@@ -178,6 +178,9 @@ def run_job(job: str, overrides: Mapping[str, str], target: str = "local",
             outcomes[task.key] = TaskOutcome(task.key, "skipped", detail=why)
             logger.error("[%d/%d] %s skipped: %s", i, len(tasks), task.key, why)
             continue
+        if blocked:
+            logger.warning("[%d/%d] %s runs although upstream %s did not succeed (run_if: %s)",
+                           i, len(tasks), task.key, ", ".join(blocked), task.run_if)
         command = _entry_point_command(task.entry_point) + task.parameters
         logger.info("[%d/%d] %s: %s", i, len(tasks), task.key, " ".join(command[1:]) or "(no parameters)")
         started = time.monotonic()

@@ -100,6 +100,7 @@ def test_a_task_that_runs_if_all_done_runs_after_a_failed_dependency(tmp_path):
     result = run_cli("run", "j", "--bundle", str(path), check=False)
     assert result.returncode == 1  # the job still failed
     assert "job j failed: task broken failed" in result.stderr
+    assert "cleanup runs although upstream broken did not succeed (run_if: ALL_DONE)" in result.stderr
 
 
 def test_an_unsupported_run_if_is_named(tmp_path):
