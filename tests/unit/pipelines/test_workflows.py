@@ -1,6 +1,5 @@
-import textwrap
-
 import pytest
+import yaml
 
 from pipelines.workflows import BundleError, job_tasks, load_bundle, resolve_variables, run_job
 from tests.conftest import run_cli
@@ -41,41 +40,34 @@ def test_bad_requests_are_named(local_bundle, job, overrides, message):
         job_tasks(local_bundle, job, overrides)
 
 
-def write_bundle(tmp_path, tasks_yaml: str):
-    (tmp_path / "databricks.yml").write_text(textwrap.dedent("""\
-        bundle: {name: t}
-        targets: {local: {}}
-        resources:
-          jobs:
-            j:
-              tasks:
-        """) + textwrap.indent(textwrap.dedent(tasks_yaml), " " * 8))
+def task(key: str, *after: str, run_if: str | None = None, fails: bool = False,
+         parameters: tuple[str, ...] = ("schemas", "list")) -> dict:
+    """A bundle task: `pipelines schemas list` (succeeds), or with `fails`, ingest_events with an
+    unknown environment (exits 1)."""
+    wheel = {"package_name": "pipelines", "entry_point": "ingest_events" if fails else "pipelines",
+             "parameters": ["--env", "nope"] if fails else list(parameters)}
+    spec = {"task_key": key, "python_wheel_task": wheel}
+    if after:
+        spec["depends_on"] = [{"task_key": a} for a in after]
+    if run_if:
+        spec["run_if"] = run_if
+    return spec
+
+
+def write_bundle(tmp_path, *tasks: dict):
+    bundle = {"bundle": {"name": "t"}, "targets": {"local": {}}, "resources": {"jobs": {"j": {"tasks": list(tasks)}}}}
+    (tmp_path / "databricks.yml").write_text(yaml.safe_dump(bundle))
     return tmp_path / "databricks.yml"
 
 
 def test_cycle_is_refused(tmp_path):
-    path = write_bundle(tmp_path, """\
-        - task_key: a
-          depends_on: [{task_key: b}]
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
-        - task_key: b
-          depends_on: [{task_key: a}]
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
-        """)
+    path = write_bundle(tmp_path, task("a", "b", parameters=()), task("b", "a", parameters=()))
     with pytest.raises(BundleError, match="dependency cycle among: a, b"):
         run_job("j", {}, bundle_path=path)
 
 
 def test_failed_task_stops_its_dependants_but_not_the_others(tmp_path):
-    path = write_bundle(tmp_path, """\
-        - task_key: broken
-          python_wheel_task: {package_name: pipelines, entry_point: ingest_events, parameters: ["--env", "nope"]}
-        - task_key: after_broken
-          depends_on: [{task_key: broken}]
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
-        - task_key: independent
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
-        """)
+    path = write_bundle(tmp_path, task("broken", fails=True), task("after_broken", "broken"), task("independent"))
     outcomes = {o.key: o.status for o in run_job("j", {}, bundle_path=path)}
     assert outcomes == {"broken": "failed", "after_broken": "skipped", "independent": "succeeded"}
     result = run_cli("run", "j", "--bundle", str(path), check=False)
@@ -84,17 +76,8 @@ def test_failed_task_stops_its_dependants_but_not_the_others(tmp_path):
 
 
 def test_a_task_that_runs_if_all_done_runs_after_a_failed_dependency(tmp_path):
-    path = write_bundle(tmp_path, """\
-        - task_key: broken
-          python_wheel_task: {package_name: pipelines, entry_point: ingest_events, parameters: ["--env", "nope"]}
-        - task_key: cleanup
-          depends_on: [{task_key: broken}]
-          run_if: ALL_DONE
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
-        - task_key: after_cleanup
-          depends_on: [{task_key: cleanup}]
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines, parameters: ["schemas", "list"]}
-        """)
+    path = write_bundle(tmp_path, task("broken", fails=True), task("cleanup", "broken", run_if="ALL_DONE"),
+                        task("after_cleanup", "cleanup"))
     outcomes = {o.key: o.status for o in run_job("j", {}, bundle_path=path)}
     assert outcomes == {"broken": "failed", "cleanup": "succeeded", "after_cleanup": "succeeded"}
     result = run_cli("run", "j", "--bundle", str(path), check=False)
@@ -104,14 +87,7 @@ def test_a_task_that_runs_if_all_done_runs_after_a_failed_dependency(tmp_path):
 
 
 def test_an_unsupported_run_if_is_named(tmp_path):
-    path = write_bundle(tmp_path, """\
-        - task_key: a
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
-        - task_key: b
-          depends_on: [{task_key: a}]
-          run_if: AT_LEAST_ONE_FAILED
-          python_wheel_task: {package_name: pipelines, entry_point: pipelines}
-        """)
+    path = write_bundle(tmp_path, task("a"), task("b", "a", run_if="AT_LEAST_ONE_FAILED"))
     with pytest.raises(BundleError, match="task 'b' of job 'j': run_if 'AT_LEAST_ONE_FAILED' is not supported"):
         run_job("j", {}, bundle_path=path)
 
