@@ -105,6 +105,17 @@ def get_spark(config: SparkConfig, app_name: str = "pipelines", storage_root: st
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
+        _skip_local_checksums(spark)
     for key, value in COMMON_CONF.items():
         spark.conf.set(key, value)
     return spark
+
+
+def _skip_local_checksums(spark) -> None:
+    """Local reads skip Hadoop's checksum side files (`.<name>.crc`). Its checksum layer names that
+    file as a path of its own, which a name holding a colon makes a URI with a scheme: a landing file
+    `events-2026-11-27T10:00:00Z.jsonl` could not be opened at all. The local executors share the
+    driver's cached local file system, so this covers every task. Object stores (S3, Databricks) have
+    no such files and are not affected; writes still write them."""
+    context = spark.sparkContext
+    context._jvm.org.apache.hadoop.fs.FileSystem.getLocal(context._jsc.hadoopConfiguration()).setVerifyChecksum(False)

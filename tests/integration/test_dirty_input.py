@@ -3,7 +3,7 @@ a plain-Python oracle: the line rules (tests/unit/events/line_rules.py), the con
 the dedup rules replayed in ingestion order (files by path, then line number). The dirt: mutated
 fields, types and timestamps, broken serialisations (truncation, trailing values, duplicate keys,
 single quotes, NaN, deep nesting, a 5,000-digit integer, a lone surrogate), random bytes, blank and
-BOM lines, CRLF, gzip, file names with spaces, '#', '%' and non-ASCII in sub-folders, an empty file
+BOM lines, CRLF, gzip, file names with spaces, '#', '%', ':' and non-ASCII in sub-folders, an empty file
 and a corrupt gzip (refused, left in landing)."""
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def write_landing(landing: Path, seed: int) -> None:
         newline = rng.choice([b"\n", b"\r\n"])
         content = (b"\xef\xbb\xbf" if rng.random() < 0.2 else b"") + newline.join(lines)
         content += newline if rng.random() < 0.7 else b""
-        name = rng.choice([f"f{f:02d}.jsonl", f"sub/f {f:02d} é.jsonl", f"f{f:02d}#%.jsonl"])
+        name = rng.choice([f"f{f:02d}.jsonl", f"sub/f {f:02d} é.jsonl", f"f{f:02d}#%.jsonl",
+                           f"2026-11-27T10:00/f{f:02d}T10:00:00Z.jsonl"])
         if rng.random() < 0.25:
             content, name = gzip.compress(content), name + ".gz"
         (landing / name).parent.mkdir(parents=True, exist_ok=True)

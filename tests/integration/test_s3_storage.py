@@ -11,6 +11,7 @@ boxes read them, and the build's lineage from the tracking server.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -75,6 +76,10 @@ def s3_lake(s3_server, mlflow_server, tmp_path_factory) -> tuple[Lake, SampleSum
     of chat_sft tracked by the MLflow server."""
     landing = tmp_path_factory.mktemp("s3-landing")
     events = write_sample_data(landing / "events", dt.date(2026, 11, 26), users=150)
+    # One name with colons, as an upstream writer's timestamp gives: S3A must list and read it as itself.
+    stamped = events.files[0].replace("/", "/T06:00:00Z-", 1)
+    (landing / "events" / events.files[0]).rename(landing / "events" / stamped)
+    events = dataclasses.replace(events, files=[stamped, *events.files[1:]])
     media = write_sample_media(landing)
     lake = Lake(f"s3a://{s3_server.new_bucket()}/lake")
     with pytest.MonkeyPatch.context() as monkeypatch:

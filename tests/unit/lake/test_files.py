@@ -16,3 +16,18 @@ def test_each_landing_file_is_read_as_itself_whatever_glob_characters_its_name_h
     read = {r["path"].rsplit("/", 1)[-1]: bytes(r["content"]).decode() for r in rows}
     assert len(rows) == len(GLOB_LIKE_NAMES)  # one row a file; the zero-byte file gives none
     assert read == {name: f"content of {name}\n" for name in GLOB_LIKE_NAMES}
+
+
+def test_a_local_file_or_folder_whose_name_holds_a_colon_is_read(spark_session, tmp_path):
+    # Hadoop's checksum layer made such a name a URI with a scheme: the file could not be opened.
+    names = ["events-2026-11-27T10:00:00Z.jsonl", "2026-11-27T10:00/c:d.jsonl"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(f"content of {name}\n")
+
+    listed = list_files(spark_session, tmp_path.as_uri())
+    assert sorted(f.name for f in listed) == sorted(names)
+    rows = read_files(spark_session, [f.uri for f in listed]).collect()
+    prefix = tmp_path.as_uri().removeprefix("file://")
+    read = {r["path"].split(prefix, 1)[1].lstrip("/"): bytes(r["content"]).decode() for r in rows}
+    assert read == {name: f"content of {name}\n" for name in names}
