@@ -7,24 +7,19 @@
 
 # COMMAND ----------
 
-import os
-
 import numpy as np
 from pyspark.sql import functions as F
 
-from palindrom.config import load_config
+from palindrom.config import notebook_parameters
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.spark import get_spark
 
 try:  # dbutils: the Databricks notebook global (ruff knows it in "# Databricks notebook source" files)
-    dbutils.widgets.text("env", "dev")
-    dbutils.widgets.text("root", "")
-    env, root = dbutils.widgets.get("env"), dbutils.widgets.get("root") or None
-except NameError:  # not on Databricks
-    env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
-
-config = load_config(env, root)
+    widgets = dbutils.widgets
+except NameError:  # not on Databricks: PIPELINES_ENV, PIPELINES_ROOT
+    widgets = None
+config, _ = notebook_parameters(widgets)
 spark = get_spark(config.spark, app_name="explore-media", storage_root=config.storage_root)
 lake = Lake(config.storage_root)
 metadata = tables.read(spark, lake.table("silver.media_metadata"))

@@ -7,25 +7,18 @@
 
 # COMMAND ----------
 
-import os
-
 from tokenizers import Tokenizer
 
-from palindrom.config import load_config
+from palindrom.config import notebook_parameters
 from palindrom.data import list_releases, load_training_dataset
 from palindrom.data.releases import read_file, resolve
 
 try:  # dbutils: the Databricks notebook global (ruff knows it in "# Databricks notebook source" files)
-    dbutils.widgets.text("env", "dev")
-    dbutils.widgets.text("root", "")
-    dbutils.widgets.text("dataset", "chat_sft")
-    env, root = dbutils.widgets.get("env"), dbutils.widgets.get("root") or None
-    dataset = dbutils.widgets.get("dataset")
-except NameError:  # not on Databricks
-    env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
-    dataset = os.environ.get("PIPELINES_DATASET", "chat_sft")
-
-config = load_config(env, root)
+    widgets = dbutils.widgets
+except NameError:  # not on Databricks: PIPELINES_ENV, PIPELINES_ROOT, PIPELINES_DATASET
+    widgets = None
+config, parameters = notebook_parameters(widgets, dataset="chat_sft")
+dataset = parameters["dataset"]
 
 # COMMAND ----------
 

@@ -7,11 +7,12 @@ environment variables (on Databricks, from secret scopes mapped into the job's e
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("local", "dev", "staging", "prod")
@@ -25,8 +26,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_FILE_URI = re.compile(r"file:(?://(?:localhost)?(?=/))?(?!//)(.+)")  # file:/x, file:///x, file://localhost/x
+
+
 class StorageConfig(_Frozen):
-    root: str = Field(min_length=1, description="local path or s3a:// URI of the lake")
+    root: str = Field(min_length=1, description="local path, file: URI or s3a:// URI of the lake")
+
+    @field_validator("root")
+    @classmethod
+    def _local_or_s3a(cls, root: str) -> str:
+        scheme = _SCHEME.match(root)
+        if scheme is None or _FILE_URI.fullmatch(root) or re.fullmatch(r"s3a://[^/]+(/.*)?", root):
+            return root
+        if scheme[1] in ("file", "s3a"):
+            raise ValueError(f"{root!r}: expected file:/abs/path (a folder on this machine) or s3a://bucket/path")
+        raise ValueError(f"{root!r}: the scheme {scheme[1]!r} is not supported; a local path, a file: URI or "
+                         f"an s3a:// URI is (a local path holding a colon: start it with ./)")
 
 
 class SparkConfig(_Frozen):
@@ -124,11 +140,14 @@ class PipelineConfig(_Frozen):
 
     @property
     def storage_root(self) -> str:
-        """The root as a URI Spark and Delta accept: s3a:// as is, local paths as file:/abs/path
-        (Hadoop's own form, so paths Spark reports back compare equal to the ones we build)."""
+        """The root as a URI Spark and Delta accept: s3a:// as is, local paths and file: URIs as
+        file:/abs/path (Hadoop's own form, so paths Spark reports back compare equal to the ones we
+        build; a file: URI's path is taken as written, as this form prints it, not percent-decoded)."""
         root = self.storage.root
-        if "://" in root:
+        if root.startswith("s3a:"):
             return root.rstrip("/")
+        if file_uri := _FILE_URI.fullmatch(root):
+            root = file_uri[1]
         path = Path(root)
         if not path.is_absolute():
             path = REPO_ROOT / path
@@ -155,7 +174,7 @@ def configs_dir() -> Path:
 
 
 def load_config(env: str = "local", root: str | None = None) -> PipelineConfig:
-    """Load `configs/<env>.yaml`; `root` (a local path or s3a:// URI) overrides the storage root."""
+    """Load `configs/<env>.yaml`; `root` (a local path, file: or s3a:// URI) overrides the storage root."""
     if env not in ENVIRONMENTS:
         raise ConfigError(f"unknown environment {env!r}: expected one of {', '.join(ENVIRONMENTS)}")
     path = configs_dir() / f"{env}.yaml"
@@ -170,7 +189,24 @@ def load_config(env: str = "local", root: str | None = None) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in e.errors()
-        )
+        def key(err) -> str:
+            name = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            return f"{name} (the root override)" if root and name == "storage.root" else name
+
+        problems = "; ".join(f"{key(err)}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors())
         raise ConfigError(f"{path}: {problems}") from e
+
+
+def notebook_parameters(widgets, **defaults: str) -> tuple[PipelineConfig, dict[str, str]]:
+    """A notebook's config and parameters. On Databricks `widgets` is `dbutils.widgets`: `env` (default
+    dev), `root` (empty: the environment's) and one text widget per keyword, with its default. Elsewhere
+    (None) they come from PIPELINES_ENV (default local), PIPELINES_ROOT and PIPELINES_<KEYWORD>."""
+    if widgets is None:
+        env, root = os.environ.get("PIPELINES_ENV", "local"), os.environ.get("PIPELINES_ROOT")
+        values = {name: os.environ.get(f"PIPELINES_{name.upper()}", default) for name, default in defaults.items()}
+    else:
+        for name, default in {"env": "dev", "root": "", **defaults}.items():
+            widgets.text(name, default)
+        env, root = widgets.get("env"), widgets.get("root")
+        values = {name: widgets.get(name) for name in defaults}
+    return load_config(env, root or None), values

@@ -26,7 +26,7 @@ def add_env_arguments(parser: argparse.ArgumentParser, default_env: str | None =
     parser.add_argument("--env", default=default_env, choices=ENVIRONMENTS,
                         help=f"environment whose configs/<env>.yaml to load (default: {default_env or 'the target'})")
     parser.add_argument("--root", default=None,
-                        help="storage root overriding the config's: a local path or an s3a:// URI")
+                        help="storage root overriding the config's: a local path, a file: URI or an s3a:// URI")
 
 
 def schema_registry(config: PipelineConfig) -> SchemaRegistry:

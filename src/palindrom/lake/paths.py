@@ -1,4 +1,4 @@
-"""Where every table and landing folder lives under a storage root (local path or s3a:// URI).
+"""Where every table and landing folder lives under a storage root (file:/abs/path or s3a:// URI).
 
 Paths are built here and nowhere else: jobs ask for a table by name.
 """
