@@ -102,8 +102,11 @@ def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
         counts[media_type], copied = ingest_folder(spark, lake, media_type, batch_id, now,
                                                    config.media.inline_max_bytes)
         blobs += copied
-    logger.info("ingest_media: batch %s: %s; %d blobs copied", batch_id,
-                ", ".join(f"{n} {t}" for t, n in counts.items()), blobs)
+    if any(counts.values()):
+        logger.info("ingest_media: batch %s: %s; %d blobs copied", batch_id,
+                    ", ".join(f"{n} {t}" for t, n in counts.items()), blobs)
+    else:
+        logger.info("ingest_media: no new media files; nothing committed")
     return MediaIngestResult(batch_id, counts, blobs)
 
 
