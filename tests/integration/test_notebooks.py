@@ -1,6 +1,7 @@
 """The Databricks notebooks in notebooks/ run top to bottom as plain Python, as they do on a laptop
 (outside Databricks their widgets fall back to PIPELINES_ENV and PIPELINES_ROOT), against a lake
-holding every table and a release of each shipped dataset; each prints what it is there to show."""
+holding every table and a release of each shipped dataset. A notebook's product is what it shows, so
+these check its printed tables and lines against the tables they come from."""
 
 from __future__ import annotations
 
