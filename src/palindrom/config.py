@@ -28,6 +28,7 @@ class _Frozen(BaseModel):
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _FILE_URI = re.compile(r"file:(?://(?:localhost)?(?=/))?(?!//)(.+)")  # file:/x, file:///x, file://localhost/x
+_S3A_URI = re.compile(r"s3a://[^/]+(/.*)?")
 
 
 class StorageConfig(_Frozen):
@@ -37,7 +38,7 @@ class StorageConfig(_Frozen):
     @classmethod
     def _local_or_s3a(cls, root: str) -> str:
         scheme = _SCHEME.match(root)
-        if scheme is None or _FILE_URI.fullmatch(root) or re.fullmatch(r"s3a://[^/]+(/.*)?", root):
+        if scheme is None or _FILE_URI.fullmatch(root) or _S3A_URI.fullmatch(root):
             return root
         if scheme[1] in ("file", "s3a"):
             raise ValueError(f"{root!r}: expected file:/abs/path (a folder on this machine) or s3a://bucket/path")
