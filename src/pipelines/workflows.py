@@ -11,6 +11,7 @@ ALL_DONE`, once they have finished whatever their outcome; otherwise it is skipp
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -182,7 +183,7 @@ def run_job(job: str, overrides: Mapping[str, str], target: str = "local",
             logger.warning("[%d/%d] %s runs although upstream %s did not succeed (run_if: %s)",
                            i, len(tasks), task.key, ", ".join(blocked), task.run_if)
         command = _entry_point_command(task.entry_point) + task.parameters
-        logger.info("[%d/%d] %s: %s", i, len(tasks), task.key, " ".join(command[1:]) or "(no parameters)")
+        logger.info("[%d/%d] %s: %s", i, len(tasks), task.key, shlex.join(command[1:]) or "(no parameters)")
         started = time.monotonic()
         code = subprocess.run(command, check=False).returncode
         seconds = time.monotonic() - started

@@ -94,7 +94,7 @@ def parse_timestamp_micros(value: str, field: str = "occurred_at") -> int:
 # --- strict JSON -----------------------------------------------------------------------------
 
 class _DuplicateKey(ValueError):
-    pass
+    """A key repeated in one object (its args: the key); parse_json_line turns it into Invalid."""
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,21 +1,24 @@
 from palindrom.lake.files import list_files, read_files
 
 GLOB_LIKE_NAMES = ["events[1].jsonl", "events1.jsonl", "x{y,z}.jsonl", "a*b.jsonl", "q?.jsonl", "back\\slash.jsonl"]
+# Characters a URI escapes or reads as syntax (a path's '%41' is not 'A'), and non-ASCII ones.
+URI_LIKE_NAMES = ["a b.jsonl", "a%20b.jsonl", "%41.jsonl", "x#y.jsonl", "p+q.jsonl", "semi;c.jsonl", "caf\u00e9.jsonl"]
 
 
-def test_each_landing_file_is_read_as_itself_whatever_glob_characters_its_name_holds(spark_session, tmp_path):
-    for name in GLOB_LIKE_NAMES:
+def test_each_landing_file_is_read_as_itself_whatever_glob_or_uri_characters_its_name_holds(spark_session, tmp_path):
+    names = GLOB_LIKE_NAMES + URI_LIKE_NAMES
+    for name in names:
         (tmp_path / name).write_text(f"content of {name}\n")
     (tmp_path / ".partial.jsonl").write_text("in flight\n")  # a writer's file before its rename
     (tmp_path / "_SUCCESS").write_text("")
     (tmp_path / "empty.jsonl").write_text("")
 
     listed = list_files(spark_session, tmp_path.as_uri())
-    assert sorted(f.name for f in listed) == sorted([*GLOB_LIKE_NAMES, "empty.jsonl"])
+    assert sorted(f.name for f in listed) == sorted([*names, "empty.jsonl"])
     rows = read_files(spark_session, [f.uri for f in listed]).collect()
     read = {r["path"].rsplit("/", 1)[-1]: bytes(r["content"]).decode() for r in rows}
-    assert len(rows) == len(GLOB_LIKE_NAMES)  # one row a file; the zero-byte file gives none
-    assert read == {name: f"content of {name}\n" for name in GLOB_LIKE_NAMES}
+    assert len(rows) == len(names)  # one row a file; the zero-byte file gives none
+    assert read == {name: f"content of {name}\n" for name in names}
 
 
 def test_a_local_file_or_folder_whose_name_holds_a_colon_is_read(spark_session, tmp_path):

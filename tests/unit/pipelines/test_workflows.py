@@ -86,6 +86,13 @@ def test_a_task_that_runs_if_all_done_runs_after_a_failed_dependency(tmp_path):
     assert "cleanup runs although upstream broken did not succeed (run_if: ALL_DONE)" in result.stderr
 
 
+def test_each_task_is_logged_with_its_parameters_as_a_shell_would_read_them(tmp_path):
+    # An empty job parameter (root, by default) is shown as '', not as a dangling option.
+    path = write_bundle(tmp_path, task("a", parameters=("schemas", "list", "--root", "")))
+    result = run_cli("run", "j", "--bundle", str(path))
+    assert "[1/1] a: schemas list --root ''" in result.stderr
+
+
 def test_an_unsupported_run_if_is_named(tmp_path):
     path = write_bundle(tmp_path, task("a"), task("b", "a", run_if="AT_LEAST_ONE_FAILED"))
     with pytest.raises(BundleError, match="task 'b' of job 'j': run_if 'AT_LEAST_ONE_FAILED' is not supported"):
