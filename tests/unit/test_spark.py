@@ -1,3 +1,4 @@
+from palindrom.lake.files import read_files
 from palindrom.spark import s3a_settings
 
 
@@ -17,3 +18,20 @@ def test_the_s3_specific_endpoint_wins_and_aws_itself_needs_no_settings():
     assert s3a_settings(env)["fs.s3a.endpoint"] == "http://s3:2"
     assert s3a_settings(env)["fs.s3a.endpoint.region"] == "us-east-2"
     assert s3a_settings({"AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret"}) == {}  # S3A reads these itself
+
+
+def test_many_landing_files_are_listed_with_a_task_per_core_not_per_file(spark_session, tmp_path):
+    for i in range(40):  # past Spark's threshold (32) for listing paths in a job of their own
+        (tmp_path / f"events-{i:02d}.jsonl").write_text("{}\n")
+    context = spark_session.sparkContext
+    context.setJobGroup("listing landing files", "test")
+    try:
+        files = read_files(spark_session, [(tmp_path / f"events-{i:02d}.jsonl").as_uri() for i in range(40)])
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+    tracker = context.statusTracker()
+    stages = [tracker.getStageInfo(s) for j in tracker.getJobIdsForGroup("listing landing files")
+              for s in tracker.getJobInfo(j).stageIds]
+    assert stages, "Spark listed the 40 files without a job: the threshold this test relies on has moved"
+    assert max(stage.numTasks for stage in stages) <= context.defaultParallelism
+    assert files.count() == 40
