@@ -92,16 +92,20 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from palindrom.lake import tables
+    from palindrom.lake import native, tables
     from palindrom.lake.paths import Lake
 
     config = load_config(args.env, args.root)
-    spark = _spark(config)
+    spark = None  # started only for a table whose Delta log does not state its row count
     rows = []
     for ref in Lake(config.storage_root).tables():
         if tables.exists(ref):
-            rows.append({"table": ref.name, "version": tables.current_version(ref),
-                         "rows": tables.read(spark, ref).count(), "location": ref.uri})
+            count = native.logged_row_count(ref.uri)
+            if count is None:
+                spark = spark or _spark(config)
+                count = tables.read(spark, ref).count()
+            rows.append({"table": ref.name, "version": tables.current_version(ref), "rows": count,
+                         "location": ref.uri})
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
         return 0

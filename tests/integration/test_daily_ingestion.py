@@ -87,6 +87,14 @@ def test_every_table_is_readable_by_delta_rs(spark_session, sample_lake):
         assert delta_rs.to_pyarrow_table().num_rows == tables.read(spark_session, ref).count(), ref.name
 
 
+def test_the_tables_command_states_each_tables_version_and_row_count(spark_session, sample_lake):
+    listed = json.loads(run_cli("tables", "--json", "--root", sample_lake.storage_root).stdout)
+    existing = [ref for ref in Lake(sample_lake.storage_root).tables() if tables.exists(ref)]
+    assert [row["table"] for row in listed] == [ref.name for ref in existing]
+    for row, ref in zip(listed, existing, strict=True):
+        assert (row["version"], row["rows"]) == (tables.current_version(ref), tables.read(spark_session, ref).count())
+
+
 def test_file_statistics_cover_the_columns_reads_select_by(spark_session, sample_lake):
     lake = Lake(sample_lake.storage_root)
 

@@ -42,6 +42,17 @@ def file_statistics(uri: str) -> pa.Table | None:
     return None if table is None else pa.table(table.get_add_actions(flatten=True))
 
 
+def logged_row_count(uri: str) -> int | None:
+    """The table's row count as its Delta log states it (the sum of its data files' record counts): no
+    data file is opened. None where the log cannot tell: no table, a file written without statistics,
+    or deletion vectors (rows a file still counts may be deleted)."""
+    table = _open(uri)
+    if table is None or "deletionVectors" in (table.protocol().reader_features or ()):
+        return None
+    counts = pa.table(table.get_add_actions(flatten=True)).column("num_records").to_pylist()
+    return None if None in counts else sum(counts)
+
+
 def read_table(uri: str, *, version: int | None = None, partition: tuple[str, object] | None = None,
                columns: list[str] | None = None, row_filter: ds.Expression | None = None) -> pa.Table | None:
     """Rows of a Delta table's snapshot (the latest, or `version`), optionally of one partition

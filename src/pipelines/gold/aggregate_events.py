@@ -55,9 +55,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
     if silver_version is None:
         logger.info("aggregate_events: silver.events does not exist yet; nothing to aggregate")
         return []
-    last = None
-    if tables.exists(progress_ref):
-        last = tables.read(spark, progress_ref).agg(F.max("silver_version")).first()[0]
+    last = max((r["silver_version"] for r in tables.read_small(progress_ref, ["silver_version"])), default=None)
     if last == silver_version:
         logger.info("aggregate_events: up to date with silver.events version %d", silver_version)
         return []

@@ -133,6 +133,29 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b2"])) == ({"b2": 1}, False)
 
 
+def test_the_logged_row_count_is_the_tables_or_none_where_the_log_cannot_tell(spark_session, ref, tmp_path):
+    assert native.logged_row_count(ref.uri) is None  # no table
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema)
+    assert native.logged_row_count(ref.uri) == 0
+    tables.append(frame(spark_session, [("a", 1), ("b", 2)]), ref)
+    tables.append(frame(spark_session, [("c", 3)]), ref)
+    assert native.logged_row_count(ref.uri) == 3
+    spark_session.conf.set("spark.databricks.delta.stats.collect", "false")
+    try:  # a file written without statistics: its record count is unknown
+        tables.append(frame(spark_session, [("d", 4)]), ref)
+    finally:
+        spark_session.conf.unset("spark.databricks.delta.stats.collect")
+    assert native.logged_row_count(ref.uri) is None
+    # With deletion vectors a file's record count still holds the rows deleted from it.
+    deleted_from = f"file:{tmp_path / 'dv'}"
+    spark_session.sql(f"CREATE TABLE delta.`{deleted_from}` (id BIGINT) USING delta "
+                      "TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    spark_session.range(10).write.format("delta").mode("append").save(deleted_from)
+    spark_session.sql(f"DELETE FROM delta.`{deleted_from}` WHERE id = 3")
+    assert spark_session.read.format("delta").load(deleted_from).count() == 9
+    assert native.logged_row_count(deleted_from) is None
+
+
 def spark_jobs(call):
     """call()'s result, and whether it ran a Spark job."""
     context, group = SparkContext.getOrCreate(), f"test-{uuid.uuid4().hex}"
