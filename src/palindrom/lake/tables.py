@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+import pyarrow.compute as pc
 from delta.tables import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
@@ -64,11 +65,12 @@ def read(spark: SparkSession, ref: TableRef, version: int | None = None) -> Data
     return reader.load(ref.uri)
 
 
-def distinct_values(spark: SparkSession, ref: TableRef, column: str) -> set:
-    """The distinct values of one column (an empty set if there is no table): batch ids, paths."""
-    if not exists(ref):
-        return set()
-    return {r[0] for r in read(spark, ref).select(column).distinct().collect()}
+def distinct_values(ref: TableRef, column: str) -> set:
+    """The distinct values of one column (an empty set if there is no table), read by delta-rs in this
+    process, that column's data alone: they are wanted here anyway, and a Spark query in a task's fresh
+    process takes seconds before it reads anything (a media ingest with nothing new: 6 s of 14)."""
+    rows = native.read_table(ref.uri, columns=[column])
+    return set() if rows is None else set(pc.unique(rows.column(column)).to_pylist())
 
 
 def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Collection | None = None) -> dict:

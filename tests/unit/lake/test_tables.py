@@ -133,6 +133,15 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b2"])) == ({"b2": 1}, False)
 
 
+def test_distinct_values_are_read_without_a_spark_job(spark_session, ref):
+    assert tables.distinct_values(ref, "k") == set()  # no table
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema, partition_by=["day"])
+    assert tables.distinct_values(ref, "k") == set()
+    tables.append(frame(spark_session, [("a", 1), ("b", 2)]), ref)
+    tables.append(frame(spark_session, [("a", 3)]), ref)
+    assert spark_jobs(lambda: tables.distinct_values(ref, "k")) == ({"a", "b"}, False)
+
+
 def test_the_logged_row_count_is_the_tables_or_none_where_the_log_cannot_tell(spark_session, ref, tmp_path):
     assert native.logged_row_count(ref.uri) is None  # no table
     tables.ensure(spark_session, ref, frame(spark_session, []).schema)
