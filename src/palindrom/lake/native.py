@@ -34,6 +34,12 @@ def commits(uri: str, limit: int) -> list[dict] | None:
     return None if table is None else table.history(limit)
 
 
+def table_id(uri: str) -> str | None:
+    """The table's id, from its metadata (None if there is no table)."""
+    table = _open(uri)
+    return None if table is None else table.metadata().id
+
+
 def file_statistics(uri: str) -> pa.Table | None:
     """One row per data file of the latest snapshot, with its Delta statistics as `min.<column>`,
     `max.<column>`, `null_count.<column>` and `num_records` (absent where the writer kept none); None

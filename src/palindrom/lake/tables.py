@@ -211,9 +211,13 @@ def delete_where(spark: SparkSession, ref: TableRef, condition: str) -> None:
     DeltaTable.forPath(spark, ref.uri).delete(condition)
 
 
-def table_id(spark: SparkSession, ref: TableRef) -> str:
-    """The Delta table's id (from its metadata): with a version, it names the data exactly."""
-    return DeltaTable.forPath(spark, ref.uri).detail().select("id").first()[0]
+def table_id(ref: TableRef) -> str:
+    """The Delta table's id (from its metadata, read by delta-rs): with a version, it names the data
+    exactly."""
+    table_id = native.table_id(ref.uri)
+    if table_id is None:
+        raise TableNotFound(ref)
+    return table_id
 
 
 def replace_where(df: DataFrame, ref: TableRef, condition: str) -> None:

@@ -98,7 +98,7 @@ def pin_inputs(spark: SparkSession, lake: Lake, spec: DatasetSpec) -> Inputs:
         version = tables.current_version(ref)
         if version is None:
             raise tables.TableNotFound(ref)
-        table_id = tables.table_id(spark, ref)
+        table_id = tables.table_id(ref)
         frames[name] = tables.read(spark, ref, version=version)
         pinned.append(PinnedInput(table=name, uri=ref.uri, version=version, table_id=table_id,
                                   digest=hashlib.sha256(f"{table_id}@{version}".encode()).hexdigest()))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import deltalake
 import pytest
+from delta.tables import DeltaTable
 from py4j.protocol import Py4JJavaError
 from pyspark import SparkContext
 from pyspark.sql import functions as F
@@ -131,6 +132,13 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     assert tables.rows_per_value(spark_session, ref, "batch_id") == {"b1": 2, "b2": 1, "b3": 1, "b4": 1}
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b4"])) == ({"b4": 1}, True)
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b2"])) == ({"b2": 1}, False)
+
+
+def test_the_table_id_is_the_one_delta_spark_reports(spark_session, ref):
+    with pytest.raises(tables.TableNotFound, match=r"test\.table does not exist"):
+        tables.table_id(ref)
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema)
+    assert tables.table_id(ref) == DeltaTable.forPath(spark_session, ref.uri).detail().first()["id"]
 
 
 def test_distinct_values_are_read_without_a_spark_job(spark_session, ref):
