@@ -1,4 +1,5 @@
-"""Landing-folder file access through Spark's file sources, so local paths and s3a:// work alike."""
+"""Landing-folder file access, local paths and s3a:// alike: listed by pyarrow's filesystems, read by
+Spark's binaryFile source, copied by Hadoop's FileSystem."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
+import pyarrow.fs as pafs
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+
+from palindrom.lake.objects import filesystem
 
 
 @dataclass(frozen=True)
@@ -24,23 +28,21 @@ def relative_path(path: Column, folder: str) -> Column:
     return F.substring(path, len(prefix) + 1, 1 << 30)
 
 
-def list_files(spark: SparkSession, folder: str) -> list[LandingFile]:
-    """Every file under `folder`, recursively, through Hadoop's FileSystem (so zero-byte files, which
-    Spark's file sources skip, are listed too). Names starting with '.' or '_' are in-flight or
-    bookkeeping and skipped, as Spark's sources skip them."""
-    root, fs = _hadoop_path(spark, folder)
-    if not fs.exists(root):
-        return []
-    prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
-    found, it = [], fs.listFiles(root, True)
-    while it.hasNext():
-        status = it.next()
-        uri = status.getPath().toString()
-        name = uri.removeprefix(prefix)
-        if any(part.startswith((".", "_")) for part in name.split("/")):
+def list_files(folder: str) -> list[LandingFile]:
+    """Every file under `folder`, recursively, zero-byte files included (Spark's file sources skip
+    them). Listed by pyarrow's filesystem for the URI, in one native call: through Hadoop's, each file
+    was five Py4J round trips (1,000 files: 3.3 s), and landing folders only grow. Names starting with
+    '.' or '_' are in-flight or bookkeeping and skipped, as Spark's sources skip them; `uri` is the
+    folder's URI and the name, as Spark reads it."""
+    fs, path = filesystem(folder)
+    prefix, base = folder.rstrip("/") + "/", path.rstrip("/") + "/"
+    found = []
+    for info in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
+        name = info.path.removeprefix(base)
+        if info.type != pafs.FileType.File or any(part.startswith((".", "_")) for part in name.split("/")):
             continue
-        modified = dt.datetime.fromtimestamp(status.getModificationTime() / 1000, dt.UTC)
-        found.append(LandingFile(name, uri, status.getLen(), modified))
+        modified = info.mtime.astimezone(dt.UTC).replace(microsecond=info.mtime.microsecond // 1000 * 1000)
+        found.append(LandingFile(name, prefix + name, info.size, modified))  # to the millisecond, as Spark
     return found
 
 

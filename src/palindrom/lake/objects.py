@@ -8,7 +8,8 @@ import pyarrow.fs as pafs
 from palindrom.lake.paths import native_uri
 
 
-def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem for a lake URI (file:, s3a://, a local path), and the path within it."""
     native = native_uri(uri)
     if native.startswith("/"):
         return pafs.LocalFileSystem(), native
@@ -17,7 +18,7 @@ def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write the whole file (to a temporary name, then renamed into place where the filesystem can)."""
-    fs, path = _resolve(uri)
+    fs, path = filesystem(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
         with fs.open_output_stream(path + ".tmp") as out:
@@ -29,7 +30,7 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def read_bytes(uri: str) -> bytes:
-    fs, path = _resolve(uri)
+    fs, path = filesystem(uri)
     try:
         with fs.open_input_stream(path) as f:
             return f.read()
@@ -39,6 +40,6 @@ def read_bytes(uri: str) -> bytes:
 
 def delete_folder(uri: str) -> None:
     """Delete a folder and everything in it; a missing folder is fine."""
-    fs, path = _resolve(uri)
+    fs, path = filesystem(uri)
     if fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir(path)

@@ -211,7 +211,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
 
     recorded, unrecorded = ingested_files(spark, lake)
     done = recorded | {r["source_file"] for r in unrecorded}
-    listing = list_files(spark, landing)
+    listing = list_files(landing)
     pending = sorted((f for f in listing if f.name not in done), key=lambda f: f.name)
     refused = {f.name: f"{f.size} bytes; the limit is {max_bytes}" for f in pending if f.size > max_bytes}
     pending = [f for f in pending if f.name not in refused]

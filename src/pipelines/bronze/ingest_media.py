@@ -65,7 +65,7 @@ def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: st
     folder = MEDIA_FOLDERS[media_type]
     landing, bronze = lake.landing(folder), lake.table(f"bronze.{folder}")
     done = tables.distinct_values(bronze, "path")
-    pending = sorted((f for f in list_files(spark, landing) if f.name not in done), key=lambda f: f.name)
+    pending = sorted((f for f in list_files(landing) if f.name not in done), key=lambda f: f.name)
     if not pending:
         logger.info("ingest_media: no new files in %s", landing)
         return 0, 0

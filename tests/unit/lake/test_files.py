@@ -13,7 +13,7 @@ def test_each_landing_file_is_read_as_itself_whatever_glob_or_uri_characters_its
     (tmp_path / "_SUCCESS").write_text("")
     (tmp_path / "empty.jsonl").write_text("")
 
-    listed = list_files(spark_session, tmp_path.as_uri())
+    listed = list_files(tmp_path.as_uri())
     assert sorted(f.name for f in listed) == sorted([*names, "empty.jsonl"])
     rows = read_files(spark_session, [f.uri for f in listed]).collect()
     read = {r["path"].rsplit("/", 1)[-1]: bytes(r["content"]).decode() for r in rows}
@@ -28,7 +28,7 @@ def test_a_local_file_or_folder_whose_name_holds_a_colon_is_read(spark_session, 
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(f"content of {name}\n")
 
-    listed = list_files(spark_session, tmp_path.as_uri())
+    listed = list_files(tmp_path.as_uri())
     assert sorted(f.name for f in listed) == sorted(names)
     rows = read_files(spark_session, [f.uri for f in listed]).collect()
     prefix = tmp_path.as_uri().removeprefix("file://")
