@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from palindrom.lake.paths import Lake
 from tests.conftest import run_cli
 
 
@@ -16,8 +17,6 @@ def test_an_unknown_quarantine_reason_code_is_named_with_the_known_ones(tmp_path
 
 
 def test_tables_counts_with_spark_a_table_whose_log_states_no_row_count(spark_session, lake_config):
-    from palindrom.lake.paths import Lake
-
     ref = Lake(lake_config.storage_root).table("silver.events_batches")
     spark_session.conf.set("spark.databricks.delta.stats.collect", "false")
     try:
