@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 from palindrom.config import REPO_ROOT, load_config
 from palindrom.data import releases
 from palindrom.lake import objects
+from palindrom.lake.files import list_files
 from palindrom.lake.native import read_table
 from palindrom.lake.paths import Lake, native_uri
 from pipelines.sample_data import SampleSummary, write_sample_data
@@ -186,3 +187,14 @@ def test_small_files_round_trip_through_s3(s3_server, monkeypatch):
     objects.delete_folder(folder)
     with pytest.raises(FileNotFoundError, match=r"card\.md: no such file"):
         objects.read_bytes(f"{folder}/card.md")
+
+
+def test_landing_files_on_s3_are_listed_nested_and_zero_byte_ones_included(s3_server, monkeypatch):
+    use_server(s3_server, monkeypatch)
+    folder = f"s3a://{s3_server.new_bucket()}/lake/landing/events"
+    assert list_files(folder) == []  # no such prefix yet
+    for name, data in [("2026-11-27/a.jsonl", b"{}\n"), ("empty.jsonl", b""), ("_in_flight/b.jsonl", b"{}\n"),
+                       (".c.jsonl", b"{}\n")]:
+        objects.write_bytes(f"{folder}/{name}", data)
+    assert sorted((f.name, f.uri, f.size) for f in list_files(folder)) == [
+        ("2026-11-27/a.jsonl", f"{folder}/2026-11-27/a.jsonl", 3), ("empty.jsonl", f"{folder}/empty.jsonl", 0)]
