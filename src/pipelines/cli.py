@@ -99,13 +99,14 @@ def cmd_tables(args: argparse.Namespace) -> int:
     spark = None  # started only for a table whose Delta log does not state its row count
     rows = []
     for ref in Lake(config.storage_root).tables():
-        if tables.exists(ref):
-            count = native.logged_row_count(ref.uri)
-            if count is None:
-                spark = spark or _spark(config)
-                count = tables.read(spark, ref).count()
-            rows.append({"table": ref.name, "version": tables.current_version(ref), "rows": count,
-                         "location": ref.uri})
+        version = tables.current_version(ref)
+        if version is None:  # no such table (yet)
+            continue
+        count = native.logged_row_count(ref.uri)
+        if count is None:
+            spark = spark or _spark(config)
+            count = tables.read(spark, ref).count()
+        rows.append({"table": ref.name, "version": version, "rows": count, "location": ref.uri})
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
         return 0
