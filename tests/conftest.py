@@ -227,6 +227,18 @@ def compact_and_vacuum(spark, uri: str) -> None:
         spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
 
 
+def spark_jobs(call: Callable):
+    """call()'s result, and whether it ran a Spark job."""
+    from pyspark import SparkContext
+
+    context, group = SparkContext.getOrCreate(), f"test-{uuid.uuid4().hex}"
+    context.setJobGroup(group, group)
+    try:
+        return call(), bool(context.statusTracker().getJobIdsForGroup(group))
+    finally:
+        context.setLocalProperty("spark.jobGroup.id", None)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([str(BIN / "pipelines"), *args], capture_output=True, text=True,
                             env={**os.environ, **(env or {})})

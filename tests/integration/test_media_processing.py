@@ -19,7 +19,8 @@ from tests.conftest import lake_path, run_cli
 
 pytestmark = pytest.mark.integration
 MEDIA_TABLES = ("bronze.images", "bronze.audio", "bronze.video", "silver.media_metadata", "silver.quarantine.media",
-                "silver.media_embeddings", "silver.media_batches", "silver.text_embeddings_progress")
+                "silver.media_embeddings", "silver.media_batches", "silver.media_embeddings_progress",
+                "silver.text_embeddings_progress")
 
 
 def read(spark, config, name):

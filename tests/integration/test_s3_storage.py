@@ -141,9 +141,9 @@ def test_media_processing_on_an_s3_root_accounts_for_every_file(s3_lake, s3_serv
     assert by_modality["text"] > 0  # the texts of the events cleaned just before
     # Created, then one commit each (embeddings: media, then texts): the rerun committed nothing.
     assert versions(lake, "bronze.images", "silver.media_batches", "silver.media_embeddings",
-                    "silver.text_embeddings_progress") == {
+                    "silver.media_embeddings_progress", "silver.text_embeddings_progress") == {
         "bronze.images": 1, "silver.media_batches": 1, "silver.media_embeddings": 2,
-        "silver.text_embeddings_progress": 1}
+        "silver.media_embeddings_progress": 1, "silver.text_embeddings_progress": 1}
 
 
 def test_a_training_build_on_an_s3_root_is_tracked_by_the_mlflow_server(s3_lake, s3_server, mlflow_server,

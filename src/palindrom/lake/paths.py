@@ -28,6 +28,9 @@ TABLE_PATHS = {
     "silver.media_batches": "silver/_batches/media",
     # process_media's record, per text model, of the silver.events version its texts are embedded up to.
     "silver.text_embeddings_progress": "silver/_progress/text_embeddings",
+    # process_media's record, per media type and model, of the silver.media_metadata version whose
+    # objects are all embedded.
+    "silver.media_embeddings_progress": "silver/_progress/media_embeddings",
     "gold.events_daily": "gold/aggregations/events_daily",
     # The commit point of training-dataset releases: one row per (dataset, release), partitioned by dataset.
     "gold.training_releases": "gold/training_datasets/_releases",

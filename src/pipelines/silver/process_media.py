@@ -8,8 +8,10 @@ bronze row of those batches must then be in metadata (among an object's paths) o
 before the batch record is written. Then embeddings, incrementally: only objects and texts with no
 row for the configured model name and revision are embedded (media in one commit, texts in
 another: their Arrow batch sizes differ); a new model or revision adds rows beside the old ones.
-Texts are looked for only among the silver events inserted since the last run for that model
-(silver's change data feed; all of silver for a new model).
+A media type is looked at again only once metadata has changed since its objects were all embedded
+with that model (a progress record per type and model). Texts are looked for only among the silver
+events inserted since the last run for that model (silver's change data feed; all of silver for a
+new model).
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ TEXT_PROGRESS_SCHEMA = StructType([
     StructField("model_revision", StringType(), False),
     StructField("silver_version", LongType(), False),  # silver.events' texts are embedded up to this version
     StructField("texts_read", LongType(), False),  # distinct texts among the events read
+    StructField("embedded", LongType(), False),
+    StructField("embedded_at", TimestampType(), False),
+])
+MEDIA_PROGRESS_SCHEMA = StructType([
+    StructField("media_type", StringType(), False),
+    StructField("model_name", StringType(), False),
+    StructField("model_revision", StringType(), False),
+    StructField("metadata_version", LongType(), False),  # every object of this version has an embedding
     StructField("embedded", LongType(), False),
     StructField("embedded_at", TimestampType(), False),
 ])
@@ -194,17 +204,34 @@ def _insert_embeddings(spark: SparkSession, lake: Lake, vectors: DataFrame) -> N
 
 
 def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
-    """Objects with no embedding for their configured model: every media type in one commit."""
-    meta_ref = lake.table("silver.media_metadata")
-    if not tables.exists(meta_ref):
+    """Objects with no embedding for their configured model: every media type in one commit. A media
+    type whose objects were all embedded with its model at the present metadata version (the progress
+    record) is skipped without a query: the anti-joins that find nothing cost about 10 s of a run with
+    nothing new. The record is written last: a run that dies before it looks again, and finds what it
+    embedded already there."""
+    meta_ref, progress_ref = lake.table("silver.media_metadata"), lake.table("silver.media_embeddings_progress")
+    metadata_version = tables.current_version(meta_ref)
+    if metadata_version is None:
         return
-    metadata = tables.read(spark, meta_ref)
+    done = {(r["media_type"], r["model_name"], r["model_revision"]) for r in tables.read_small(
+        progress_ref, ["media_type", "model_name", "model_revision", "metadata_version"])
+        if r["metadata_version"] == metadata_version}
+    processors = {media_type: PROCESSORS[media_type](config.media, config.embeddings) for media_type in MEDIA_FOLDERS}
+    models = {media_type: processor.model_identity() for media_type, processor in processors.items()}
+    for media_type, (name, revision) in models.items():
+        if (media_type, name, revision) in done:
+            result.embedded[media_type] = 0
+            logger.info("process_media: every %s of silver.media_metadata version %d already embedded with %s@%s",
+                        media_type, metadata_version, name, revision)
+    looked_at = [media_type for media_type in MEDIA_FOLDERS if (media_type, *models[media_type]) not in done]
+    if not looked_at:
+        return
+    metadata = tables.read(spark, meta_ref, metadata_version)
     todo = {}
-    for media_type in MEDIA_FOLDERS:
-        processor = PROCESSORS[media_type](config.media, config.embeddings)
+    for media_type in looked_at:
         objects = metadata.filter(F.col("media_type") == media_type).select("sha256", "path", "key_frames")
-        model = processor.model_identity()
-        todo[media_type] = (processor, model, _not_embedded(spark, lake, objects, media_type, model))
+        todo[media_type] = (processors[media_type], models[media_type],
+                            _not_embedded(spark, lake, objects, media_type, models[media_type]))
     counts = dict(_union([df.select(F.lit(t).alias("modality")) for t, (_, _, df) in todo.items()])
                   .groupBy("modality").count().collect())
     vectors = []
@@ -223,6 +250,11 @@ def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
         vectors.append(processor.extract_embeddings(inputs))
     if vectors:
         _insert_embeddings(spark, lake, _union(vectors))
+    now = dt.datetime.now(dt.UTC)
+    record = [(media_type, name, revision, metadata_version, result.embedded[media_type], now)
+              for media_type, (_, (name, revision), _) in todo.items()]
+    tables.ensure(spark, progress_ref, MEDIA_PROGRESS_SCHEMA)
+    tables.append(spark.createDataFrame(record, MEDIA_PROGRESS_SCHEMA), progress_ref)
 
 
 def texts(events: DataFrame) -> DataFrame:

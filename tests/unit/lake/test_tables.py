@@ -1,18 +1,16 @@
 """The I/O layer on its own, against temporary folders."""
 
-import uuid
 from pathlib import Path
 
 import deltalake
 import pytest
 from delta.tables import DeltaTable
 from py4j.protocol import Py4JJavaError
-from pyspark import SparkContext
 from pyspark.sql import functions as F
 
 from palindrom.lake import native, tables
 from palindrom.lake.paths import Lake, TableRef
-from tests.conftest import compact_and_vacuum
+from tests.conftest import compact_and_vacuum, spark_jobs
 
 SCHEMA = "k string, v long, day date"
 
@@ -171,16 +169,6 @@ def test_the_logged_row_count_is_the_tables_or_none_where_the_log_cannot_tell(sp
     spark_session.sql(f"DELETE FROM delta.`{deleted_from}` WHERE id = 3")
     assert spark_session.read.format("delta").load(deleted_from).count() == 9
     assert native.logged_row_count(deleted_from) is None
-
-
-def spark_jobs(call):
-    """call()'s result, and whether it ran a Spark job."""
-    context, group = SparkContext.getOrCreate(), f"test-{uuid.uuid4().hex}"
-    context.setJobGroup(group, group)
-    try:
-        return call(), bool(context.statusTracker().getJobIdsForGroup(group))
-    finally:
-        context.setLocalProperty("spark.jobGroup.id", None)
 
 
 def test_consume_inserted_reads_the_whole_table_once_the_change_feed_is_gone(spark_session, ref):

@@ -11,12 +11,18 @@ from palindrom.media import embedders
 from pipelines.bronze import ingest_events, ingest_media
 from pipelines.sample_media import audio_bytes, image_bytes
 from pipelines.silver import clean_events, process_media
-from tests.conftest import compact_and_vacuum, lake_path
+from tests.conftest import compact_and_vacuum, lake_path, spark_jobs
 from tests.unit.bronze.test_ingest_media import write
 
 
 def table(spark, config, name):
     return tables.read(spark, Lake(config.storage_root).table(name))
+
+
+def embed_media(spark, config, lake) -> process_media.ProcessResult:
+    result = process_media.ProcessResult()
+    process_media.embed_media(spark, config, lake, result)
+    return result
 
 
 def test_merged_paths_adds_only_new_paths(spark_session):
@@ -68,11 +74,19 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
     assert images["again/sunset.png"]["paths"] == ["again/sunset.png", "sunset.png"]
     assert set(images) == {"again/sunset.png", "new.png"}
 
-    # (A rerun with nothing new moving no table is checked end to end in tests/integration.)
-    # A new image model adds rows beside the old ones, which stay.
+    # Nothing new: every media type is skipped from its progress record, without a Spark query.
+    # (That a rerun moves no table is checked end to end in tests/integration.)
+    lake = Lake(lake_config.storage_root)
+    skipped, ran_a_job = spark_jobs(lambda: embed_media(spark_session, lake_config, lake))
+    assert (skipped.embedded, ran_a_job) == ({"image": 0, "audio": 0, "video": 0}, False)
+    progress = table(spark_session, lake_config, "silver.media_embeddings_progress")
+    assert sorted((r["media_type"], r["metadata_version"], r["embedded"]) for r in progress.collect()) == [
+        ("audio", 1, 1), ("audio", 3, 0), ("image", 1, 1), ("image", 3, 1), ("video", 1, 0), ("video", 3, 0)]
+
+    # A new image model adds rows beside the old ones, which stay; the other types are still skipped.
     clip = lake_config.embeddings.model_copy(update={"image": ModelConfig(kind="clip", model=str(tiny_clip))})
-    third = process_media.run(spark_session, lake_config.model_copy(update={"embeddings": clip}))
-    assert third.embedded["image"] == 2
+    third = embed_media(spark_session, lake_config.model_copy(update={"embeddings": clip}), lake)
+    assert third.embedded == {"image": 2, "audio": 0, "video": 0}
     by_model = {(r["model_name"], r["model_revision"]): r["count"] for r in
                 table(spark_session, lake_config, "silver.media_embeddings").filter("modality = 'image'")
                 .groupBy("model_name", "model_revision").count().collect()}
