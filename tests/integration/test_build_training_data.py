@@ -22,10 +22,11 @@ from palindrom.config import load_config
 from palindrom.data import releases
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
-from palindrom.training import BuildError, LostRace, documents
+from palindrom.training import BuildError, LostRace, documents, sequences
+from palindrom.training.manifest import code_identity
 from palindrom.training.spec import SpecError, load_spec
 from palindrom.training.tokenization import TokenizerError
-from pipelines.gold.build_training_data import build
+from pipelines.gold.build_training_data import Inputs, build, reusable_input_digest
 from tests.conftest import BIN, BUILD_DATE, lake_path, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("training")]
@@ -84,15 +85,45 @@ def test_the_card_parses_and_holds_no_row_content(spark_session, training_lake):
         assert releases.read_file(release, "sequence_lengths.png").startswith(b"\x89PNG")
 
 
-def test_an_unchanged_build_makes_no_release_and_moves_no_table(spark_session, training_lake):
+def test_an_unchanged_build_makes_no_release_and_moves_no_table(spark_session, training_lake, monkeypatch):
     config, _ = training_lake
     lake = Lake(config.storage_root)
     watched = [lake.table("silver.events"), lake.table("gold.training_releases"), lake.training_dataset("chat_sft")]
     before = [tables.current_version(t) for t in watched]
+    digested, digest = [], sequences.content_digest
+
+    def counted_digest(df, columns):
+        digested.append(1)
+        return digest(df, columns)
+
+    monkeypatch.setattr(sequences, "content_digest", counted_digest)
     again = build(spark_session, config, load_spec("chat_sft"), DATE)
     assert again.release is None
     assert "no new release" in again.detail
+    # The same input versions, spec, code and date ranges: the latest release's digest of its
+    # candidate documents stands for theirs, which are not computed.
+    assert digested == []
+    # A day later the date ranges move: the candidates are digested, and are the same documents.
+    next_day = build(spark_session, config, load_spec("chat_sft"), DATE + dt.timedelta(days=1))
+    assert (next_day.release, digested) == (None, [1])
     assert [tables.current_version(t) for t in watched] == before
+
+
+def test_the_latest_digest_stands_for_the_candidates_only_while_nothing_that_decides_them_changed(training_lake):
+    config, _ = training_lake
+    latest, spec, code = releases.resolve(config, "chat_sft").manifest, load_spec("chat_sft"), code_identity()
+
+    def reused(manifest=latest, pinned=latest.inputs, code=code, date=DATE):
+        return reusable_input_digest(manifest, Inputs(None, None, None, list(pinned)), spec, code, date)
+
+    events = latest.inputs[0]
+    assert reused() == latest.input_digest
+    assert reused(manifest=None) is None
+    assert reused(pinned=[events.model_copy(update={"version": events.version + 1})]) is None
+    assert reused(pinned=[events.model_copy(update={"table_id": "another-table-at-that-path"})]) is None
+    assert reused(manifest=latest.model_copy(update={"spec_sha256": "0" * 64})) is None
+    assert reused(code=code.model_copy(update={"sha256": "0" * 64})) is None
+    assert reused(date=DATE + dt.timedelta(days=1)) is None
 
 
 def test_a_forced_build_is_the_next_release_with_the_same_rows_and_reused_tokenizer(spark_session, training_lake):

@@ -104,6 +104,29 @@ def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Coll
     return {r[0]: r[1] for r in rows.groupBy(column).count().collect()}
 
 
+def distinct_combinations(spark: SparkSession, ref: TableRef, columns: Sequence[str]) -> set[tuple]:
+    """The distinct combinations of `columns`' values in the table (empty if there is no table). From
+    the Delta log alone where every file pins one value of each: a partition column, or statistics
+    with min == max and no nulls (a training dataset's files each hold one build's rows of one
+    release). Otherwise a scan of those columns."""
+    files = native.file_statistics(ref.uri)
+    if files is None:
+        return set()
+    found, names = set(), set(files.column_names)
+    for file in files.to_pylist():
+        values = []
+        for c in columns:
+            if f"partition.{c}" in names:
+                values.append(file[f"partition.{c}"])
+            elif ({f"min.{c}", f"max.{c}", f"null_count.{c}"} <= names and file[f"null_count.{c}"] == 0
+                  and file[f"min.{c}"] is not None and file[f"min.{c}"] == file[f"max.{c}"]):
+                values.append(file[f"min.{c}"])
+            else:
+                return {tuple(r) for r in read(spark, ref).select(*columns).distinct().collect()}
+        found.add(tuple(values))
+    return found
+
+
 def batch_ids(spark: SparkSession, ref: TableRef) -> set[str]:
     """The distinct batch ids of a bronze table (empty if there is no table), from the Delta log
     however many files bronze has grown to (see rows_per_value)."""

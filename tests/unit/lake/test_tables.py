@@ -1,5 +1,6 @@
 """The I/O layer on its own, against temporary folders."""
 
+import datetime as dt
 from pathlib import Path
 
 import deltalake
@@ -130,6 +131,20 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     assert tables.rows_per_value(spark_session, ref, "batch_id") == {"b1": 2, "b2": 1, "b3": 1, "b4": 1}
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b4"])) == ({"b4": 1}, True)
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b2"])) == ({"b2": 1}, False)
+
+
+def test_distinct_combinations_from_partitions_and_statistics_or_by_a_scan(spark_session, ref):
+    assert tables.distinct_combinations(spark_session, ref, ("day", "k")) == set()  # no table
+    tables.ensure(spark_session, ref, frame(spark_session, []).schema, partition_by=["day"])
+    tables.append(frame(spark_session, [("a", 1), ("a", 2)]).coalesce(1), ref)
+    tables.append(frame(spark_session, [("b", 3)]), ref)
+    day = dt.date(2026, 11, 26)
+    assert spark_jobs(lambda: tables.distinct_combinations(spark_session, ref, ("day", "k"))) == (
+        {(day, "a"), (day, "b")}, False)
+    # A file of two values of k: its statistics no longer name one, so the columns are read.
+    tables.append(frame(spark_session, [("c", 4), ("d", 5)]).coalesce(1), ref)
+    assert spark_jobs(lambda: tables.distinct_combinations(spark_session, ref, ("day", "k"))) == (
+        {(day, "a"), (day, "b"), (day, "c"), (day, "d")}, True)
 
 
 def test_the_table_id_is_the_one_delta_spark_reports(spark_session, ref):
