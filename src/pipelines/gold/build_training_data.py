@@ -174,11 +174,6 @@ def train_tokenizer(docs: DataFrame, spec: DatasetSpec) -> Tokenizer:
     return tokenization.train_bpe(corpus, spec.tokenizer.train.vocab_size)
 
 
-def latest_release(config: PipelineConfig, name: str) -> Manifest | None:
-    committed = releases.list_releases(config, name)
-    return committed[-1].manifest if committed else None
-
-
 def date_ranges(spec: DatasetSpec, build_date: dt.date) -> dict[str, tuple[str, str]]:
     """Each source's (first, last) day for this build date, as the manifest keeps them."""
     return {s.name: tuple(d.isoformat() for d in s.dates.resolve(build_date)) for s in spec.sources}
@@ -202,19 +197,20 @@ def reusable_input_digest(latest: Manifest | None, inputs: Inputs, spec: Dataset
     return latest.input_digest if unchanged else None
 
 
-def remove_orphans(spark: SparkSession, lake: Lake, name: str, latest: int) -> None:
-    """Delete rows (and files) of builds that died or lost the race for a release number now taken.
-    Rows above the latest release may belong to a build still running, so they stay. Which builds
-    wrote rows is read from the dataset table's Delta log where it tells (tables.distinct_combinations):
-    a Spark query in a fresh process took about 7 s of a build with nothing to do."""
+def remove_orphans(spark: SparkSession, lake: Lake, name: str, committed: list[releases.Release]) -> None:
+    """Delete rows (and files) of builds that died or lost the race for a release number now taken
+    (`committed`: the dataset's releases, the latest last). Rows above the latest release may belong
+    to a build still running, so they stay. Which builds wrote rows is read from the dataset table's
+    Delta log where it tells (tables.distinct_combinations): a Spark query in a fresh process took
+    about 7 s of a build with nothing to do."""
     table = lake.training_dataset(name)
-    if not tables.exists(table):
+    if not committed or not tables.exists(table):
         return
-    committed = {(r["release"], r["build_id"]) for r in tables.read_small(
-        lake.table("gold.training_releases"), ["dataset", "release", "build_id"]) if r["dataset"] == name}
+    latest = committed[-1].release
+    builds = {(r.release, r.manifest.build_id) for r in committed}
     orphans = sorted((release, build_id) for release, build_id
                      in tables.distinct_combinations(spark, table, ("release", "build_id"))
-                     if release <= latest and (release, build_id) not in committed)
+                     if release <= latest and (release, build_id) not in builds)
     if not orphans:
         return
     ids = ", ".join(f"'{build_id}'" for _, build_id in orphans)
@@ -283,7 +279,8 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
     given = given_tokenizer(spec)
     code = code_identity()
 
-    latest = latest_release(config, name)
+    committed = releases.list_releases(config, name)
+    latest = committed[-1].manifest if committed else None
     # Persisted only once they are to be computed: persisting plans the query (about 6 s in a fresh
     # process), and a build that reuses the latest release's digest may end without computing them.
     candidates = candidate_documents(inputs, spec, build_date)
@@ -294,8 +291,7 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
         input_digest = input_digest or sequences.content_digest(candidates, candidates.columns)
         fingerprint = _fingerprint(spec.sha256, input_digest, code.sha256,
                                    tokenization.tokenizer_sha256(given[0]) if given else _section_sha(spec))
-        if latest is not None:
-            remove_orphans(spark, lake, name, latest.release)
+        remove_orphans(spark, lake, name, committed)
         if latest is not None and latest.fingerprint == fingerprint and not force:
             detail = (f"no new release: inputs, spec, code and tokenizer are unchanged since release "
                       f"{latest.release} (use --force to build anyway)")
