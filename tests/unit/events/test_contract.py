@@ -190,3 +190,22 @@ def test_timestamp_out_of_range_after_offset():
 def test_unsupported_schema_keyword_is_refused():
     with pytest.raises(ValueError, match="unsupported JSON Schema keywords: pattern"):
         contract.compile_schema({"type": "string", "pattern": "^a"})
+
+
+def test_keywords_no_registered_schema_uses_yet_are_checked_strictly():
+    """A later schema version may add a boolean or bounded integer: the compiled checks are ready."""
+    check = contract.compile_schema({
+        "type": "object", "additionalProperties": False, "required": ["flag", "score"],
+        "properties": {"flag": {"type": "boolean"}, "score": {"type": "integer", "minimum": 1, "maximum": 5}},
+    })
+    assert check({"flag": False, "score": 5}) == {"flag": False, "score": 5}
+    for value, reason, detail in [
+        ({"flag": 1, "score": 3}, contract.WRONG_TYPE, "flag: expected a boolean, got integer"),
+        ({"flag": "true", "score": 3}, contract.WRONG_TYPE, "flag: expected a boolean, got string"),
+        ({"flag": True, "score": 6}, contract.INVALID_VALUE, "score: 6 is greater than the maximum 5"),
+        ({"flag": True, "score": 0}, contract.INVALID_VALUE, "score: 0 is less than the minimum 1"),
+        ({"flag": True, "score": True}, contract.WRONG_TYPE, "score: expected an integer, got boolean"),
+    ]:
+        with pytest.raises(Invalid) as rejected:
+            check(value)
+        assert (rejected.value.reason, rejected.value.detail) == (reason, detail)
