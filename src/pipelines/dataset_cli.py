@@ -6,7 +6,6 @@ Only `build` starts Spark; the others read the releases through delta-rs, withou
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -30,13 +29,23 @@ examples:
 def cmd_build(args: argparse.Namespace) -> int:
     from palindrom.spark import get_spark
     from palindrom.training.spec import load_spec
-    from pipelines.gold.build_training_data import build
+    from pipelines.gold.build_training_data import (
+        BuildResult,
+        build,
+        build_date_from,
+        no_new_release,
+        unchanged_release,
+    )
 
     config = load_config(args.env, args.root)
     spec = load_spec(args.spec)
-    build_date = dt.date.fromisoformat(args.build_date) if args.build_date else dt.datetime.now(dt.UTC).date()
-    spark = get_spark(config.spark, app_name=f"dataset-build-{spec.name}", storage_root=config.storage_root)
-    result = build(spark, config, spec, build_date, force=args.force)
+    build_date = build_date_from(args)
+    latest = None if args.force else unchanged_release(config, spec, build_date)
+    if latest is not None:  # decided without starting Spark
+        result = BuildResult(spec.name, None, no_new_release(latest), latest)
+    else:
+        spark = get_spark(config.spark, app_name=f"dataset-build-{spec.name}", storage_root=config.storage_root)
+        result = build(spark, config, spec, build_date, force=args.force)
     if args.json:
         print(json.dumps({"dataset": result.dataset, "release": result.release, "detail": result.detail,
                           "content_digest": result.manifest.content_digest if result.manifest else None}))

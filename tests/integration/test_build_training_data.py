@@ -26,7 +26,7 @@ from palindrom.training import BuildError, LostRace, documents, sequences
 from palindrom.training.manifest import code_identity
 from palindrom.training.spec import SpecError, load_spec
 from palindrom.training.tokenization import TokenizerError
-from pipelines.gold.build_training_data import Inputs, build, reusable_input_digest
+from pipelines.gold.build_training_data import build, reusable_input_digest, unchanged_release
 from tests.conftest import BIN, BUILD_DATE, lake_path, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("training")]
@@ -97,6 +97,11 @@ def test_an_unchanged_build_makes_no_release_and_moves_no_table(spark_session, t
         return digest(df, columns)
 
     monkeypatch.setattr(sequences, "content_digest", counted_digest)
+    # Decided from the Delta logs, without Spark (a task with nothing to do does not start it) ...
+    latest = releases.resolve(config, "chat_sft").manifest
+    assert unchanged_release(config, load_spec("chat_sft"), DATE) == latest
+    assert unchanged_release(config, load_spec("chat_sft"), DATE + dt.timedelta(days=1)) is None  # cannot tell
+    # ... and by the build itself.
     again = build(spark_session, config, load_spec("chat_sft"), DATE)
     assert again.release is None
     assert "no new release" in again.detail
@@ -114,7 +119,7 @@ def test_the_latest_digest_stands_for_the_candidates_only_while_nothing_that_dec
     latest, spec, code = releases.resolve(config, "chat_sft").manifest, load_spec("chat_sft"), code_identity()
 
     def reused(manifest=latest, pinned=latest.inputs, code=code, date=DATE):
-        return reusable_input_digest(manifest, Inputs(None, None, None, list(pinned)), spec, code, date)
+        return reusable_input_digest(manifest, list(pinned), spec, code, date)
 
     events = latest.inputs[0]
     assert reused() == latest.input_digest
@@ -210,10 +215,12 @@ def test_two_concurrent_builds_race_for_one_number_and_agree(spark_session, samp
     assert loser_manifest["content_digest"] == winner.manifest.content_digest  # other partitioning, same rows
 
     monkeypatch.delenv("PIPELINES_FAILPOINTS")
+    assert unchanged_release(config, load_spec("chat_sft"), DATE) is None  # the loser's rows are to be removed
     following = build(spark_session, config, load_spec("chat_sft"), DATE)
     assert following.release is None  # nothing changed: no release, but the loser's leftovers are gone
     assert builds_of_release_1() == {winner.manifest.build_id}
     assert not (files / loser).exists()
+    assert unchanged_release(config, load_spec("chat_sft"), DATE) == winner.manifest
 
 
 def test_clear_errors_change_nothing(spark_session, training_lake, tmp_path, lake_config):

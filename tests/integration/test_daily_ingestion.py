@@ -5,6 +5,7 @@ import collections
 import datetime as dt
 import json
 import random
+import re
 
 import deltalake
 import pytest
@@ -76,6 +77,18 @@ def test_a_rerun_commits_nothing(spark_session, sample_lake):
     clean_events.run(spark_session, sample_lake)
     aggregate_events.run(spark_session, sample_lake)
     assert {ref.name: tables.current_version(ref) for ref in lake.tables()} == before
+
+
+def test_a_rerun_of_the_job_decides_without_starting_spark(sample_lake):
+    landing = Lake(sample_lake.storage_root).landing("events")
+    assert ingest_events.up_to_date(sample_lake) == f"no new files in {landing}"
+    assert clean_events.up_to_date(sample_lake) == "no bronze batches to clean"
+    assert aggregate_events.up_to_date(sample_lake).startswith("up to date with silver.events version ")
+    rerun = run_cli("run", "daily_ingestion", "--root", sample_lake.storage_root)
+    for task in ("ingest_events", "clean_events", "aggregate_events"):
+        assert re.search(rf"{task}: [^\n]+; nothing to do, Spark not started", rerun.stderr), rerun.stderr
+    assert "SparkContext" not in rerun.stderr
+    assert "log4j" not in rerun.stderr
 
 
 def test_every_table_is_readable_by_delta_rs(spark_session, sample_lake):

@@ -74,41 +74,48 @@ def distinct_values(ref: TableRef, column: str) -> set:
     return set() if rows is None else set(pc.unique(rows.column(column)).to_pylist())
 
 
-def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Collection | None = None) -> dict:
+def logged_rows_per_value(ref: TableRef, column: str, values: Collection | None = None) -> dict | None:
     """The table's row count per non-null value of `column` (only `values`, if given; {} if there is
-    no table). From the file statistics in the Delta log, read by delta-rs, where every file that may
+    no table), from the file statistics in the Delta log, read by delta-rs, where every file that may
     hold a wanted value names exactly one (min == max, no nulls) and its row count: each bronze commit
     writes one batch, and each silver or quarantine commit the rows of the batches one run cleaned.
-    Otherwise (statistics not kept, truncated, or a file of several values) a scan of the column."""
+    None where the log cannot tell (statistics not kept, truncated, or a file of several values)."""
     files = native.file_statistics(ref.uri)
     if files is None:
         return {}
     wanted = None if values is None else set(values)
     names = (f"min.{column}", f"max.{column}", f"null_count.{column}", "num_records")
-    if all(n in files.column_names for n in names):
-        counts: Counter = Counter()
-        for low, high, nulls, rows in zip(*(files.column(n).to_pylist() for n in names), strict=True):
-            if rows is not None and nulls == rows:
-                continue  # nulls only
-            if wanted is not None and None not in (low, high) and not any(low <= v <= high for v in wanted):
-                continue  # none of the wanted values
-            if low is None or low != high or nulls != 0 or rows is None:
-                break
-            if wanted is None or low in wanted:
-                counts[low] += rows
-        else:
-            return dict(counts)
+    if not all(n in files.column_names for n in names):
+        return None
+    counts: Counter = Counter()
+    for low, high, nulls, rows in zip(*(files.column(n).to_pylist() for n in names), strict=True):
+        if rows is not None and nulls == rows:
+            continue  # nulls only
+        if wanted is not None and None not in (low, high) and not any(low <= v <= high for v in wanted):
+            continue  # none of the wanted values
+        if low is None or low != high or nulls != 0 or rows is None:
+            return None
+        if wanted is None or low in wanted:
+            counts[low] += rows
+    return dict(counts)
+
+
+def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Collection | None = None) -> dict:
+    """logged_rows_per_value, or where the log cannot tell, a scan of the column."""
+    logged = logged_rows_per_value(ref, column, values)
+    if logged is not None:
+        return logged
     rows = read(spark, ref).select(column).filter(F.col(column).isNotNull())
-    if wanted is not None:
-        rows = rows.filter(F.col(column).isin(list(wanted)))
+    if values is not None:
+        rows = rows.filter(F.col(column).isin(list(values)))
     return {r[0]: r[1] for r in rows.groupBy(column).count().collect()}
 
 
-def distinct_combinations(spark: SparkSession, ref: TableRef, columns: Sequence[str]) -> set[tuple]:
-    """The distinct combinations of `columns`' values in the table (empty if there is no table). From
-    the Delta log alone where every file pins one value of each: a partition column, or statistics
+def logged_distinct_combinations(ref: TableRef, columns: Sequence[str]) -> set[tuple] | None:
+    """The distinct combinations of `columns`' values in the table (empty if there is no table), from
+    the Delta log alone, where every file pins one value of each: a partition column, or statistics
     with min == max and no nulls (a training dataset's files each hold one build's rows of one
-    release). Otherwise a scan of those columns."""
+    release). None where the log cannot tell."""
     files = native.file_statistics(ref.uri)
     if files is None:
         return set()
@@ -122,9 +129,17 @@ def distinct_combinations(spark: SparkSession, ref: TableRef, columns: Sequence[
                   and file[f"min.{c}"] is not None and file[f"min.{c}"] == file[f"max.{c}"]):
                 values.append(file[f"min.{c}"])
             else:
-                return {tuple(r) for r in read(spark, ref).select(*columns).distinct().collect()}
+                return None
         found.add(tuple(values))
     return found
+
+
+def distinct_combinations(spark: SparkSession, ref: TableRef, columns: Sequence[str]) -> set[tuple]:
+    """logged_distinct_combinations, or where the log cannot tell, a scan of those columns."""
+    logged = logged_distinct_combinations(ref, columns)
+    if logged is not None:
+        return logged
+    return {tuple(r) for r in read(spark, ref).select(*columns).distinct().collect()}
 
 
 def batch_ids(spark: SparkSession, ref: TableRef) -> set[str]:

@@ -161,29 +161,49 @@ def bronze_commit_tag(batch_id: str) -> str:
     return f"ingest_events batch {batch_id}"
 
 
+def recorded_files(lake: Lake) -> tuple[set[str], str | None]:
+    """The files in the file record, and the newest batch that recorded any (None: none yet)."""
+    rows = tables.read_small(lake.table("bronze.events_files"), ["source_file", "batch_id"])
+    return {r["source_file"] for r in rows}, max((r["batch_id"] for r in rows), default=None)
+
+
+def record_behind_bronze(lake: Lake, last_recorded: str | None) -> bool:
+    """Whether bronze's newest commit is not the newest recorded batch's: a run died between its
+    bronze commit and its file record. Read from the log's newest commit: bronze is not queried."""
+    bronze_ref = lake.table("bronze.events")
+    if not tables.exists(bronze_ref):
+        return False
+    return last_recorded is None or tables.last_commit_metadata(bronze_ref) != bronze_commit_tag(last_recorded)
+
+
 def ingested_files(spark: SparkSession, lake: Lake) -> tuple[set[str], list[Row]]:
     """Files already taken in: those in the file record, and those of bronze batches after the last
     recorded one, which a run that died between its bronze commit and its record left unrecorded. The
     latter come back as (source_file, batch_id, ingested_at, lines) rows for the next record commit to
     include: runs do not overlap (max_concurrent_runs: 1) and batch ids sort by run start, so after
     that commit every batch up to the newest recorded one is recorded, and bronze's file statistics on
-    batch_id let this skip all older files: it reads no more of bronze as bronze grows. Where bronze's
-    newest commit is the newest recorded batch's (the usual case) there is nothing to look for, and
-    bronze is not queried at all (a query builds the table's file list: seconds in a fresh process)."""
-    record_ref, bronze_ref = lake.table("bronze.events_files"), lake.table("bronze.events")
-    rows = tables.read_small(record_ref, ["source_file", "batch_id"])
-    recorded = {r["source_file"] for r in rows}
-    last_recorded = max((r["batch_id"] for r in rows), default=None)
-    if not tables.exists(bronze_ref):
+    batch_id let this skip all older files: it reads no more of bronze as bronze grows. Where the
+    record is not behind bronze (the usual case) there is nothing to look for, and bronze is not
+    queried at all (a query builds the table's file list: seconds in a fresh process)."""
+    recorded, last_recorded = recorded_files(lake)
+    if not record_behind_bronze(lake, last_recorded):
         return recorded, []
-    if last_recorded is not None and tables.last_commit_metadata(bronze_ref) == bronze_commit_tag(last_recorded):
-        return recorded, []
-    bronze = tables.read(spark, bronze_ref)
+    bronze = tables.read(spark, lake.table("bronze.events"))
     if last_recorded is not None:
         bronze = bronze.filter(F.col("batch_id") > last_recorded)
     unrecorded = (bronze.groupBy("source_file", "batch_id")
                   .agg(F.min("ingested_at").alias("ingested_at"), F.count(F.lit(1)).alias("lines")).collect())
     return recorded, [r for r in unrecorded if r["source_file"] not in recorded]
+
+
+def up_to_date(config: PipelineConfig) -> str | None:
+    """Nothing to ingest: every landing file is in the file record, and the record is not behind bronze."""
+    lake = Lake(config.storage_root)
+    recorded, last_recorded = recorded_files(lake)
+    landing = lake.landing("events")
+    if record_behind_bronze(lake, last_recorded) or any(f.name not in recorded for f in list_files(landing)):
+        return None
+    return f"no new files in {landing}"
 
 
 def append_counting_lines(spark: SparkSession, lines: DataFrame, bronze: TableRef, batch_id: str,
@@ -257,7 +277,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("ingest_events", "bronze", run, __doc__, argv)
+    return task_main("ingest_events", "bronze", run, __doc__, argv, up_to_date=up_to_date)
 
 
 if __name__ == "__main__":

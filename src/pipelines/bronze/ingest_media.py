@@ -59,13 +59,26 @@ def landing_files(spark: SparkSession, landing: str, files: list[LandingFile]) -
     ).unionByName(empty)
 
 
+def new_files(lake: Lake, media_type: str) -> list[LandingFile]:
+    """A media type's landing files that bronze holds no row of, by name."""
+    folder = MEDIA_FOLDERS[media_type]
+    done = tables.distinct_values(lake.table(f"bronze.{folder}"), "path")
+    return sorted((f for f in list_files(lake.landing(folder)) if f.name not in done), key=lambda f: f.name)
+
+
+def up_to_date(config: PipelineConfig) -> str | None:
+    lake = Lake(config.storage_root)
+    if any(new_files(lake, media_type) for media_type in MEDIA_FOLDERS):
+        return None
+    return "no new media files in " + ", ".join(lake.landing(folder) for folder in MEDIA_FOLDERS.values())
+
+
 def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: str, now: dt.datetime,
                   inline_max_bytes: int) -> tuple[int, int]:
     """Ingest one media type's new landing files; returns (files, blobs copied)."""
     folder = MEDIA_FOLDERS[media_type]
     landing, bronze = lake.landing(folder), lake.table(f"bronze.{folder}")
-    done = tables.distinct_values(bronze, "path")
-    pending = sorted((f for f in list_files(landing) if f.name not in done), key=lambda f: f.name)
+    pending = new_files(lake, media_type)
     if not pending:
         logger.info("ingest_media: no new files in %s", landing)
         return 0, 0
@@ -111,7 +124,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("ingest_media", "bronze", run, __doc__, argv)
+    return task_main("ingest_media", "bronze", run, __doc__, argv, up_to_date=up_to_date)
 
 
 if __name__ == "__main__":

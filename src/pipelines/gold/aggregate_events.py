@@ -46,18 +46,31 @@ def dates_predicate(dates: list[dt.date]) -> str:
     return "event_date IN (" + ", ".join(f"DATE'{d.isoformat()}'" for d in dates) + ")"
 
 
+def silver_progress(lake: Lake) -> tuple[int | None, int | None]:
+    """silver.events' current version, and the version the last run aggregated up to (None: none)."""
+    progress = tables.read_small(lake.table("gold.events_daily_progress"), ["silver_version"])
+    return (tables.current_version(lake.table("silver.events")),
+            max((r["silver_version"] for r in progress), default=None))
+
+
+def _nothing_new(silver_version: int | None, last: int | None) -> str | None:
+    if silver_version is None:
+        return "silver.events does not exist yet; nothing to aggregate"
+    return f"up to date with silver.events version {silver_version}" if last == silver_version else None
+
+
+def up_to_date(config: PipelineConfig) -> str | None:
+    return _nothing_new(*silver_progress(Lake(config.storage_root)))
+
+
 def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
     lake = Lake(config.storage_root)
     silver_ref, daily_ref = lake.table("silver.events"), lake.table("gold.events_daily")
     progress_ref = lake.table("gold.events_daily_progress")
 
-    silver_version = tables.current_version(silver_ref)
-    if silver_version is None:
-        logger.info("aggregate_events: silver.events does not exist yet; nothing to aggregate")
-        return []
-    last = max((r["silver_version"] for r in tables.read_small(progress_ref, ["silver_version"])), default=None)
-    if last == silver_version:
-        logger.info("aggregate_events: up to date with silver.events version %d", silver_version)
+    silver_version, last = silver_progress(lake)
+    if nothing_new := _nothing_new(silver_version, last):
+        logger.info("aggregate_events: %s", nothing_new)
         return []
 
     dates = tables.consume_inserted(spark, silver_ref, last, silver_version, lambda inserted: sorted(
@@ -78,7 +91,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("aggregate_events", "gold", run, __doc__, argv)
+    return task_main("aggregate_events", "gold", run, __doc__, argv, up_to_date=up_to_date)
 
 
 if __name__ == "__main__":

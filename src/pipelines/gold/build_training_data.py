@@ -90,19 +90,25 @@ class Inputs:
     pinned: list[PinnedInput]
 
 
-def pin_inputs(spark: SparkSession, lake: Lake, spec: DatasetSpec) -> Inputs:
+def pinned_inputs(lake: Lake, spec: DatasetSpec) -> list[PinnedInput]:
+    """The spec's input tables at their present versions (read from their Delta logs)."""
     names = ["silver.events"] + (["silver.media_metadata", "silver.media_embeddings"]
                                  if spec.documents.kind == "multimodal" else [])
-    frames, pinned = {}, []
+    pinned = []
     for name in names:
         ref = lake.table(name)
         version = tables.current_version(ref)
         if version is None:
             raise tables.TableNotFound(ref)
         table_id = tables.table_id(ref)
-        frames[name] = tables.read(spark, ref, version=version)
         pinned.append(PinnedInput(table=name, uri=ref.uri, version=version, table_id=table_id,
                                   digest=hashlib.sha256(f"{table_id}@{version}".encode()).hexdigest()))
+    return pinned
+
+
+def pin_inputs(spark: SparkSession, lake: Lake, spec: DatasetSpec) -> Inputs:
+    pinned = pinned_inputs(lake, spec)
+    frames = {i.table: tables.read(spark, lake.table(i.table), version=i.version) for i in pinned}
     return Inputs(frames["silver.events"], frames.get("silver.media_metadata"),
                   frames.get("silver.media_embeddings"), pinned)
 
@@ -136,7 +142,12 @@ def schema_versions(inputs: Inputs, spec: DatasetSpec, build_date: dt.date) -> d
     return {k: sorted(v) for k, v in sorted(seen.items())}
 
 
-def _fingerprint(*parts: str) -> str:
+def release_fingerprint(spec: DatasetSpec, input_digest: str, code: Code,
+                        given: tuple[Tokenizer, str, str] | None) -> str:
+    """What a release is made of: spec, candidate documents, builder code and the given tokenizer (or
+    the spec's tokenizer section, for one trained). A build with the latest release's makes none."""
+    parts = (spec.sha256, input_digest, code.sha256,
+             tokenization.tokenizer_sha256(given[0]) if given else _section_sha(spec))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -179,7 +190,7 @@ def date_ranges(spec: DatasetSpec, build_date: dt.date) -> dict[str, tuple[str, 
     return {s.name: tuple(d.isoformat() for d in s.dates.resolve(build_date)) for s in spec.sources}
 
 
-def reusable_input_digest(latest: Manifest | None, inputs: Inputs, spec: DatasetSpec, code: Code,
+def reusable_input_digest(latest: Manifest | None, inputs: list[PinnedInput], spec: DatasetSpec, code: Code,
                           build_date: dt.date) -> str | None:
     """The latest release's digest of its candidate documents, where nothing that decides them has
     changed since: the same input tables (by id) at the same versions, spec, builder code and date
@@ -192,9 +203,22 @@ def reusable_input_digest(latest: Manifest | None, inputs: Inputs, spec: Dataset
     def pinned(items: list[PinnedInput]) -> list[tuple[str, str, int]]:
         return [(i.table, i.table_id, i.version) for i in items]
 
-    unchanged = (pinned(latest.inputs) == pinned(inputs.pinned) and latest.spec_sha256 == spec.sha256
+    unchanged = (pinned(latest.inputs) == pinned(inputs) and latest.spec_sha256 == spec.sha256
                  and latest.code.sha256 == code.sha256 and latest.date_ranges == date_ranges(spec, build_date))
     return latest.input_digest if unchanged else None
+
+
+BUILD_COLUMNS = ("release", "build_id")  # which build of which release wrote a dataset table's row
+
+
+def orphan_builds(committed: list[releases.Release], written: set[tuple]) -> list[tuple[int, str]]:
+    """The (release, build_id) among `written` (a dataset table's BUILD_COLUMNS) of no committed release,
+    up to the latest one: builds that died or lost the race for a release number."""
+    if not committed:
+        return []
+    builds = {(r.release, r.manifest.build_id) for r in committed}
+    return sorted((release, build_id) for release, build_id in written
+                  if release <= committed[-1].release and (release, build_id) not in builds)
 
 
 def remove_orphans(spark: SparkSession, lake: Lake, name: str, committed: list[releases.Release]) -> None:
@@ -207,10 +231,7 @@ def remove_orphans(spark: SparkSession, lake: Lake, name: str, committed: list[r
     if not committed or not tables.exists(table):
         return
     latest = committed[-1].release
-    builds = {(r.release, r.manifest.build_id) for r in committed}
-    orphans = sorted((release, build_id) for release, build_id
-                     in tables.distinct_combinations(spark, table, ("release", "build_id"))
-                     if release <= latest and (release, build_id) not in builds)
+    orphans = orphan_builds(committed, tables.distinct_combinations(spark, table, BUILD_COLUMNS))
     if not orphans:
         return
     ids = ", ".join(f"'{build_id}'" for _, build_id in orphans)
@@ -284,17 +305,15 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
     # Persisted only once they are to be computed: persisting plans the query (about 6 s in a fresh
     # process), and a build that reuses the latest release's digest may end without computing them.
     candidates = candidate_documents(inputs, spec, build_date)
-    input_digest = reusable_input_digest(latest, inputs, spec, code, build_date)
+    input_digest = reusable_input_digest(latest, inputs.pinned, spec, code, build_date)
     if input_digest is None:
         candidates = candidates.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         input_digest = input_digest or sequences.content_digest(candidates, candidates.columns)
-        fingerprint = _fingerprint(spec.sha256, input_digest, code.sha256,
-                                   tokenization.tokenizer_sha256(given[0]) if given else _section_sha(spec))
+        fingerprint = release_fingerprint(spec, input_digest, code, given)
         remove_orphans(spark, lake, name, committed)
         if latest is not None and latest.fingerprint == fingerprint and not force:
-            detail = (f"no new release: inputs, spec, code and tokenizer are unchanged since release "
-                      f"{latest.release} (use --force to build anyway)")
+            detail = no_new_release(latest)
             logger.info("build_training_data: %s: %s", name, detail)
             return BuildResult(name, None, detail, latest)
 
@@ -495,9 +514,57 @@ def _progress(name: str):
     return say
 
 
+def build_date_from(args: argparse.Namespace) -> dt.date:
+    """`--build-date`, or today (UTC)."""
+    return dt.date.fromisoformat(args.build_date) if args.build_date else dt.datetime.now(dt.UTC).date()
+
+
+def _specs(args: argparse.Namespace) -> list[DatasetSpec]:
+    return [load_spec(args.dataset)] if args.dataset else [s for s in all_specs() if s.schedule == "daily"]
+
+
+def unchanged_release(config: PipelineConfig, spec: DatasetSpec, build_date: dt.date) -> Manifest | None:
+    """The dataset's latest release where a build now would make none, decided from Delta logs alone
+    (no Spark): its inputs (the same tables at the same versions), spec, code, date ranges and
+    tokenizer are the build's, and the dataset table holds no rows of builds that died (their removal
+    needs Spark). None otherwise, or where the logs cannot tell."""
+    lake, code = Lake(config.storage_root), code_identity()
+    committed = releases.list_releases(config, spec.name)
+    try:
+        pinned = pinned_inputs(lake, spec)
+    except tables.TableNotFound:
+        return None  # the build fails, saying so
+    latest = committed[-1].manifest if committed else None
+    digest = reusable_input_digest(latest, pinned, spec, code, build_date)
+    if digest is None or latest.fingerprint != release_fingerprint(spec, digest, code, given_tokenizer(spec)):
+        return None
+    written = tables.logged_distinct_combinations(lake.training_dataset(spec.name), BUILD_COLUMNS)
+    return None if written is None or orphan_builds(committed, written) else latest
+
+
+def no_new_release(latest: Manifest) -> str:
+    return (f"no new release: inputs, spec, code and tokenizer are unchanged since release {latest.release} "
+            "(use --force to build anyway)")
+
+
+def up_to_date(config: PipelineConfig, args: argparse.Namespace) -> str | None:
+    specs = _specs(args)
+    if not specs:
+        return "no spec has schedule: daily"
+    if args.force:
+        return None
+    build_date, unchanged = build_date_from(args), []
+    for spec in specs:
+        latest = unchanged_release(config, spec, build_date)
+        if latest is None:
+            return None
+        unchanged.append(f"{spec.name}: {no_new_release(latest)}")
+    return "; ".join(unchanged)
+
+
 def run(spark: SparkSession, config: PipelineConfig, args: argparse.Namespace) -> list[BuildResult]:
-    build_date = dt.date.fromisoformat(args.build_date) if args.build_date else dt.datetime.now(dt.UTC).date()
-    specs = [load_spec(args.dataset)] if args.dataset else [s for s in all_specs() if s.schedule == "daily"]
+    build_date = build_date_from(args)
+    specs = _specs(args)
     if not specs:
         logger.info("build_training_data: no spec has schedule: daily; nothing to build")
     results = []
@@ -520,7 +587,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     return task_main("build_training_data", "gold", run, __doc__, argv, add_arguments,
                      examples=("build_training_data --dataset chat_sft",
-                               "build_training_data --dataset pretrain_text --force --build-date 2026-11-27"))
+                               "build_training_data --dataset pretrain_text --force --build-date 2026-11-27"),
+                     up_to_date=up_to_date)
 
 
 if __name__ == "__main__":

@@ -163,12 +163,23 @@ def batch_counts(classified: DataFrame) -> DataFrame:
     )
 
 
+def cleaned_batch_ids(lake: Lake) -> set[str]:
+    return {r["batch_id"] for r in tables.read_small(lake.table("silver.events_batches"), ["batch_id"])}
+
+
 def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, int]:
     """The bronze batches not cleaned yet, in order, with their line counts (from bronze's Delta log)."""
-    bronze, cleaned = lake.table("bronze.events"), lake.table("silver.events_batches")
-    cleaned_ids = {r["batch_id"] for r in tables.read_small(cleaned, ["batch_id"])}
-    lines = tables.rows_per_value(spark, bronze, "batch_id")
-    return {batch: lines[batch] for batch in sorted(lines.keys() - cleaned_ids)}
+    lines = tables.rows_per_value(spark, lake.table("bronze.events"), "batch_id")
+    return {batch: lines[batch] for batch in sorted(lines.keys() - cleaned_batch_ids(lake))}
+
+
+def up_to_date(config: PipelineConfig) -> str | None:
+    """Nothing to clean: the batch record names every batch of bronze's Delta log."""
+    lake = Lake(config.storage_root)
+    lines = tables.logged_rows_per_value(lake.table("bronze.events"), "batch_id")
+    if lines is None or lines.keys() - cleaned_batch_ids(lake):
+        return None
+    return "no bronze batches to clean"
 
 
 def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | None = None) -> CleanResult:
@@ -235,7 +246,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("clean_events", "silver", run, __doc__, argv)
+    return task_main("clean_events", "silver", run, __doc__, argv, up_to_date=up_to_date)
 
 
 if __name__ == "__main__":

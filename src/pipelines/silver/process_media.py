@@ -83,10 +83,15 @@ class ProcessResult:
     texts_read: int = 0  # distinct texts of the silver events read (those inserted since the last run)
 
 
+def recorded_batches(lake: Lake) -> set[tuple[str, str]]:
+    """(media_type, batch_id) of every bronze batch the batch record names."""
+    return {(r["media_type"], r["batch_id"])
+            for r in tables.read_small(lake.table("silver.media_batches"), ["media_type", "batch_id"])}
+
+
 def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, list[str]]:
     """Each media type's bronze batches that the batch record does not name (types with none left out)."""
-    recorded = {(r["media_type"], r["batch_id"])
-                for r in tables.read_small(lake.table("silver.media_batches"), ["media_type", "batch_id"])}
+    recorded = recorded_batches(lake)
     pending = {}
     for media_type, folder in MEDIA_FOLDERS.items():
         batches = tables.batch_ids(spark, lake.table(f"bronze.{folder}"))
@@ -203,30 +208,43 @@ def _insert_embeddings(spark: SparkSession, lake: Lake, vectors: DataFrame) -> N
                       EMBEDDING_KEYS)
 
 
+def media_processors(config: PipelineConfig) -> dict:
+    return {media_type: PROCESSORS[media_type](config.media, config.embeddings) for media_type in MEDIA_FOLDERS}
+
+
+def media_to_embed(lake: Lake, models: dict[str, tuple[str, str]]) -> tuple[int | None, list[str]]:
+    """silver.media_metadata's current version (None: no table), and the media types whose objects
+    the progress record does not say are all embedded with their model (name, revision) at it."""
+    metadata_version = tables.current_version(lake.table("silver.media_metadata"))
+    if metadata_version is None:
+        return None, []
+    progress = tables.read_small(lake.table("silver.media_embeddings_progress"),
+                                 ["media_type", "model_name", "model_revision", "metadata_version"])
+    done = {(r["media_type"], r["model_name"], r["model_revision"])
+            for r in progress if r["metadata_version"] == metadata_version}
+    return metadata_version, [t for t in MEDIA_FOLDERS if (t, *models[t]) not in done]
+
+
 def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Objects with no embedding for their configured model: every media type in one commit. A media
     type whose objects were all embedded with its model at the present metadata version (the progress
     record) is skipped without a query: the anti-joins that find nothing cost about 10 s of a run with
     nothing new. The record is written last: a run that dies before it looks again, and finds what it
     embedded already there."""
-    meta_ref, progress_ref = lake.table("silver.media_metadata"), lake.table("silver.media_embeddings_progress")
-    metadata_version = tables.current_version(meta_ref)
+    processors = media_processors(config)
+    models = {media_type: processor.model_identity() for media_type, processor in processors.items()}
+    metadata_version, looked_at = media_to_embed(lake, models)
     if metadata_version is None:
         return
-    done = {(r["media_type"], r["model_name"], r["model_revision"]) for r in tables.read_small(
-        progress_ref, ["media_type", "model_name", "model_revision", "metadata_version"])
-        if r["metadata_version"] == metadata_version}
-    processors = {media_type: PROCESSORS[media_type](config.media, config.embeddings) for media_type in MEDIA_FOLDERS}
-    models = {media_type: processor.model_identity() for media_type, processor in processors.items()}
     for media_type, (name, revision) in models.items():
-        if (media_type, name, revision) in done:
+        if media_type not in looked_at:
             result.embedded[media_type] = 0
             logger.info("process_media: every %s of silver.media_metadata version %d already embedded with %s@%s",
                         media_type, metadata_version, name, revision)
-    looked_at = [media_type for media_type in MEDIA_FOLDERS if (media_type, *models[media_type]) not in done]
     if not looked_at:
         return
-    metadata = tables.read(spark, meta_ref, metadata_version)
+    progress_ref = lake.table("silver.media_embeddings_progress")
+    metadata = tables.read(spark, lake.table("silver.media_metadata"), metadata_version)
     todo = {}
     for media_type in looked_at:
         objects = metadata.filter(F.col("media_type") == media_type).select("sha256", "path", "key_frames")
@@ -264,6 +282,16 @@ def texts(events: DataFrame) -> DataFrame:
     return _union(parts).filter(F.col("text").isNotNull())
 
 
+def texts_embedded(lake: Lake, model: tuple[str, str]) -> tuple[int | None, int | None]:
+    """silver.events' current version (None: no table), and the version its texts are embedded up to
+    with `model` (name, revision; None: not yet)."""
+    records = tables.read_small(lake.table("silver.text_embeddings_progress"),
+                                ["model_name", "model_revision", "silver_version"])
+    return (tables.current_version(lake.table("silver.events")),
+            max((r["silver_version"] for r in records if (r["model_name"], r["model_revision"]) == model),
+                default=None))
+
+
 def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Texts of the silver events inserted since the version this model's texts are embedded up to
     (read from silver's change data feed), or of all of silver for a model with no record yet or where
@@ -271,15 +299,12 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
     embedded. The record is written last: a run that dies before it reads the same events again, and
     finds what it embedded already there."""
     silver_ref, progress_ref = lake.table("silver.events"), lake.table("silver.text_embeddings_progress")
-    silver_version = tables.current_version(silver_ref)
+    processor = TextProcessor(config.media, config.embeddings)
+    name, revision = model = processor.model_identity()
+    silver_version, embedded_up_to = texts_embedded(lake, model)
     if silver_version is None:
         logger.info("process_media: no silver events, so no texts to embed")
         return
-    processor = TextProcessor(config.media, config.embeddings)
-    name, revision = model = processor.model_identity()
-    records = tables.read_small(progress_ref, ["model_name", "model_revision", "silver_version"])
-    embedded_up_to = max((r["silver_version"] for r in records if (r["model_name"], r["model_revision"]) == model),
-                         default=None)
     if embedded_up_to == silver_version:
         result.embedded["text"] = 0
         logger.info("process_media: texts of silver.events up to version %d already embedded with %s@%s",
@@ -311,6 +336,26 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
     tables.append(spark.createDataFrame(record, TEXT_PROGRESS_SCHEMA), progress_ref)
 
 
+def up_to_date(config: PipelineConfig) -> str | None:
+    """Nothing to process: every bronze batch in the batch record, every media type embedded at the
+    present metadata version, silver's texts embedded up to its present version (each with its
+    configured model)."""
+    lake = Lake(config.storage_root)
+    recorded = recorded_batches(lake)
+    for media_type, folder in MEDIA_FOLDERS.items():
+        batches = tables.logged_rows_per_value(lake.table(f"bronze.{folder}"), "batch_id")
+        if batches is None or any((media_type, b) not in recorded for b in batches):
+            return None
+    models = {media_type: processor.model_identity() for media_type, processor in media_processors(config).items()}
+    if media_to_embed(lake, models)[1]:
+        return None
+    text_model = TextProcessor(config.media, config.embeddings).model_identity()
+    silver_version, embedded_up_to = texts_embedded(lake, text_model)
+    if silver_version is not None and embedded_up_to != silver_version:
+        return None
+    return "no new bronze media batches, and every object and text is embedded with its configured model"
+
+
 def run(spark: SparkSession, config: PipelineConfig) -> ProcessResult:
     lake = Lake(config.storage_root)
     result = ProcessResult()
@@ -323,7 +368,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> ProcessResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("process_media", "silver", run, __doc__, argv)
+    return task_main("process_media", "silver", run, __doc__, argv, up_to_date=up_to_date)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,11 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
     (folder / "blank.jsonl").write_bytes(b"\n \n")
     (folder / ".in-flight.tmp").write_bytes(b'{"not":"yet"}\n')
 
+    assert ingest_events.up_to_date(lake_config) is None
     result = ingest_events.run(spark_session, lake_config)
     assert (result.files, result.lines) == (3, 4)
+    landing_uri = Lake(lake_config.storage_root).landing("events")
+    assert ingest_events.up_to_date(lake_config) == f"no new files in {landing_uri}"
     assert bronze_rows(spark_session, lake_config) == [
         ("a.jsonl", 1, b'{"x":1}', '{"x":1}'),
         ("a.jsonl", 3, b"\xff\xfe", None),
@@ -68,6 +71,7 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
     assert tables.current_version(bronze) == version
 
     (folder / "c.jsonl").write_bytes(b'{"w":4}\n')
+    assert ingest_events.up_to_date(lake_config) is None
     later = ingest_events.run(spark_session, lake_config)
     assert (later.files, later.lines) == (1, 1)
     assert later.batch_id > result.batch_id  # batches sort in the order they ran
@@ -90,6 +94,7 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
     with pytest.raises(RuntimeError, match="killed before the file record"):
         ingest_events.run(spark_session, lake_config)
     monkeypatch.undo()
+    assert ingest_events.up_to_date(lake_config) is None  # no new file, but the record is behind bronze
 
     tables_read = []
 

@@ -40,11 +40,13 @@ def test_media_files_are_ingested_exactly_once_with_their_hash(spark_session, la
 
     ref = Lake(lake_config.storage_root).table("bronze.images")
     version = tables.current_version(ref)
+    assert ingest_media.up_to_date(lake_config).startswith("no new media files in ")
     again = ingest_media.run(spark_session, lake_config)
     assert again.files == {"image": 0, "audio": 0, "video": 0}
     assert tables.current_version(ref) == version  # a rerun commits nothing
 
     write(lake_config, "images", {"u3/new.png": image_bytes(seed=2)})
+    assert ingest_media.up_to_date(lake_config) is None
     assert ingest_media.run(spark_session, lake_config).files["image"] == 1
     assert len(rows(spark_session, lake_config, "images")) == 4
 

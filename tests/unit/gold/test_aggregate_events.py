@@ -40,10 +40,15 @@ def test_a_vacuumed_change_feed_recomputes_every_date(spark_session, lake_config
                         "occurred_at": f"{d}T10:00:00Z", "user_id": "u", "payload": {"action": "view", "target": "t"}})
             + "\n" for i, d in enumerate(dates)))
         ingest_events.run(spark_session, lake_config)
+        assert clean_events.up_to_date(lake_config) is None  # a bronze batch to clean
         clean_events.run(spark_session, lake_config, registry=repo_registry)
+        assert clean_events.up_to_date(lake_config) == "no bronze batches to clean"
+        assert aggregate_events.up_to_date(lake_config) is None  # silver has a new version
 
+    assert aggregate_events.up_to_date(lake_config) == "silver.events does not exist yet; nothing to aggregate"
     day("one.jsonl", "2026-11-20", "2026-11-21")
     assert [str(d) for d in aggregate_events.run(spark_session, lake_config)] == ["2026-11-20", "2026-11-21"]
+    assert aggregate_events.up_to_date(lake_config) == "up to date with silver.events version 1"
     day("two.jsonl", "2026-11-22")
     silver = Lake(lake_config.storage_root).table("silver.events")
     compact_and_vacuum(spark_session, silver.uri)  # the files both runs added are gone

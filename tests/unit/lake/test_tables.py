@@ -127,6 +127,8 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     # A file of two ids (not a bronze commit): its statistics no longer name them, so the column is
     # read; a count of values outside its range still comes from the statistics.
     tables.append(batches(["b3", "b4"]).coalesce(1), ref)
+    assert tables.logged_rows_per_value(ref, "batch_id") is None  # the log cannot tell
+    assert tables.logged_rows_per_value(ref, "batch_id", ["b1"]) == {"b1": 2}
     assert tables.batch_ids(spark_session, ref) == {"b1", "b2", "b3", "b4"}
     assert tables.rows_per_value(spark_session, ref, "batch_id") == {"b1": 2, "b2": 1, "b3": 1, "b4": 1}
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b4"])) == ({"b4": 1}, True)
@@ -143,6 +145,8 @@ def test_distinct_combinations_from_partitions_and_statistics_or_by_a_scan(spark
         {(day, "a"), (day, "b")}, False)
     # A file of two values of k: its statistics no longer name one, so the columns are read.
     tables.append(frame(spark_session, [("c", 4), ("d", 5)]).coalesce(1), ref)
+    assert tables.logged_distinct_combinations(ref, ("day", "k")) is None
+    assert tables.logged_distinct_combinations(ref, ("day",)) == {(day,)}
     assert spark_jobs(lambda: tables.distinct_combinations(spark_session, ref, ("day", "k"))) == (
         {(day, "a"), (day, "b"), (day, "c"), (day, "d")}, True)
 

@@ -54,8 +54,11 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
     sunset = image_bytes(seed=1)
     write(lake_config, "images", {"sunset.png": sunset, "broken.jpg": b"\xff\xd8\xff\xe0 truncated"})
     write(lake_config, "audio", {"tone.wav": audio_bytes(1.0)})
+    assert process_media.up_to_date(lake_config)  # no bronze, no metadata, no silver events: nothing
     ingest_media.run(spark_session, lake_config)
+    assert process_media.up_to_date(lake_config) is None  # new bronze batches
     first = process_media.run(spark_session, lake_config)
+    assert process_media.up_to_date(lake_config)
     assert first.to_metadata == {"image": 1, "audio": 1}
     assert first.to_quarantine == {"image": 1, "audio": 0}
     assert first.embedded == {"image": 1, "audio": 1, "video": 0}
@@ -85,7 +88,10 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
 
     # A new image model adds rows beside the old ones, which stay; the other types are still skipped.
     clip = lake_config.embeddings.model_copy(update={"image": ModelConfig(kind="clip", model=str(tiny_clip))})
-    third = embed_media(spark_session, lake_config.model_copy(update={"embeddings": clip}), lake)
+    with_clip = lake_config.model_copy(update={"embeddings": clip})
+    assert process_media.up_to_date(with_clip) is None
+    third = embed_media(spark_session, with_clip, lake)
+    assert process_media.up_to_date(with_clip)
     assert third.embedded == {"image": 2, "audio": 0, "video": 0}
     by_model = {(r["model_name"], r["model_revision"]): r["count"] for r in
                 table(spark_session, lake_config, "silver.media_embeddings").filter("modality = 'image'")
@@ -116,9 +122,12 @@ def test_texts_are_looked_for_only_in_events_new_since_the_last_run(spark_sessio
         clean_events.run(spark_session, lake_config, registry=repo_registry)
 
     clean_a_day("d1.jsonl", message("a", "hello"), message("b", "world"))
+    assert process_media.up_to_date(lake_config) is None  # texts to embed
     first = embed_texts()
     assert (first.texts_read, first.embedded["text"]) == (2, 2)
+    assert process_media.up_to_date(lake_config)
     clean_a_day("d2.jsonl", message("c", " hello"), message("d", "new"))  # " hello": "hello" once stripped
+    assert process_media.up_to_date(lake_config) is None
     second = embed_texts()
     assert (second.texts_read, second.embedded["text"]) == (2, 1)  # day 2's events only
     again = embed_texts()  # silver unchanged: nothing read, nothing committed
