@@ -1,6 +1,7 @@
 """`pipelines dataset …`: build, list, show, print the card of, and export training-dataset releases.
 
-Only `build` starts Spark; the others read the releases through delta-rs, without a JVM.
+Only `build` starts Spark, and only where a build could make a release (`unchanged_release` decides
+that from the Delta logs first); the others read the releases through delta-rs, without a JVM.
 """
 
 from __future__ import annotations
