@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -29,7 +30,7 @@ from palindrom.config import PipelineConfig
 from palindrom.data.processors import EMBEDDING_SCHEMA, OUTCOME_FIELDS, PROCESSORS, TextProcessor, metadata_schema
 from palindrom.events.columns import payload_column
 from palindrom.lake import tables
-from palindrom.lake.paths import MEDIA_FOLDERS, Lake
+from palindrom.lake.paths import MEDIA_FOLDERS, Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import task_main
 
@@ -83,18 +84,17 @@ class ProcessResult:
     texts_read: int = 0  # distinct texts of the silver events read (those inserted since the last run)
 
 
-def recorded_batches(lake: Lake) -> set[tuple[str, str]]:
-    """(media_type, batch_id) of every bronze batch the batch record names."""
-    return {(r["media_type"], r["batch_id"])
-            for r in tables.read_small(lake.table("silver.media_batches"), ["media_type", "batch_id"])}
-
-
-def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, list[str]]:
-    """Each media type's bronze batches that the batch record does not name (types with none left out)."""
-    recorded = recorded_batches(lake)
+def pending_batches(lake: Lake, batch_ids: Callable[[TableRef], Collection[str] | None]) \
+        -> dict[str, list[str]] | None:
+    """Each media type's bronze batches that the batch record does not name (types with none left
+    out), given each bronze table's batch ids (None where `batch_ids` cannot tell: then None)."""
+    recorded = {(r["media_type"], r["batch_id"])
+                for r in tables.read_small(lake.table("silver.media_batches"), ["media_type", "batch_id"])}
     pending = {}
     for media_type, folder in MEDIA_FOLDERS.items():
-        batches = tables.batch_ids(spark, lake.table(f"bronze.{folder}"))
+        batches = batch_ids(lake.table(f"bronze.{folder}"))
+        if batches is None:
+            return None
         if unrecorded := sorted(b for b in batches if (media_type, b) not in recorded):
             pending[media_type] = unrecorded
     return pending
@@ -133,7 +133,7 @@ def _union(frames: list[DataFrame]) -> DataFrame:
 
 def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, result: ProcessResult) -> None:
     """Every media type's new bronze batches in one pass: one commit per table, one conservation check."""
-    pending = pending_batches(spark, lake)
+    pending = pending_batches(lake, lambda ref: tables.batch_ids(spark, ref))
     if not pending:
         logger.info("process_media: no bronze media batches to process")
         return
@@ -341,11 +341,8 @@ def up_to_date(config: PipelineConfig) -> str | None:
     present metadata version, silver's texts embedded up to its present version (each with its
     configured model)."""
     lake = Lake(config.storage_root)
-    recorded = recorded_batches(lake)
-    for media_type, folder in MEDIA_FOLDERS.items():
-        batches = tables.logged_rows_per_value(lake.table(f"bronze.{folder}"), "batch_id")
-        if batches is None or any((media_type, b) not in recorded for b in batches):
-            return None
+    if pending_batches(lake, lambda ref: tables.logged_rows_per_value(ref, "batch_id")) != {}:
+        return None  # batches to process, or the Delta log cannot tell
     models = {media_type: processor.model_identity() for media_type, processor in media_processors(config).items()}
     if media_to_embed(lake, models)[1]:
         return None
