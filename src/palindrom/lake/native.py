@@ -1,5 +1,5 @@
 """Delta tables read without a JVM: for the Spark-free commands, for training boxes, and for the
-jobs' small bookkeeping tables (`tables.read_small`).
+jobs' small bookkeeping tables (`tables.read_small`), which are also written here (`append`).
 
 delta-rs lists a snapshot's files (pruned to one partition); pyarrow reads them with its own
 filesystems. Reading through delta-rs' own pyarrow dataset instead can abort the interpreter at
@@ -8,6 +8,8 @@ deltalake 1.6.6, intermittently.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -78,3 +80,15 @@ def read_table(uri: str, *, version: int | None = None, partition: tuple[str, ob
                          partitioning=ds.partitioning(pa.schema([schema.field(c) for c in partition_columns]),
                                                       flavor="hive"))
     return dataset.to_table(columns=columns, filter=row_filter)
+
+
+def append(uri: str, rows: pa.Table, properties: Mapping[str, str]) -> None:
+    """Append `rows` to the table at `uri` in one commit; where there is no table yet, that commit
+    creates it with the rows' schema (non-nullable fields are NOT NULL) and `properties`."""
+    from deltalake import write_deltalake
+    from deltalake.exceptions import DeltaError
+
+    try:
+        write_deltalake(native_uri(uri), rows, mode="append", configuration=dict(properties))
+    except DeltaError as e:
+        raise DeltaError(f"{uri}: {rows.num_rows} rows not appended: {e}") from e

@@ -259,12 +259,8 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         if repaired:
             logger.warning("ingest_events: recording %d files that bronze holds from batches %s, whose run "
                            "died before its file record", len(repaired), sorted({r[1] for r in repaired}))
-        record = spark.createDataFrame(
-            [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken] + repaired,
-            INGESTED_FILES_SCHEMA,
-        )
-        tables.ensure(spark, files_record, INGESTED_FILES_SCHEMA)
-        tables.append(record, files_record)
+        record = [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken] + repaired
+        tables.append_small(files_record, record, INGESTED_FILES_SCHEMA)
         lines = sum(per_file.values())
         logger.info("ingest_events: batch %s: %d lines from %d files", batch_id, lines, len(taken))
     else:

@@ -82,11 +82,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
         quality.enforce(quality.events_daily_checks(daily))
         tables.ensure(spark, daily_ref, EVENTS_DAILY_SCHEMA, partition_by=["event_date"])
         tables.replace_where(daily, daily_ref, dates_predicate(dates))
-    progress = spark.createDataFrame(
-        [(silver_version, len(dates), dt.datetime.now(dt.UTC))], PROGRESS_SCHEMA
-    )
-    tables.ensure(spark, progress_ref, PROGRESS_SCHEMA)
-    tables.append(progress, progress_ref)
+    tables.append_small(progress_ref, [(silver_version, len(dates), dt.datetime.now(dt.UTC))], PROGRESS_SCHEMA)
     return dates
 
 

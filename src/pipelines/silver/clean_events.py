@@ -234,10 +234,9 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
               if n_quarantine else []),  # no rows of these batches to look at
         ])
         # The batch record is the last commit: a run that dies before it is simply run again.
-        tables.ensure(spark, cleaned_ref, CLEANED_BATCHES_SCHEMA)
         now = dt.datetime.now(dt.UTC)
         record = [(*(r[k] for k in CLEANED_BATCHES_SCHEMA.fieldNames()[:-1]), now) for r in counts.values()]
-        tables.append(spark.createDataFrame(record, CLEANED_BATCHES_SCHEMA), cleaned_ref)
+        tables.append_small(cleaned_ref, record, CLEANED_BATCHES_SCHEMA)
         logger.info("clean_events: checks passed; batches %s recorded", ", ".join(pending))
     finally:
         validated.unpersist()

@@ -182,10 +182,9 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
     record = (new.join(flagged, ["media_type", "path", "sha256"], "left")
               .groupBy("media_type", "batch_id").agg(F.count("*").alias("rows"), F.count("q").alias("to_quarantine"))
               .select("media_type", "batch_id", "rows", (F.col("rows") - F.col("to_quarantine")).alias("to_metadata"),
-                      "to_quarantine", F.lit(now).cast("timestamp").alias("processed_at"))
+                      "to_quarantine")
               .collect())
-    tables.ensure(spark, batches_ref, MEDIA_BATCHES_SCHEMA)
-    tables.append(spark.createDataFrame(record, MEDIA_BATCHES_SCHEMA), batches_ref)
+    tables.append_small(batches_ref, [(*r, now) for r in record], MEDIA_BATCHES_SCHEMA)
     for r in record:
         result.batches.setdefault(r["media_type"], []).append(r["batch_id"])
         result.to_metadata[r["media_type"]] = result.to_metadata.get(r["media_type"], 0) + r["to_metadata"]
@@ -271,8 +270,7 @@ def embed_media(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
     now = dt.datetime.now(dt.UTC)
     record = [(media_type, name, revision, metadata_version, result.embedded[media_type], now)
               for media_type, (_, (name, revision), _) in todo.items()]
-    tables.ensure(spark, progress_ref, MEDIA_PROGRESS_SCHEMA)
-    tables.append(spark.createDataFrame(record, MEDIA_PROGRESS_SCHEMA), progress_ref)
+    tables.append_small(progress_ref, record, MEDIA_PROGRESS_SCHEMA)
 
 
 def texts(events: DataFrame) -> DataFrame:
@@ -332,8 +330,7 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
     finally:
         candidates.unpersist()
     record = [(name, revision, silver_version, result.texts_read, n, dt.datetime.now(dt.UTC))]
-    tables.ensure(spark, progress_ref, TEXT_PROGRESS_SCHEMA)
-    tables.append(spark.createDataFrame(record, TEXT_PROGRESS_SCHEMA), progress_ref)
+    tables.append_small(progress_ref, record, TEXT_PROGRESS_SCHEMA)
 
 
 def up_to_date(config: PipelineConfig) -> str | None:

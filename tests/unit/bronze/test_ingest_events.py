@@ -83,14 +83,13 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
     run that finds bronze's newest commit unrecorded looks into bronze."""
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
-    append, read, read_small = tables.append, tables.read, tables.read_small
+    read, read_small = tables.read, tables.read_small
 
-    def record_fails(df, ref, user_metadata=None):
-        if ref.name == "bronze.events_files":
-            raise RuntimeError("killed before the file record")
-        append(df, ref, user_metadata)
+    def record_fails(ref, rows, schema):
+        assert ref.name == "bronze.events_files"
+        raise RuntimeError("killed before the file record")
 
-    monkeypatch.setattr(tables, "append", record_fails)
+    monkeypatch.setattr(tables, "append_small", record_fails)
     with pytest.raises(RuntimeError, match="killed before the file record"):
         ingest_events.run(spark_session, lake_config)
     monkeypatch.undo()

@@ -6,8 +6,11 @@ from pathlib import Path
 import deltalake
 import pytest
 from delta.tables import DeltaTable
+from deltalake.exceptions import DeltaError
 from py4j.protocol import Py4JJavaError
+from pyspark.sql import Row
 from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
 
 from palindrom.lake import native, tables
 from palindrom.lake.paths import Lake, TableRef
@@ -54,6 +57,24 @@ def test_a_table_another_writer_created_after_this_session_looked_is_found(spark
     tables.ensure(spark_session, ref, frame(spark_session, []).schema)  # nothing to do
     tables.append(frame(spark_session, [("b", 2)]), ref)
     assert sorted(r["k"] for r in tables.read(spark_session, ref).collect()) == ["a", "b"]
+
+
+def test_append_small_creates_the_table_in_its_first_commit_and_spark_reads_it(spark_session, ref):
+    schema = StructType([StructField("k", StringType(), False), StructField("at", TimestampType(), False),
+                         StructField("n", LongType(), True)])
+    utc = dt.datetime(2026, 11, 30, 5, 0, 1, 123456, tzinfo=dt.UTC)
+    naive_local = utc.astimezone().replace(tzinfo=None)  # as Spark's collect() returns a timestamp
+    spark_jobs_run = spark_jobs(lambda: tables.append_small(ref, [("a", utc, 1), ("b", naive_local, None)], schema))[1]
+    assert not spark_jobs_run
+    tables.append_small(ref, [Row(k="c", at=utc, n=3)], schema)
+    assert [c["version"] for c in native.commits(ref.uri, 5)] == [1, 0]  # no separate create commit
+    assert tables.read(spark_session, ref).schema == schema  # NOT NULL kept
+    assert sorted(tuple(r) for r in tables.read(spark_session, ref).collect()) == [
+        ("a", utc.replace(tzinfo=None), 1), ("b", utc.replace(tzinfo=None), None), ("c", utc.replace(tzinfo=None), 3)]
+    assert deltalake.DeltaTable(ref.uri.removeprefix("file:")).metadata().configuration == tables.PORTABLE_PROPERTIES
+    with pytest.raises(DeltaError, match=r"/t: 1 rows not appended: .*'k' is declared as non-nullable"):
+        tables.append_small(ref, [(None, utc, 4)], schema)
+    assert tables.current_version(ref) == 1
 
 
 def test_insert_new_is_idempotent(spark_session, ref):
