@@ -29,6 +29,9 @@ from palindrom.logging import logger
 T = TypeVar("T")
 
 PORTABLE_PROPERTIES = {"delta.enableDeletionVectors": "false"}
+# A checkpoint every 10 commits, as Delta Spark writes by default; delta-rs' own default is every 100,
+# and a reader of a log without one reads every commit file since the last.
+SMALL_TABLE_PROPERTIES = {**PORTABLE_PROPERTIES, "delta.checkpointInterval": "10"}
 
 
 class TableNotFound(LookupError):
@@ -161,16 +164,16 @@ def read_small(ref: TableRef, columns: Sequence[str]) -> list[dict]:
 
 def append_small(ref: TableRef, rows: Sequence[Sequence], schema: StructType) -> None:
     """Append rows made on the driver (a file or batch record, a progress mark: a few rows, in
-    `schema`'s column order) to a small bookkeeping table, created with `schema` and the portable
-    properties where it does not exist yet: one commit by delta-rs in this process, about 10 ms,
-    where Spark plans and runs a job for it (0.2 to 0.3 s, every run of every task) and commits a new
-    table's creation first (another 0.2 to 0.4 s). Each bookkeeping table has a single writer, its
-    task, which runs one at a time; `read_small` reads it back. A naive datetime is local time, as Spark's
-    `collect()` returns one."""
+    `schema`'s column order) to a small bookkeeping table, created with `schema` and
+    SMALL_TABLE_PROPERTIES where it does not exist yet: one commit by delta-rs in this process, about
+    10 ms, where Spark plans and runs a job for it (0.2 to 0.3 s, every run of every task) and commits
+    a new table's creation first (another 0.2 to 0.4 s). Each bookkeeping table has a single writer,
+    its task, which runs one at a time; `read_small` reads it back. A naive datetime is local time, as
+    Spark's `collect()` returns one."""
     arrow_schema = to_arrow_schema(schema, timezone="UTC")
     table = pa.Table.from_pylist([dict(zip(arrow_schema.names, map(_aware, row), strict=True)) for row in rows],
                                  schema=arrow_schema)
-    native.append(ref.uri, table, PORTABLE_PROPERTIES)
+    native.append(ref.uri, table, SMALL_TABLE_PROPERTIES)
 
 
 def _aware(value):

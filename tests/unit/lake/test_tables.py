@@ -71,10 +71,15 @@ def test_append_small_creates_the_table_in_its_first_commit_and_spark_reads_it(s
     assert tables.read(spark_session, ref).schema == schema  # NOT NULL kept
     assert sorted(tuple(r) for r in tables.read(spark_session, ref).collect()) == [
         ("a", utc.replace(tzinfo=None), 1), ("b", utc.replace(tzinfo=None), None), ("c", utc.replace(tzinfo=None), 3)]
-    assert deltalake.DeltaTable(ref.uri.removeprefix("file:")).metadata().configuration == tables.PORTABLE_PROPERTIES
+    folder = Path(ref.uri.removeprefix("file:"))
+    assert deltalake.DeltaTable(folder).metadata().configuration == tables.SMALL_TABLE_PROPERTIES
     with pytest.raises(DeltaError, match=r"/t: 1 rows not appended: .*'k' is declared as non-nullable"):
         tables.append_small(ref, [(None, utc, 4)], schema)
     assert tables.current_version(ref) == 1
+    for i in range(8):  # a checkpoint at the 10th commit, as Spark writes one
+        tables.append_small(ref, [(f"d{i}", utc, i)], schema)
+    assert (folder / "_delta_log" / f"{9:020}.checkpoint.parquet").exists()
+    assert len(tables.read_small(ref, ["k"])) == 11
 
 
 def test_insert_new_is_idempotent(spark_session, ref):
