@@ -19,7 +19,6 @@ from palindrom.config import configs_dir
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RELATIVE_DATE = re.compile(r"^(today|-(\d+)d)$")
-EVENT_TYPES = ("conversation.message", "feedback.rating", "media.uploaded", "user.action")
 
 
 class SpecError(ValueError):
