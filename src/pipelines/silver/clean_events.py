@@ -210,7 +210,10 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         quarantined = quarantine_rows(classified, bronze)
         tables.ensure(spark, quarantine_ref, quarantined.schema)
         if total["to_quarantine"]:
-            tables.insert_new(spark, quarantined, quarantine_ref, COORDINATES)
+            # Only these batches' files can hold their coordinates: quarantine's other files (it only
+            # grows) are skipped by their statistics on bronze_batch_id instead of read by every run.
+            of_these_batches = "t.bronze_batch_id IN (" + ", ".join(f"'{b}'" for b in pending) + ")"
+            tables.insert_new(spark, quarantined, quarantine_ref, COORDINATES, target_filter=of_these_batches)
         logger.info("clean_events: quarantine committed (%d lines)", total["to_quarantine"])
         failpoint("clean_events.after_quarantine_commit")
 

@@ -1,13 +1,16 @@
 import contextlib
 import hashlib
 import json
+from pathlib import Path
 
+import deltalake
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from palindrom.events.transforms import classify_duplicates, contested_event_ids, validate_events
 from palindrom.lake import tables
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import Lake, native_uri
 from pipelines.bronze import ingest_events
 from pipelines.silver import clean_events
 from pipelines.silver.clean_events import deduplicate_events
@@ -219,3 +222,20 @@ def test_a_read_of_one_date_skips_the_files_of_runs_without_it(spark_session, la
     one_day = silver.filter(F.col("event_date") == "2026-11-26")
     assert one_day.count() == 3
     assert 0 < len(one_day.inputFiles()) < len(silver.inputFiles())
+
+
+def test_the_quarantine_merge_reads_only_the_files_of_the_batches_it_cleans(spark_session, lake_config, repo_registry):
+    """Quarantine only grows; a run's insert-if-new MERGE on bronze coordinates skips the files of other
+    batches by their statistics on bronze_batch_id, so its cost follows the run, not the table. Shown
+    by removing the first run's quarantine files before the second run: a MERGE that read them fails."""
+    landing = lake_path(lake_config) / "landing" / "events"
+    landing.mkdir(parents=True)
+    quarantine = Lake(lake_config.storage_root).table("silver.quarantine.events")
+    for day in ("2026-11-25", "2026-11-26"):
+        for path in deltalake.DeltaTable(native_uri(quarantine.uri)).file_uris() if day == "2026-11-26" else []:
+            Path(path).unlink()
+        (landing / f"{day}.jsonl").write_text(f"{event(day)}\nnot json {day}\n")
+        ingest_events.run(spark_session, lake_config)
+        clean_events.run(spark_session, lake_config, registry=repo_registry)
+    history = DeltaTable.forPath(spark_session, quarantine.uri).history().collect()
+    assert [c["operationMetrics"]["numTargetRowsInserted"] for c in history if c["operation"] == "MERGE"] == ["1", "1"]
