@@ -167,9 +167,9 @@ def cleaned_batch_ids(lake: Lake) -> set[str]:
     return {r["batch_id"] for r in tables.read_small(lake.table("silver.events_batches"), ["batch_id"])}
 
 
-def pending_batches(spark: SparkSession, lake: Lake) -> dict[str, int]:
-    """The bronze batches not cleaned yet, in order, with their line counts (from bronze's Delta log)."""
-    lines = tables.rows_per_value(spark, lake.table("bronze.events"), "batch_id")
+def pending_batches(lake: Lake, lines: dict[str, int]) -> dict[str, int]:
+    """The bronze batches not cleaned yet, in order, with their line counts, given bronze's line
+    count per batch."""
     return {batch: lines[batch] for batch in sorted(lines.keys() - cleaned_batch_ids(lake))}
 
 
@@ -177,7 +177,7 @@ def up_to_date(config: PipelineConfig) -> str | None:
     """Nothing to clean: the batch record names every batch of bronze's Delta log."""
     lake = Lake(config.storage_root)
     lines = tables.logged_rows_per_value(lake.table("bronze.events"), "batch_id")
-    if lines is None or lines.keys() - cleaned_batch_ids(lake):
+    if lines is None or pending_batches(lake, lines):
         return None
     return "no bronze batches to clean"
 
@@ -187,7 +187,7 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
     bronze_ref, silver_ref = lake.table("bronze.events"), lake.table("silver.events")
     quarantine_ref, cleaned_ref = lake.table("silver.quarantine.events"), lake.table("silver.events_batches")
 
-    bronze_lines = pending_batches(spark, lake)
+    bronze_lines = pending_batches(lake, tables.rows_per_value(spark, bronze_ref, "batch_id"))
     pending, n_bronze = list(bronze_lines), sum(bronze_lines.values())
     if not pending:
         logger.info("clean_events: no bronze batches to clean")
