@@ -32,10 +32,13 @@ def snapshot_of(spark, config):
     return out
 
 
-def kill_at_failpoint(root: str, failpoint: str) -> None:
+def kill_at_failpoint(root: str, failpoint: str, spark_local_dir: str) -> None:
+    """Run clean_events until it reaches `failpoint`, then SIGKILL it. A killed JVM cannot delete its
+    work folder (the jars it copies, 13 MB), so it is kept under `spark_local_dir`, not in /tmp."""
     process = subprocess.Popen(
         [str(BIN / "clean_events"), "--root", root], stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PIPELINES_FAILPOINTS": failpoint}, start_new_session=True,
+        env={**os.environ, "PIPELINES_FAILPOINTS": failpoint, "SPARK_LOCAL_DIRS": spark_local_dir},
+        start_new_session=True,
     )
     deadline = time.monotonic() + 300
     try:
@@ -72,7 +75,7 @@ def test_killed_between_commits_then_rerun_matches_an_uninterrupted_run(spark_se
     crashed = load_config("local", str(tmp_path / "crashed"))
     shutil.copytree(lake_path(ingested), lake_path(crashed))  # the same bronze batch
 
-    kill_at_failpoint(str(lake_path(crashed)), failpoint)
+    kill_at_failpoint(str(lake_path(crashed)), failpoint, str(tmp_path))
     lake = Lake(crashed.storage_root)
     assert tables.read(spark_session, lake.table("silver.quarantine.events")).count() > 0
     assert not tables.exists(lake.table("silver.events_batches"))
