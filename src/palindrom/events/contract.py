@@ -306,6 +306,11 @@ def _compile_integer(node: Mapping[str, Any], path: str) -> Check:
     return check
 
 
+# The envelope's schema_version is an integer like any other (a wrong type or a value beyond 64 bits
+# is refused as such) before it is looked up among the registered versions.
+_check_schema_version = _compile_integer({}, "schema_version")
+
+
 def _compile_boolean(path: str) -> Check:
     def check(value: Any) -> Any:
         if type(value) is not bool:
@@ -436,9 +441,7 @@ class EventValidator:
         version = document.get("schema_version")
         if version is None:
             raise Invalid(MISSING_FIELD, "schema_version: required field is missing")
-        if type(version) is not int and type(version) is not LongInteger:
-            raise Invalid(WRONG_TYPE, f"schema_version: expected an integer, got {_type_name(version)}")
-        compiled = versions.get(version)  # never a LongInteger
+        compiled = versions.get(_check_schema_version(version))
         if compiled is None:
             known = ", ".join(str(v) for v in sorted(versions))
             raise Invalid(

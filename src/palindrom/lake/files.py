@@ -49,11 +49,26 @@ def list_files(folder: str) -> list[LandingFile]:
 # Spark expands glob patterns in the paths it reads: `events[1].jsonl` would read `events1.jsonl`, and
 # `x{a,b}.jsonl` nothing. Hadoop's glob syntax takes these characters literally after a backslash.
 _GLOB_SPECIAL = re.compile(r"([\\{}\[\]*?])")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def unreadable_name(name: str) -> str | None:
+    """Why Spark cannot read a file of this name (a path relative to its landing folder), or None.
+    Hadoop's globber walks a path holding a glob character one folder at a time and takes a part
+    holding ':' for a URI with a scheme ("Relative path in absolute URI"), escaped or not."""
+    if ":" in name and _GLOB_SPECIAL.search(name):
+        return ("its path holds both ':' and one of \\ { } [ ] * ?, which Spark's file sources cannot "
+                "read (Hadoop takes the part with ':' for a URI); rename it")
+    return None
 
 
 def read_files(spark: SparkSession, uris: list[str]) -> DataFrame:
     """path, modificationTime, length and content (bytes) of the named files (zero-byte files give no
-    row); each uri is read as the one file it names (glob characters in it taken literally)."""
+    row); each uri is read as the one file it names (glob characters in it taken literally). A uri
+    that `unreadable_name` refuses is a ValueError naming it, not Spark's URISyntaxException."""
+    for uri in uris:
+        if why := unreadable_name(_SCHEME.sub("", uri)):
+            raise ValueError(f"{uri}: {why}")
     return spark.read.format("binaryFile").load([_GLOB_SPECIAL.sub(r"\\\1", uri) for uri in uris])
 
 

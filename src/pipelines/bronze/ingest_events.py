@@ -2,8 +2,9 @@
 
 Every non-blank line becomes one row: its raw bytes as received, its text where it is valid
 UTF-8, the file (relative to landing/events/), the line number, the ingestion time and a batch id.
-A file over `ingest.max_file_bytes` (or a corrupt .gz) is refused and left in landing; the other
-files are ingested first, then the task fails naming it.
+A file over `ingest.max_file_bytes`, a corrupt .gz, or one whose path Spark cannot read (see
+`palindrom.lake.files.unreadable_name`) is refused and left in landing; the other files are ingested
+first, then the task fails naming it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pyspark.sql.types import (
 from palindrom.config import PipelineConfig
 from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, decompress
 from palindrom.lake import tables
-from palindrom.lake.files import list_files, read_files, relative_path
+from palindrom.lake.files import list_files, read_files, relative_path, unreadable_name
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import task_main
@@ -54,6 +55,9 @@ MAX_BINARY = 2**31 - 1
 
 class IngestRefused(RuntimeError):
     """Some landing files could not be ingested; they stay in landing."""
+
+    def __init__(self, refused: dict[str, str]):  # landing URI → why
+        super().__init__("refused, left in landing: " + "; ".join(map(": ".join, sorted(refused.items()))))
 
 
 class _ListParam(AccumulatorParam):
@@ -234,6 +238,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     listing = list_files(landing)
     pending = sorted((f for f in listing if f.name not in done), key=lambda f: f.name)
     refused = {f.name: f"{f.size} bytes; the limit is {max_bytes}" for f in pending if f.size > max_bytes}
+    refused |= {f.name: why for f in pending if (why := unreadable_name(f.name))}
     pending = [f for f in pending if f.name not in refused]
 
     now = dt.datetime.now(dt.UTC)
@@ -266,9 +271,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     else:
         logger.info("ingest_events: no new files in %s", landing)
     if refused:
-        raise IngestRefused(
-            "refused, left in landing: " + "; ".join(f"{landing}/{n}: {why}" for n, why in sorted(refused.items()))
-        )
+        raise IngestRefused({f"{landing}/{name}": why for name, why in refused.items()})
     return IngestResult(batch_id, len(pending), lines, sorted(refused))
 
 

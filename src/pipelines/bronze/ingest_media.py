@@ -4,6 +4,8 @@ Each file exactly once (by its path relative to its landing folder, the form of 
 event's `file_name`): its size, modification time, SHA-256, ingestion time, batch id and bytes.
 Objects over `media.inline_max_bytes` are copied once to bronze/blobs/<sha256> and the row points
 there (`blob_uri`) instead of holding the bytes; landing/ is not kept, so nothing points back to it.
+A file whose path Spark cannot read (`palindrom.lake.files.unreadable_name`) is refused and left in
+landing; the other files are ingested first, then the task fails naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from pyspark.sql.types import BinaryType, LongType, StringType, StructField, Str
 
 from palindrom.config import PipelineConfig
 from palindrom.lake import tables
-from palindrom.lake.files import LandingFile, copy_file, file_exists, list_files, read_files, relative_path
+from palindrom.lake.files import (
+    LandingFile,
+    copy_file,
+    file_exists,
+    list_files,
+    read_files,
+    relative_path,
+    unreadable_name,
+)
 from palindrom.lake.paths import BLOBS, MEDIA_FOLDERS, Lake
 from palindrom.logging import logger
-from pipelines.bronze.ingest_events import new_batch_id
+from pipelines.bronze.ingest_events import IngestRefused, new_batch_id
 from pipelines.tasks import task_main
 
 BRONZE_MEDIA_SCHEMA = StructType([
@@ -74,11 +84,17 @@ def up_to_date(config: PipelineConfig) -> str | None:
 
 
 def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: str, now: dt.datetime,
-                  inline_max_bytes: int) -> tuple[int, int]:
-    """Ingest one media type's new landing files; returns (files, blobs copied)."""
+                  inline_max_bytes: int, refused: dict[str, str]) -> tuple[int, int]:
+    """Ingest one media type's new landing files; returns (files, blobs copied). Files it cannot read
+    are left out and added to `refused` (their landing URI → why)."""
     folder = MEDIA_FOLDERS[media_type]
     landing, bronze = lake.landing(folder), lake.table(f"bronze.{folder}")
-    pending = new_files(lake, media_type)
+    pending = []
+    for f in new_files(lake, media_type):
+        if why := unreadable_name(f.name):
+            refused[f.uri] = why
+        else:
+            pending.append(f)
     if not pending:
         logger.info("ingest_media: no new files in %s", landing)
         return 0, 0
@@ -110,16 +126,18 @@ def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
     lake = Lake(config.storage_root)
     now = dt.datetime.now(dt.UTC)
     batch_id = new_batch_id(now)
-    counts, blobs = {}, 0
+    counts, blobs, refused = {}, 0, {}
     for media_type in MEDIA_FOLDERS:
         counts[media_type], copied = ingest_folder(spark, lake, media_type, batch_id, now,
-                                                   config.media.inline_max_bytes)
+                                                   config.media.inline_max_bytes, refused)
         blobs += copied
     if any(counts.values()):
         logger.info("ingest_media: batch %s: %s; %d blobs copied", batch_id,
                     ", ".join(f"{n} {t}" for t, n in counts.items()), blobs)
     else:
         logger.info("ingest_media: no new media files; nothing committed")
+    if refused:
+        raise IngestRefused(refused)
     return MediaIngestResult(batch_id, counts, blobs)
 
 

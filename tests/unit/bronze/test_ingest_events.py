@@ -118,23 +118,26 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
     assert [r[0] for r in bronze_rows(spark_session, lake_config)] == ["a.jsonl", "a.jsonl", "b.jsonl", "c.jsonl"]
 
 
-def test_oversized_and_corrupt_files_are_refused_and_left_in_landing(spark_session, tmp_path):
+def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_landing(spark_session, tmp_path):
     config = load_config("local", str(tmp_path / "lake")).model_copy(
         update={"ingest": load_config("local").ingest.model_copy(update={"max_file_bytes": 100})}
     )
     folder = landing(config)
     (folder / "big.jsonl").write_bytes(b'{"a":1}\n' * 20)
     (folder / "broken.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n')[:-6])
+    (folder / "events[1]:10:00.jsonl").write_bytes(b'{"a":1}\n')  # Spark cannot read this path
     (folder / "ok.jsonl").write_bytes(b'{"a":1}\n')
 
     with pytest.raises(ingest_events.IngestRefused) as refused:
         ingest_events.run(spark_session, config)
     message = str(refused.value)
-    assert "big.jsonl: 160 bytes; the limit is 100" in message
+    assert f"{config.storage_root}/landing/events/big.jsonl: 160 bytes; the limit is 100" in message
     assert "broken.jsonl.gz: truncated gzip stream" in message
+    assert "events[1]:10:00.jsonl: its path holds both ':' and one of" in message
     assert [r[0] for r in bronze_rows(spark_session, config)] == ["ok.jsonl"]
-    assert (folder / "big.jsonl").exists()
-    assert (folder / "broken.jsonl.gz").exists()
+    assert files_recorded(spark_session, config) == {"ok.jsonl": 1}
+    for name in ("big.jsonl", "broken.jsonl.gz", "events[1]:10:00.jsonl"):
+        assert (folder / name).exists()
 
 
 FRAGMENTS = [b"\n", b"\r", b"\r\n", UTF8_BOM, b" ", b"\t", "\u3000".encode(), "\x85".encode(), b"\x1c", b"\x0b",

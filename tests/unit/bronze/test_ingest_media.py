@@ -1,8 +1,11 @@
 import hashlib
 
+import pytest
+
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_media
+from pipelines.bronze.ingest_events import IngestRefused
 from pipelines.sample_media import image_bytes
 from tests.conftest import lake_path
 
@@ -67,3 +70,13 @@ def test_large_objects_go_to_blobs_once(spark_session, lake_config):
         assert images[path]["blob_uri"] == f"file:{blob}"
     assert bytes(images["small.png"]["content"]) == b"tiny"
     assert not list(blob.parent.glob("_*"))  # no temporary copies left behind
+
+
+def test_a_file_whose_path_spark_cannot_read_is_refused_after_the_others_are_ingested(spark_session, lake_config):
+    write(lake_config, "images", {"shot[1]:12:00.png": b"unread", "ok.png": b"read"})
+    write(lake_config, "audio", {"voice.wav": b"RIFF"})
+    with pytest.raises(IngestRefused, match=r"landing/images/shot\[1\]:12:00\.png: its path holds both ':'"):
+        ingest_media.run(spark_session, lake_config)
+    assert set(rows(spark_session, lake_config, "images")) == {"ok.png"}
+    assert set(rows(spark_session, lake_config, "audio")) == {"voice.wav"}
+    assert (lake_path(lake_config) / "landing" / "images" / "shot[1]:12:00.png").exists()

@@ -1,3 +1,6 @@
+import pytest
+
+from palindrom.lake import files
 from palindrom.lake.files import list_files, read_files
 
 GLOB_LIKE_NAMES = ["events[1].jsonl", "events1.jsonl", "x{y,z}.jsonl", "a*b.jsonl", "q?.jsonl", "back\\slash.jsonl"]
@@ -34,3 +37,27 @@ def test_a_local_file_or_folder_whose_name_holds_a_colon_is_read(spark_session, 
     prefix = tmp_path.as_uri().removeprefix("file://")
     read = {r["path"].split(prefix, 1)[1].lstrip("/"): bytes(r["content"]).decode() for r in rows}
     assert read == {name: f"content of {name}\n" for name in names}
+
+
+def test_names_spark_cannot_read_are_exactly_those_unreadable_name_refuses(spark_session, tmp_path, monkeypatch):
+    """A path holding ':' and a glob character, in any of its parts, fails in Hadoop's globber; the check
+    names exactly those (asserted against Spark itself, with read_files' guard switched off)."""
+    names = ["g[1]:x.jsonl", "h*:x.jsonl", "j:x?.jsonl", "i\\:x.jsonl", "d:1/x[1].jsonl", "e[1]/a:b.jsonl",
+             "f{a,b}:x/p.jsonl", "d:1/plain.jsonl", "e[1]/plain.jsonl", "events-2026-11-27T10:00:00Z.jsonl"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    listed = {f.name: f.uri for f in list_files(tmp_path.as_uri())}
+    assert sorted(listed) == sorted(names)
+    refused = {name for name in names if files.unreadable_name(name)}
+    assert refused == set(names[:7])
+    with pytest.raises(ValueError, match=r"g\[1\]:x\.jsonl: its path holds both ':' and one of"):
+        read_files(spark_session, [listed["g[1]:x.jsonl"]])
+
+    monkeypatch.setattr(files, "unreadable_name", lambda name: None)
+    for name, uri in listed.items():
+        if name in refused:
+            with pytest.raises(Exception, match="Relative path in absolute URI"):
+                read_files(spark_session, [uri]).collect()
+        else:
+            assert bytes(read_files(spark_session, [uri]).collect()[0]["content"]) == b"x\n"
