@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 STAMPS=.cache/stamps
+VENV_FREE_GB=${VENV_FREE_GB:-10}  # what a new .venv needs on its disk
 APICURIO_VERSION=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' jvm/pom.xml)
 S3PROXY_VERSION=$(sed -n 's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' jvm/pom.xml)
 mkdir -p "$STAMPS"
@@ -36,7 +37,12 @@ current() { local stamp=$STAMPS/$1; shift; [ -f "$stamp" ] || return 1; for f in
 # --- Python environment ----------------------------------------------------------------------
 if ! current venv pyproject.toml constraints.txt || [ ! -x .venv/bin/pipelines ]; then
   echo "setup: creating .venv and installing pipelines[local,ml,dev] (first time: pyspark ~450 MB, torch with its CUDA libraries several GB)..."
-  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  if [ ! -x .venv/bin/python ]; then
+    # A full disk otherwise shows as pip's "[Errno 28] No space left on device" half-way through.
+    free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+    [ "$free_gb" -ge "$VENV_FREE_GB" ] || fail "a new .venv needs about $VENV_FREE_GB GB free (it is ~7.5 GB: torch's CUDA libraries); $(pwd) has $free_gb GB free."
+    "$PYTHON" -m venv .venv
+  fi
   .venv/bin/python -m pip install --quiet --upgrade "pip==25.3"
   .venv/bin/python -m pip install --progress-bar off -c constraints.txt -e ".[local,ml,dev]"
   touch "$STAMPS/venv"
