@@ -44,6 +44,28 @@ def exists(ref: TableRef) -> bool:
     return native.commits(ref.uri, 1) is not None
 
 
+def new_run_id(now: dt.datetime) -> str:
+    """The id a run writes its rows under (an ingest batch, a replay, a training build): sortable by the
+    run's start, unique across concurrent runs."""
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+
+
+def sql_in(column: str, values: Iterable[str | int | dt.date]) -> str:
+    """The SQL predicate `column IN (…)`, for the APIs that take SQL text (replaceWhere, MERGE
+    conditions): strings quoted and escaped, dates as DATE literals."""
+    def literal(value) -> str:
+        if isinstance(value, str):
+            return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        if isinstance(value, dt.date):
+            return f"DATE'{value.isoformat()}'"
+        return str(int(value))
+
+    literals = [literal(v) for v in values]
+    if not literals:
+        raise ValueError(f"no values for {column} IN (…)")
+    return f"{column} IN ({', '.join(literals)})"
+
+
 def _last_commit(ref: TableRef, field: str):
     """A field of the table's newest commit (None: no table), read by delta-rs from the log: a Spark
     look-up (DeltaTable.forPath, history) builds the table's snapshot in the JVM first, a tenth of a

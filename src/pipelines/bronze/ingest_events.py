@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ from pyspark.sql.types import (
 from palindrom.config import PipelineConfig
 from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, decompress
 from palindrom.lake import tables
-from palindrom.lake.files import list_files, read_files, relative_path, unreadable_name
+from palindrom.lake.files import IngestRefused, list_files, read_files, relative_path, unreadable_name
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import task_main
@@ -53,13 +52,6 @@ BYTES_AS_TEXT = "ISO-8859-1"  # one character per byte: split and cut as text, e
 MAX_BINARY = 2**31 - 1
 
 
-class IngestRefused(RuntimeError):
-    """Some landing files could not be ingested; they stay in landing."""
-
-    def __init__(self, refused: dict[str, str]):  # landing URI → why
-        super().__init__("refused, left in landing: " + "; ".join(map(": ".join, sorted(refused.items()))))
-
-
 class _ListParam(AccumulatorParam):
     def zero(self, value):
         return []
@@ -74,11 +66,6 @@ class IngestResult:
     files: int
     lines: int
     refused: list[str]
-
-
-def new_batch_id(now: dt.datetime) -> str:
-    """Sortable by time of the run, unique across concurrent runs."""
-    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
 
 
 def landing_files(spark: SparkSession, uris: list[str], landing: str) -> DataFrame:
@@ -242,8 +229,8 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     pending = [f for f in pending if f.name not in refused]
 
     now = dt.datetime.now(dt.UTC)
-    batch_id = new_batch_id(now)
-    lines = 0
+    batch_id = tables.new_run_id(now)
+    lines, record = 0, []
     if pending:
         logger.info("ingest_events: %d new files (%d bytes) → %s, batch %s",
                     len(pending), sum(f.size for f in pending), bronze, batch_id)
@@ -258,18 +245,20 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         per_file = append_counting_lines(spark, lines_of_batch, bronze, batch_id, [f.name for f in pending])
         refused.update(dict(refusals.value))
         taken = [f for f in pending if f.name not in refused]
-        sizes = {f.name: f.size for f in listing}
-        repaired = [(r["source_file"], r["batch_id"], r["ingested_at"], sizes[r["source_file"]], r["lines"])
-                    for r in unrecorded if r["source_file"] in sizes]
-        if repaired:
-            logger.warning("ingest_events: recording %d files that bronze holds from batches %s, whose run "
-                           "died before its file record", len(repaired), sorted({r[1] for r in repaired}))
-        record = [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken] + repaired
-        tables.append_small(files_record, record, INGESTED_FILES_SCHEMA)
+        record = [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken]
         lines = sum(per_file.values())
         logger.info("ingest_events: batch %s: %d lines from %d files", batch_id, lines, len(taken))
     else:
         logger.info("ingest_events: no new files in %s", landing)
+    # Recorded also when nothing is new: else every run would look into bronze again, as this one did.
+    sizes = {f.name: f.size for f in listing}
+    repaired = [(r["source_file"], r["batch_id"], r["ingested_at"], sizes[r["source_file"]], r["lines"])
+                for r in unrecorded if r["source_file"] in sizes]
+    if repaired:
+        logger.warning("ingest_events: recording %d files that bronze holds from batches %s, whose run "
+                       "died before its file record", len(repaired), sorted({r[1] for r in repaired}))
+    if record or repaired:
+        tables.append_small(files_record, record + repaired, INGESTED_FILES_SCHEMA)
     if refused:
         raise IngestRefused({f"{landing}/{name}": why for name, why in refused.items()})
     return IngestResult(batch_id, len(pending), lines, sorted(refused))

@@ -21,6 +21,7 @@ from pyspark.sql.types import BinaryType, LongType, StringType, StructField, Str
 from palindrom.config import PipelineConfig
 from palindrom.lake import tables
 from palindrom.lake.files import (
+    IngestRefused,
     LandingFile,
     copy_file,
     file_exists,
@@ -31,7 +32,6 @@ from palindrom.lake.files import (
 )
 from palindrom.lake.paths import BLOBS, MEDIA_FOLDERS, Lake
 from palindrom.logging import logger
-from pipelines.bronze.ingest_events import IngestRefused, new_batch_id
 from pipelines.tasks import task_main
 
 BRONZE_MEDIA_SCHEMA = StructType([
@@ -125,7 +125,7 @@ def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: st
 def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
     lake = Lake(config.storage_root)
     now = dt.datetime.now(dt.UTC)
-    batch_id = new_batch_id(now)
+    batch_id = tables.new_run_id(now)
     counts, blobs, refused = {}, 0, {}
     for media_type in MEDIA_FOLDERS:
         counts[media_type], copied = ingest_folder(spark, lake, media_type, batch_id, now,

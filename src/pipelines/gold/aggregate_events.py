@@ -42,10 +42,6 @@ def aggregate_daily(events: DataFrame) -> DataFrame:
     )
 
 
-def dates_predicate(dates: list[dt.date]) -> str:
-    return "event_date IN (" + ", ".join(f"DATE'{d.isoformat()}'" for d in dates) + ")"
-
-
 def silver_progress(lake: Lake) -> tuple[int | None, int | None]:
     """silver.events' current version, and the version the last run aggregated up to (None: none)."""
     progress = tables.read_small(lake.table("gold.events_daily_progress"), ["silver_version"])
@@ -81,7 +77,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> list[dt.date]:
         daily = aggregate_daily(silver.filter(F.col("event_date").isin(dates)))
         quality.enforce(quality.events_daily_checks(daily))
         tables.ensure(spark, daily_ref, EVENTS_DAILY_SCHEMA, partition_by=["event_date"])
-        tables.replace_where(daily, daily_ref, dates_predicate(dates))
+        tables.replace_where(daily, daily_ref, tables.sql_in("event_date", dates))
     tables.append_small(progress_ref, [(silver_version, len(dates), dt.datetime.now(dt.UTC))], PROGRESS_SCHEMA)
     return dates
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import uuid
 from dataclasses import asdict, dataclass
 
 from delta.exceptions import (
@@ -234,10 +233,10 @@ def remove_orphans(spark: SparkSession, lake: Lake, name: str, committed: list[r
     orphans = orphan_builds(committed, tables.distinct_combinations(spark, table, BUILD_COLUMNS))
     if not orphans:
         return
-    ids = ", ".join(f"'{build_id}'" for _, build_id in orphans)
+    builds = sorted({build_id for _, build_id in orphans})
     logger.info("build_training_data: %s: removing rows and files of %d uncommitted build(s): %s", name,
-                len(orphans), ids)
-    tables.delete_where(spark, table, f"release <= {latest} AND build_id IN ({ids})")
+                len(builds), ", ".join(builds))
+    tables.delete_where(spark, table, f"release <= {latest} AND " + tables.sql_in("build_id", builds))
     for _, build_id in orphans:
         objects.delete_folder(lake.release_files(name, build_id))
 
@@ -331,7 +330,7 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
 
         plan = Build(spec, lake, build_date, inputs, given, code, input_digest, fingerprint, latest,
                      release=(latest.release if latest else 0) + 1,
-                     build_id=f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}")
+                     build_id=tables.new_run_id(dt.datetime.now(dt.UTC)))
         logger.info("build_training_data: %s: building release %d (build %s)", name, plan.release, plan.build_id)
         import mlflow
 
@@ -495,7 +494,8 @@ def _commit(spark: SparkSession, lake: Lake, manifest: Manifest, table_version: 
                                   manifest.content_digest, manifest.rows, manifest.total_tokens, table_version,
                                   manifest.model_dump_json())], RELEASES_SCHEMA)
     try:
-        tables.insert_new(spark, row, ref, ["dataset", "release"], target_filter=f"t.dataset = '{manifest.dataset}'")
+        tables.insert_new(spark, row, ref, ["dataset", "release"],
+                          target_filter=tables.sql_in("t.dataset", [manifest.dataset]))
     except COMMIT_CONFLICTS as e:
         logger.info("build_training_data: %s: concurrent commit: %s", manifest.dataset, str(e).splitlines()[0])
     owner = tables.read(spark, ref).filter((F.col("dataset") == manifest.dataset)

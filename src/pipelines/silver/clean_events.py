@@ -212,8 +212,8 @@ def run(spark: SparkSession, config: PipelineConfig, registry: SchemaRegistry | 
         if total["to_quarantine"]:
             # Only these batches' files can hold their coordinates: quarantine's other files (it only
             # grows) are skipped by their statistics on bronze_batch_id instead of read by every run.
-            of_these_batches = "t.bronze_batch_id IN (" + ", ".join(f"'{b}'" for b in pending) + ")"
-            tables.insert_new(spark, quarantined, quarantine_ref, COORDINATES, target_filter=of_these_batches)
+            tables.insert_new(spark, quarantined, quarantine_ref, COORDINATES,
+                              target_filter=tables.sql_in("t.bronze_batch_id", pending))
         logger.info("clean_events: quarantine committed (%d lines)", total["to_quarantine"])
         failpoint("clean_events.after_quarantine_commit")
 

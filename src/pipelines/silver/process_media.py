@@ -162,9 +162,13 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
         logger.info("process_media: %s batches %s: %d new objects decoded, %d refused", media_type,
                     ", ".join(batches), c["decoded"] if c else 0, c["refused"] if c else 0)
 
+    # A path enters bronze once, so its quarantine rows can only be of these batches: quarantine's other
+    # files are skipped by their statistics on bronze_batch_id, not read by every run.
+    of_these_batches = sorted({b for batches in pending.values() for b in batches})
     if any(c["refused"] for c in counts.values()):
         rejected = outcome.filter(F.col("reason").isNotNull())
-        tables.insert_new(spark, quarantine_rows(rejected, new, now), quarantine_ref, ("media_type", "path", "sha256"))
+        tables.insert_new(spark, quarantine_rows(rejected, new, now), quarantine_ref, ("media_type", "path", "sha256"),
+                          target_filter=tables.sql_in("t.bronze_batch_id", of_these_batches))
     if any(c["decoded"] for c in counts.values()):
         decoded = outcome.filter(F.col("reason").isNull()).withColumn("processed_at", F.lit(now).cast("timestamp"))
         tables.insert_new(spark, decoded.select(*METADATA_SCHEMA.fieldNames()), meta_ref, ("media_type", "sha256"))
@@ -173,7 +177,8 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
         tables.update_columns(spark, updates, meta_ref, ("media_type", "sha256"), ("path", "paths"))
     outcome.unpersist()
 
-    metadata, quarantine = tables.read(spark, meta_ref), tables.read(spark, quarantine_ref)
+    metadata = tables.read(spark, meta_ref)
+    quarantine = tables.read(spark, quarantine_ref).filter(F.col("bronze_batch_id").isin(of_these_batches))
     quality.enforce([quality.media_conserved(unaccounted(new, metadata, quarantine)),
                      *quality.media_metadata_checks(metadata), *quality.media_quarantine_checks(quarantine)])
     # The batch record is the last commit: a run that dies before it is simply run again (the

@@ -12,7 +12,6 @@ between classifying and writing, the other writes nothing to silver and fails, t
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -54,7 +53,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     lake = Lake(config.storage_root)
     quarantine_ref, silver_ref = lake.table("silver.quarantine.events"), lake.table("silver.events")
     replays_ref = lake.table("silver.quarantine.events_replays")
-    replay_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    replay_id = tables.new_run_id(dt.datetime.now(dt.UTC))
     if not tables.exists(quarantine_ref):
         return ReplayResult(replay_id, 0, 0, 0, 0)
 

@@ -7,6 +7,7 @@ import pytest
 from palindrom.config import load_config
 from palindrom.events.lines import UTF8_BOM
 from palindrom.lake import tables
+from palindrom.lake.files import IngestRefused
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from tests.conftest import lake_path
@@ -78,9 +79,9 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
 
 
 def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_session, lake_config, monkeypatch):
-    """a.jsonl reaches bronze but not the file record; the next run must neither ingest it again nor
-    leave it unrecorded (once later batches are recorded, only the record would remember it). Only a
-    run that finds bronze's newest commit unrecorded looks into bronze."""
+    """a.jsonl reaches bronze but not the file record; the next run, with or without new files, must
+    neither ingest it again nor leave it unrecorded (once later batches are recorded, only the record
+    would remember it). Only a run that finds bronze's newest commit unrecorded looks into bronze."""
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'{"x":1}\n{"x":2}\n')
     read, read_small = tables.read, tables.read_small
@@ -107,15 +108,20 @@ def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_se
 
     monkeypatch.setattr(tables, "read", spied_read)
     monkeypatch.setattr(tables, "read_small", spied_read_small)
-    (folder / "b.jsonl").write_bytes(b'{"y":1}\n')
-    assert ingest_events.run(spark_session, lake_config).files == 1  # b only
+    bronze = Lake(lake_config.storage_root).table("bronze.events")
+    bronze_version = tables.current_version(bronze)
+    assert ingest_events.run(spark_session, lake_config).files == 0  # nothing new, but a's record repaired
     assert tables_read == ["bronze.events_files", "bronze.events"]
-    assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "b.jsonl": 1}
-    (folder / "c.jsonl").write_bytes(b'{"z":1}\n')
+    assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2}
+    assert tables.current_version(bronze) == bronze_version
+    assert ingest_events.up_to_date(lake_config).startswith("no new files in ")
+
+    (folder / "b.jsonl").write_bytes(b'{"y":1}\n')
     tables_read.clear()
-    assert ingest_events.run(spark_session, lake_config).files == 1  # c only
+    assert ingest_events.run(spark_session, lake_config).files == 1  # b only
     assert tables_read == ["bronze.events_files"]
-    assert [r[0] for r in bronze_rows(spark_session, lake_config)] == ["a.jsonl", "a.jsonl", "b.jsonl", "c.jsonl"]
+    assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "b.jsonl": 1}
+    assert [r[0] for r in bronze_rows(spark_session, lake_config)] == ["a.jsonl", "a.jsonl", "b.jsonl"]
 
 
 def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_landing(spark_session, tmp_path):
@@ -128,7 +134,7 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     (folder / "events[1]:10:00.jsonl").write_bytes(b'{"a":1}\n')  # Spark cannot read this path
     (folder / "ok.jsonl").write_bytes(b'{"a":1}\n')
 
-    with pytest.raises(ingest_events.IngestRefused) as refused:
+    with pytest.raises(IngestRefused) as refused:
         ingest_events.run(spark_session, config)
     message = str(refused.value)
     assert f"{config.storage_root}/landing/events/big.jsonl: 160 bytes; the limit is 100" in message

@@ -3,9 +3,9 @@ import hashlib
 import pytest
 
 from palindrom.lake import tables
+from palindrom.lake.files import IngestRefused
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_media
-from pipelines.bronze.ingest_events import IngestRefused
 from pipelines.sample_media import image_bytes
 from tests.conftest import lake_path
 

@@ -7,7 +7,7 @@ from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from pipelines.gold import aggregate_events
-from pipelines.gold.aggregate_events import EVENTS_DAILY_SCHEMA, aggregate_daily, dates_predicate
+from pipelines.gold.aggregate_events import EVENTS_DAILY_SCHEMA, aggregate_daily
 from pipelines.silver import clean_events
 from tests.conftest import compact_and_vacuum, lake_path
 
@@ -24,10 +24,6 @@ def test_aggregate_daily_counts_per_user_date_and_type(spark_session):
         EVENTS_DAILY_SCHEMA,
     )
     assertDataFrameEqual(aggregate_daily(events), expected)
-
-
-def test_dates_predicate_is_a_sql_date_list():
-    assert dates_predicate([dt.date(2026, 1, 2)]) == "event_date IN (DATE'2026-01-02')"
 
 
 def test_a_vacuumed_change_feed_recomputes_every_date(spark_session, lake_config, repo_registry):

@@ -111,6 +111,26 @@ def test_delete_update_and_replace_where(spark_session, ref):
     assert [tuple(r) for r in tables.read(spark_session, ref).select("k", "v").collect()] == [("z", 0)]
 
 
+def test_sql_in_selects_exactly_the_values_named_quotes_and_backslashes_included(spark_session):
+    keys = ["plain", "it's", "back\\slash", "\\'", "other"]
+    days = [dt.date(2026, 1, 2), dt.date(2026, 1, 3)]
+    df = spark_session.createDataFrame([(k, i, days[i % 2]) for i, k in enumerate(keys)], SCHEMA)
+    named = ["it's", "back\\slash", "\\'"]
+    assert sorted(r["k"] for r in df.filter(tables.sql_in("k", named)).collect()) == sorted(named)
+    assert sorted(r["v"] for r in df.filter(tables.sql_in("v", [0, 4])).collect()) == [0, 4]
+    assert sorted(r["v"] for r in df.filter(tables.sql_in("day", days[:1])).collect()) == [0, 2, 4]
+    with pytest.raises(ValueError, match="no values for k"):
+        tables.sql_in("k", [])
+
+
+def test_run_ids_sort_by_start_and_differ_within_one_instant():
+    now = dt.datetime(2026, 11, 30, 8, 0, 0, 123456, tzinfo=dt.UTC)
+    first, second = tables.new_run_id(now), tables.new_run_id(now)
+    assert first.startswith("20261130T080000123456Z-")
+    assert first != second
+    assert tables.new_run_id(now + dt.timedelta(microseconds=1)) > max(first, second)
+
+
 def test_change_feed_gives_rows_inserted_after_a_version(spark_session, ref):
     change_feed = {"delta.enableChangeDataFeed": "true"}
     tables.ensure(spark_session, ref, frame(spark_session, []).schema, properties=change_feed)
