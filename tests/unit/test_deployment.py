@@ -4,13 +4,15 @@ GitHub and the workspaces cannot be reached from here: this checks the wiring, n
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 import yaml
+from databricks.bundles.jobs import Job
 
 from palindrom.config import REPO_ROOT
-from pipelines.workflows import load_bundle
+from pipelines.workflows import load_bundle, resolve_variables
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 
@@ -61,3 +63,32 @@ def test_every_action_is_pinned_to_a_release():
             for step in job.get("steps", []):
                 if "uses" in step:
                     assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+(\.\d+){0,2}", step["uses"]), (path.name, step["uses"])
+
+
+@pytest.mark.parametrize("target", ["dev", "staging", "prod"])
+def test_every_job_is_a_valid_databricks_job_for_each_deployed_target(target):
+    """Each job, its variables resolved for the target, loads into Databricks' own typed job model
+    (databricks-bundles, the Python side of Asset Bundles): no unknown field at any level, enums (run_if,
+    pause status, …) and types as the Jobs API defines them. `databricks bundle validate` needs a workspace."""
+    jobs = resolve_variables(load_bundle(), target)["resources"]["jobs"]
+    assert set(jobs) == {"daily_ingestion", "media_processing", "gold_build"}
+    for name, spec in jobs.items():
+        job = Job.from_dict(copy.deepcopy(spec))
+        assert [t.task_key for t in job.tasks] == [t["task_key"] for t in spec["tasks"]], name
+        assert all(t.python_wheel_task.package_name == "pipelines" for t in job.tasks), name
+
+
+@pytest.mark.parametrize(("path", "value", "refusal"), [
+    (("tasks", 1, "run_if"), "ALL_DONEE", "'ALL_DONEE' is not a valid RunIf"),
+    (("tasks", 0, "python_wheel_tsk"), {}, "Unexpected field 'python_wheel_tsk' for class Task"),
+    (("schedule", "pause_status"), "SOMETIMES", "'SOMETIMES' is not a valid PauseStatus"),
+])
+def test_the_job_model_refuses_what_the_jobs_api_would(path, value, refusal):
+    spec = copy.deepcopy(resolve_variables(load_bundle(), "dev")["resources"]["jobs"]["daily_ingestion"])
+    *parents, key = path
+    target = spec
+    for part in parents:
+        target = target[part]
+    target[key] = value
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        Job.from_dict(spec)
