@@ -34,10 +34,12 @@ def snapshot_of(spark, config):
 
 def kill_at_failpoint(root: str, failpoint: str, spark_local_dir: str) -> None:
     """Run clean_events until it reaches `failpoint`, then SIGKILL it. A killed JVM cannot delete its
-    work folder (the jars it copies, 13 MB), so it is kept under `spark_local_dir`, not in /tmp."""
+    folders (Spark's work folder with the jars it copies, 13 MB, and its own temporary folder), so
+    both are kept under `spark_local_dir`, not in /tmp."""
     process = subprocess.Popen(
         [str(BIN / "clean_events"), "--root", root], stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PIPELINES_FAILPOINTS": failpoint, "SPARK_LOCAL_DIRS": spark_local_dir},
+        env={**os.environ, "PIPELINES_FAILPOINTS": failpoint, "SPARK_LOCAL_DIRS": spark_local_dir,
+             "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={spark_local_dir}"},
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
