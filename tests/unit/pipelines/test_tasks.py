@@ -54,9 +54,13 @@ def test_the_entry_point_refuses_to_overlap_before_starting_spark(held_lock):
 
 def test_the_lock_goes_with_the_run(tmp_path):
     root = f"file:{tmp_path / 'lake'}"
+    path = Path(native_uri(Lake(root).task_lock("ingest_events")))
+    ran = []
     with one_run_at_a_time("ingest_events", root):
-        pass
-    with one_run_at_a_time("ingest_events", root):  # released, even though its file stays
-        pass
+        ran.append("first")
+    assert path.exists()  # the file stays; the lock on it does not
+    with one_run_at_a_time("ingest_events", root):
+        ran.append("second")
     with one_run_at_a_time("ingest_events", "s3a://bucket/lake"):  # Workflows' max_concurrent_runs there
-        pass
+        ran.append("s3a")
+    assert ran == ["first", "second", "s3a"]
