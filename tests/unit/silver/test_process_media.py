@@ -1,12 +1,15 @@
 import json
+from pathlib import Path
 
+import deltalake
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from palindrom import quality
 from palindrom.config import ModelConfig
 from palindrom.lake import tables
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import Lake, native_uri
 from palindrom.media import embedders
 from pipelines.bronze import ingest_events, ingest_media
 from pipelines.sample_media import audio_bytes, image_bytes
@@ -99,6 +102,25 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
     signal = embedders.SignalImageEmbedder
     assert by_model == {(signal.model_name, signal.model_revision): 2,
                         ("tiny-clip", embedders.weights_sha256(str(tiny_clip))): 2}
+
+
+def test_the_quarantine_is_read_only_for_the_batches_a_run_processes(spark_session, lake_config):
+    """A path enters bronze once, so a run's quarantine MERGE and checks skip the files of other batches
+    by their statistics on bronze_batch_id. Shown by removing the first run's quarantine files before
+    the second run: a MERGE or check that read them would fail."""
+    lake = Lake(lake_config.storage_root)
+    quarantine = lake.table("silver.quarantine.media")
+    for run in (1, 2):
+        if run == 2:
+            for path in deltalake.DeltaTable(native_uri(quarantine.uri)).file_uris():
+                Path(path).unlink()
+        write(lake_config, "images", {f"broken-{run}.jpg": b"\xff\xd8\xff\xe0 truncated " + bytes([run])})
+        ingest_media.run(spark_session, lake_config)
+        result = process_media.ProcessResult()
+        process_media.process_features(spark_session, lake_config, lake, result)
+        assert result.to_quarantine == {"image": 1}
+    history = DeltaTable.forPath(spark_session, quarantine.uri).history().collect()
+    assert [c["operationMetrics"]["numTargetRowsInserted"] for c in history if c["operation"] == "MERGE"] == ["1", "1"]
 
 
 def message(event_id: str, text: str) -> str:
