@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 STAMPS=.cache/stamps
 VENV_FREE_GB=${VENV_FREE_GB:-10}  # what a new .venv needs on its disk
+PIP_TMP_FREE_GB=${PIP_TMP_FREE_GB:-4}  # pip holds every wheel it fetches in $TMPDIR until it is done
 APICURIO_VERSION=$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' jvm/pom.xml)
 S3PROXY_VERSION=$(sed -n 's:.*<s3proxy.version>\(.*\)</s3proxy.version>.*:\1:p' jvm/pom.xml)
 mkdir -p "$STAMPS"
@@ -39,8 +40,18 @@ if ! current venv pyproject.toml constraints.txt || [ ! -x .venv/bin/pipelines ]
   echo "setup: creating .venv and installing pipelines[local,ml,dev] (first time: pyspark ~450 MB, torch with its CUDA libraries several GB)..."
   if [ ! -x .venv/bin/python ]; then
     # A full disk otherwise shows as pip's "[Errno 28] No space left on device" half-way through.
-    free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
-    [ "$free_gb" -ge "$VENV_FREE_GB" ] || fail "a new .venv needs about $VENV_FREE_GB GB free (it is ~7.5 GB: torch's CUDA libraries); $(pwd) has $free_gb GB free."
+    # pip keeps the wheels it fetches (torch and its CUDA libraries alone: 2.8 GB) in $TMPDIR until
+    # it has installed them all; where that is the repository's disk, the two needs add up.
+    tmp=${TMPDIR:-/tmp}
+    free_gb() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1048576) }'; }
+    disk() { df -P "$1" | awk 'NR == 2 { print $1 }'; }
+    if [ "$(disk .)" = "$(disk "$tmp")" ]; then
+      need=$((VENV_FREE_GB + PIP_TMP_FREE_GB))
+      [ "$(free_gb .)" -ge "$need" ] || fail "a new .venv (~7.5 GB: torch's CUDA libraries) and pip's downloads in $tmp need about $need GB free on their disk; $(pwd) has $(free_gb .) GB free."
+    else
+      [ "$(free_gb .)" -ge "$VENV_FREE_GB" ] || fail "a new .venv needs about $VENV_FREE_GB GB free (it is ~7.5 GB: torch's CUDA libraries); $(pwd) has $(free_gb .) GB free."
+      [ "$(free_gb "$tmp")" -ge "$PIP_TMP_FREE_GB" ] || fail "pip's downloads need about $PIP_TMP_FREE_GB GB free in $tmp (\$TMPDIR) until they are installed; it has $(free_gb "$tmp") GB free (set TMPDIR to a folder on a larger disk)."
+    fi
     "$PYTHON" -m venv .venv
   fi
   .venv/bin/python -m pip install --quiet --upgrade "pip==25.3"
