@@ -89,12 +89,9 @@ def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: st
     are left out and added to `refused` (their landing URI → why)."""
     folder = MEDIA_FOLDERS[media_type]
     landing, bronze = lake.landing(folder), lake.table(f"bronze.{folder}")
-    pending = []
-    for f in new_files(lake, media_type):
-        if why := unreadable_name(f.name):
-            refused[f.uri] = why
-        else:
-            pending.append(f)
+    found = new_files(lake, media_type)
+    refused.update({f.uri: why for f in found if (why := unreadable_name(f.name))})
+    pending = [f for f in found if f.uri not in refused]
     if not pending:
         logger.info("ingest_media: no new files in %s", landing)
         return 0, 0
