@@ -3,6 +3,7 @@
     .venv/bin/python bench/events.py                 # 1,000,000 events (the issue's size)
     .venv/bin/python bench/events.py --events 200000 --runs 3
     .venv/bin/python bench/events.py --events 200000 --only ingest
+    .venv/bin/python bench/events.py --only clean --dirt 0.01   # 1% of the lines dirty or duplicated
 
 For each stage: one warm-up run of each variant, then `--runs` timed runs; the median is reported.
 Ratio = bare median / ours median (1.0 = as fast as bare Spark; the goals: ingest >= 0.8, clean >= 0.5).
@@ -35,25 +36,38 @@ from pyspark.sql import functions as F
 from palindrom.config import REPO_ROOT, load_config
 from palindrom.spark import get_spark
 from pipelines.bronze import ingest_events
-from pipelines.sample_data import generate_events
+from pipelines.sample_data import dirty_lines, generate_events
 from pipelines.silver import clean_events
 
 ENVELOPE_SCHEMA = ("event_id string, event_type string, schema_version long, occurred_at string, "
                    "user_id string, session_id string, source string, payload string")
 
 
-def generate(folder: Path, n_events: int, files: int) -> int:
-    """n_events JSON lines (the sample generator's events) split over `files` files; returns bytes."""
+def generate(folder: Path, n_events: int, files: int, dirt: float = 0.0) -> int:
+    """n_events lines (the sample generator's events) split over `files` files; returns bytes.
+    With `dirt` > 0, that share of the lines is the sample data's dirt (`dirty_lines`: invalid lines,
+    identical and conflicting duplicates of recent events), twelve lines at a time."""
     folder.mkdir(parents=True)
     rng = random.Random(11)
-    handles = [(folder / f"events-{i:04d}.jsonl").open("w") for i in range(files)]
-    written, day = 0, dt.date(2026, 11, 26)
+    handles = [(folder / f"events-{i:04d}.jsonl").open("wb") for i in range(files)]
+    written, day, recent = 0, dt.date(2026, 11, 26), []
+    dirt_every = round(12 / dirt) - 12 if dirt else 0  # valid events between two sets of twelve dirty lines
+
+    def write(line: bytes) -> None:
+        nonlocal written
+        handles[written % files].write(line + b"\n")
+        written += 1
+
     while written < n_events:
         for event in generate_events(rng, day, 2000):
             event["event_id"] = f"{event['event_id']}-{written}"
-            handles[written % files].write(json.dumps(event) + "\n")
-            written += 1
-            if written == n_events:
+            write(json.dumps(event).encode())
+            recent.append(event)
+            if dirt_every and len(recent) == dirt_every:
+                for line in dirty_lines(rng, recent)[:n_events - written]:
+                    write(line)
+                recent = []
+            if written >= n_events:
                 break
         day += dt.timedelta(days=1)
     for h in handles:
@@ -84,8 +98,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=("ingest", "clean"), help="one stage (clean still ingests its input once)")
+    parser.add_argument("--dirt", type=float, default=0.0,
+                        help="share of the lines that are the sample data's dirt (e.g. 0.01); default: none")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "events.json"))
     args = parser.parse_args()
+    if not 0 <= args.dirt <= 0.5:
+        parser.error(f"--dirt {args.dirt}: a share of the lines between 0 and 0.5")
 
     work_dir = Path(tempfile.mkdtemp(prefix="bench-events-"))
     spark = get_spark(load_config("local").spark.model_copy(update={"ui_enabled": False}), "bench-events")
@@ -93,8 +111,8 @@ def main() -> int:
     try:
         landing = work_dir / "landing-data"
         t = time.perf_counter()
-        size = generate(landing, args.events, args.files)
-        print(f"generated {args.events:,} events ({size / 1e6:.0f} MB, {args.files} files) in "
+        size = generate(landing, args.events, args.files, args.dirt)
+        print(f"generated {args.events:,} lines, {args.dirt:.1%} dirt ({size / 1e6:.0f} MB, {args.files} files) in "
               f"{time.perf_counter() - t:.0f}s; Spark {spark.version}, {cores} cores", flush=True)
 
         def fresh_root(name: str) -> Path:
@@ -181,8 +199,9 @@ def main() -> int:
         with open(f"/proc/{jvm_pid}/status") as status:
             jvm_peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
         result = {
-            "events": args.events, "bytes": size, "files": args.files, "cores": cores, "spark": spark.version,
-            "runs": args.runs, "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "events": args.events, "dirt": args.dirt, "bytes": size, "files": args.files, "cores": cores,
+            "spark": spark.version, "runs": args.runs,
+            "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **{stage: {"ours_s": statistics.median(ours), "bare_s": statistics.median(bare)}
                for stage, (ours, bare) in times.items()},
             "peak_driver_jvm_rss_mb": round(jvm_peak_kb / 1024),

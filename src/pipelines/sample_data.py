@@ -118,8 +118,9 @@ def generate_events(rng: random.Random, day: dt.date, users: int) -> Iterator[di
             yield envelope("user.action", 1, user, rng.randrange(0, 86_000), action)
 
 
-def _dirt(rng: random.Random, good: list[dict]) -> list[bytes]:
-    """Lines every real feed eventually carries; each maps to one reason code (or dedup rule)."""
+def dirty_lines(rng: random.Random, good: list[dict]) -> list[bytes]:
+    """Twelve lines every real feed eventually carries, made from events of `good` (at least 12): each
+    maps to one reason code or dedup rule (three identical duplicates, one conflicting), and one is blank."""
     sample = rng.sample(good, 12)
     lines = [json.dumps(e).encode() for e in sample[:3]]  # identical duplicates, re-sent later
     conflicting = dict(sample[3], user_id=sample[3]["user_id"] + "-other")
@@ -148,7 +149,7 @@ def write_sample_data(landing: Path, day: dt.date, users: int = 3000, seed: int 
     folder.mkdir(parents=True, exist_ok=True)
     encoded = [json.dumps(e, ensure_ascii=rng.random() < 0.5).encode() for e in good]
     chunks = [encoded[i::4] for i in range(4)]
-    dirt = _dirt(rng, good)
+    dirt = dirty_lines(rng, good)
     files = {
         "events-0001.jsonl": b"\n".join(chunks[0]) + b"\n",
         "events-0002.jsonl": b"\xef\xbb\xbf" + b"\r\n".join(chunks[1]) + b"\r\n",  # BOM + CRLF
