@@ -224,10 +224,10 @@ def test_a_read_of_one_date_skips_the_files_of_runs_without_it(spark_session, la
     assert 0 < len(one_day.inputFiles()) < len(silver.inputFiles())
 
 
-def test_the_quarantine_merge_reads_only_the_files_of_the_batches_it_cleans(spark_session, lake_config, repo_registry):
-    """Quarantine only grows; a run's insert-if-new MERGE on bronze coordinates skips the files of other
-    batches by their statistics on bronze_batch_id, so its cost follows the run, not the table. Shown
-    by removing the first run's quarantine files before the second run: a MERGE that read them fails."""
+def test_the_quarantine_append_reads_none_of_quarantines_rows(spark_session, lake_config, repo_registry):
+    """A run appends the rejected lines of the batches quarantine holds none of, and learns which those
+    are from the Delta log: no run reads quarantine's rows, however large it grows. Shown by removing
+    the first run's quarantine files before the second run: a write that read them would fail."""
     landing = lake_path(lake_config) / "landing" / "events"
     landing.mkdir(parents=True)
     quarantine = Lake(lake_config.storage_root).table("silver.quarantine.events")
@@ -238,4 +238,20 @@ def test_the_quarantine_merge_reads_only_the_files_of_the_batches_it_cleans(spar
         ingest_events.run(spark_session, lake_config)
         clean_events.run(spark_session, lake_config, registry=repo_registry)
     history = DeltaTable.forPath(spark_session, quarantine.uri).history().collect()
-    assert [c["operationMetrics"]["numTargetRowsInserted"] for c in history if c["operation"] == "MERGE"] == ["1", "1"]
+    writes = [c["operationMetrics"]["numOutputRows"] for c in history if c["operation"] == "WRITE"]
+    assert writes == ["1", "1"]
+
+
+def test_a_batch_with_rows_in_quarantine_is_not_written_again(spark_session, lake_config, repo_registry):
+    """What the rerun of a run that died between its quarantine commit and its batch record finds: that
+    batch's rejected lines are in, so only the other batches with rejected lines are written."""
+    landing = lake_path(lake_config) / "landing" / "events"
+    landing.mkdir(parents=True)
+    (landing / "a.jsonl").write_text(f"{event('a')}\nnot json\n")
+    first = ingest_events.run(spark_session, lake_config).batch_id
+    clean_events.run(spark_session, lake_config, registry=repo_registry)
+    quarantine = Lake(lake_config.storage_root).table("silver.quarantine.events")
+    later, clean = "20991231T000000000000Z-bbbbbbbb", "20991231T000000000000Z-cccccccc"
+    counts = {first: {"to_quarantine": 1}, later: {"to_quarantine": 2}, clean: {"to_quarantine": 0}}
+
+    assert clean_events.quarantine_to_write(spark_session, quarantine, counts) == [later]
