@@ -62,11 +62,12 @@ def generate(folder: Path, n_events: int, files: int, dirt: float = 0.0) -> int:
         for event in generate_events(rng, day, 2000):
             event["event_id"] = f"{event['event_id']}-{written}"
             write(json.dumps(event).encode())
-            recent.append(event)
-            if dirt_every and len(recent) == dirt_every:
-                for line in dirty_lines(rng, recent)[:n_events - written]:
-                    write(line)
-                recent = []
+            if dirt_every:
+                recent.append(event)
+                if len(recent) == dirt_every:
+                    for line in dirty_lines(rng, recent)[:n_events - written]:
+                        write(line)
+                    recent = []
             if written >= n_events:
                 break
         day += dt.timedelta(days=1)
