@@ -142,14 +142,20 @@ def classify_duplicates(validated: DataFrame, silver: DataFrame | None,
     """
     if contested is None:
         return _rank_and_compare(validated, silver)
-    flagged = validated.join(F.broadcast(contested.select("event_id", F.lit(True).alias("_contested"))),
-                             "event_id", "left")
-    plain = flagged.filter(F.col("_contested").isNull()).select(
-        *validated.columns, F.when(F.col("is_valid"), F.lit(TO_SILVER)).otherwise(F.lit(TO_QUARANTINE)).alias("fate"))
     contested_ids = F.broadcast(contested.select("event_id"))
+    plain = fate_by_validity(validated.join(contested_ids, "event_id", "left_anti").select(*validated.columns))
     in_silver = None if silver is None else silver.join(contested_ids, "event_id", "left_semi")
-    disputed = _rank_and_compare(flagged.filter(F.col("_contested")).select(*validated.columns), in_silver)
-    return plain.unionByName(disputed)
+    disputed = _rank_and_compare(validated.join(contested_ids, "event_id", "left_semi"), in_silver)
+    # Kept once computed (a few rows, locally): every later action on the result (a run's counts, then its
+    # quarantine and silver writes) would otherwise scan the validated lines again to rank these.
+    return plain.unionByName(disputed.localCheckpoint(eager=False))
+
+
+def fate_by_validity(validated: DataFrame) -> DataFrame:
+    """`fate` for lines whose event_id no other valid line and no silver row holds: a valid line goes
+    to silver, an invalid one to quarantine (classify_duplicates with nothing contested)."""
+    return validated.select("*", F.when(F.col("is_valid"), F.lit(TO_SILVER)).otherwise(F.lit(TO_QUARANTINE))
+                            .alias("fate"))
 
 
 def _rank_and_compare(validated: DataFrame, silver: DataFrame | None) -> DataFrame:

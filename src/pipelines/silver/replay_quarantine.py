@@ -27,13 +27,12 @@ from palindrom.events.transforms import (
     IDENTICAL_DUPLICATE,
     TO_QUARANTINE,
     TO_SILVER,
-    classify_duplicates,
     validate_events,
 )
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.logging import logger
-from pipelines.silver.clean_events import append_new_events, contested_ids, silver_rows
+from pipelines.silver.clean_events import append_new_events, classify, silver_rows
 from pipelines.tasks import schema_registry
 
 MOVED_TO_SILVER = "moved_to_silver"
@@ -72,8 +71,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     try:
         # As clean_events does: only the lines whose event_id is contested are ranked and compared with
         # silver, which is scanned for them rather than shuffled (a replay is usually a few lines).
-        contested = contested_ids(validated, existing, validated.count())
-        classified = classify_duplicates(validated, existing, contested).persist(StorageLevel.MEMORY_AND_DISK)
+        classified = classify(validated, existing, validated.count()).persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(classified)
         counts = dict(classified.groupBy("fate").count().collect())
         total = sum(counts.values())

@@ -74,7 +74,7 @@ def classify(request, spark_session):
     def run(validated, silver):
         if request.param == "every line ranked":
             return classify_duplicates(validated, silver, None)
-        return classify_duplicates(validated, silver, clean_events.contested_ids(validated, silver, lines))
+        return clean_events.classify(validated, silver, lines)
 
     with only_hinted_broadcasts(spark_session) if shuffled else contextlib.nullcontext():
         yield run
@@ -125,9 +125,18 @@ def test_duplicates_across_runs_compare_with_silver(spark_session, snapshot, cla
 def test_past_the_limit_of_contested_ids_every_line_is_ranked(spark_session, snapshot, monkeypatch):
     validated = validate_events(bronze_frame(spark_session, [event("e1"), event("e1"), event("e2"), event("e2"),
                                                              event("e3")]), snapshot, MAX_LINE_BYTES)
-    assert sorted(r["event_id"] for r in clean_events.contested_ids(validated, None, 5).collect()) == ["e1", "e2"]
+    assert sorted(clean_events.contested_ids(validated, None, 5)) == ["e1", "e2"]
     monkeypatch.setattr(clean_events, "CONTESTED_IDS_LIMIT", 1)
     assert clean_events.contested_ids(validated, None, 5) is None
+
+
+def test_with_nothing_contested_a_lines_fate_is_its_validity_with_no_join(spark_session, snapshot):
+    silver = spark_session.createDataFrame([("e9",)], "event_id string")
+    validated = validate_events(bronze_frame(spark_session, [event("e1"), "not json", event("e2")]), snapshot,
+                                MAX_LINE_BYTES)
+    classified = clean_events.classify(validated, silver, 3)
+    assert "Join" not in classified._jdf.queryExecution().optimizedPlan().toString()
+    assert fates(classified) == {(1, "silver", None), (2, "quarantine", "invalid_json"), (3, "silver", None)}
 
 
 def test_silver_is_scanned_against_the_broadcast_run_ids_not_shuffled(spark_session, snapshot):
