@@ -1,8 +1,8 @@
 """Spark transformations of the events path: validation and deduplication, DataFrame → DataFrame.
 
 `validate_events` runs the pure-Python contract (palindrom.events.contract) over Arrow batches;
-`classify_duplicates` applies the dedup rules with window functions and a join against silver,
-to the lines whose event_id needs them (`contested_event_ids`).
+`classify_duplicates` applies the dedup rules with window functions and a join against silver, and
+`contested_lines` does so for only the lines whose event_id needs them (`contested_event_ids`).
 Neither reads nor writes a table.
 """
 
@@ -125,8 +125,7 @@ def contested_event_ids(validated: DataFrame, silver: DataFrame | None, broadcas
     return repeated.unionByName(silver.select("event_id").join(probe, "event_id", "left_semi")).distinct()
 
 
-def classify_duplicates(validated: DataFrame, silver: DataFrame | None,
-                        contested: DataFrame | None = None) -> DataFrame:
+def classify_duplicates(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
     """Add `fate` to validated lines by the dedup rules of the contract.
 
     The first valid occurrence of an event_id (by batch, file, line) goes to silver; a later valid
@@ -135,31 +134,37 @@ def classify_duplicates(validated: DataFrame, silver: DataFrame | None,
     line that put it there (an interrupted earlier run) is recognised and left alone. Invalid lines
     go to quarantine.
 
-    `contested` (small: it is broadcast), where given, must hold every event_id of
-    `contested_event_ids(validated, silver)`: only those lines are ranked (a window: every one of their
-    rows shuffled and sorted) and compared with silver; any other valid line is the only one of its
-    event_id, new to silver.
+    Every line is ranked (a window: every row shuffled and sorted). Where the few event_ids that need
+    it are known (`contested_event_ids`), `uncontested_lines` ∪ `contested_lines` is the same result.
     """
-    if contested is None:
-        return _rank_and_compare(validated, silver)
-    contested_ids = F.broadcast(contested.select("event_id"))
-    plain = fate_by_validity(validated.join(contested_ids, "event_id", "left_anti").select(*validated.columns))
-    in_silver = None if silver is None else silver.join(contested_ids, "event_id", "left_semi")
-    disputed = _rank_and_compare(validated.join(contested_ids, "event_id", "left_semi"), in_silver)
-    # Kept once computed (a few rows, locally): every later action on the result (a run's counts, then its
-    # quarantine and silver writes) would otherwise scan the validated lines again to rank these.
-    return plain.unionByName(disputed.localCheckpoint(eager=False))
+    return _rank_and_compare(validated, silver)
+
+
+def uncontested_lines(validated: DataFrame, contested: DataFrame) -> DataFrame:
+    """classify_duplicates of the lines whose event_id is not in `contested` (small: it is broadcast),
+    which must hold every event_id of `contested_event_ids(validated, silver)`: each such valid line is
+    the only one of its event_id, new to silver (fate_by_validity)."""
+    ids = F.broadcast(contested.select("event_id"))
+    return fate_by_validity(validated.join(ids, "event_id", "left_anti").select(*validated.columns))
+
+
+def contested_lines(validated: DataFrame, silver: DataFrame | None, contested: DataFrame) -> DataFrame:
+    """classify_duplicates of the lines whose event_id is in `contested` (broadcast): only they are
+    ranked, and compared with silver's rows of those event_ids (silver is scanned for them)."""
+    ids = F.broadcast(contested.select("event_id"))
+    in_silver = None if silver is None else silver.join(ids, "event_id", "left_semi")
+    return _rank_and_compare(validated.join(ids, "event_id", "left_semi"), in_silver)
 
 
 def fate_by_validity(validated: DataFrame) -> DataFrame:
     """`fate` for lines whose event_id no other valid line and no silver row holds: a valid line goes
-    to silver, an invalid one to quarantine (classify_duplicates with nothing contested)."""
+    to silver, an invalid one to quarantine."""
     return validated.select("*", F.when(F.col("is_valid"), F.lit(TO_SILVER)).otherwise(F.lit(TO_QUARANTINE))
                             .alias("fate"))
 
 
 def _rank_and_compare(validated: DataFrame, silver: DataFrame | None) -> DataFrame:
-    """classify_duplicates over every line: one pass over `validated` (it is expensive to compute)."""
+    """The dedup rules over `validated`'s lines (classify_duplicates): one pass over it."""
     order = Window.partitionBy("is_valid", "event_id").orderBy(*COORDINATES)
     first_seen = F.concat_ws(":", *COORDINATES)
     ranked = (

@@ -71,7 +71,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     try:
         # As clean_events does: only the lines whose event_id is contested are ranked and compared with
         # silver, which is scanned for them rather than shuffled (a replay is usually a few lines).
-        classified = classify(validated, existing, validated.count()).persist(StorageLevel.MEMORY_AND_DISK)
+        classified = classify(validated, existing, validated.count(), cached).persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(classified)
         counts = dict(classified.groupBy("fate").count().collect())
         total = sum(counts.values())

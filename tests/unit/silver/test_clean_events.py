@@ -71,13 +71,17 @@ def classify(request, spark_session):
     shuffled = request.param.endswith("shuffled")
     lines = clean_events.BROADCAST_RUN_IDS_LIMIT + (1 if shuffled else 0)  # past the limit: no broadcast hint
 
+    cached = []
+
     def run(validated, silver):
         if request.param == "every line ranked":
-            return classify_duplicates(validated, silver, None)
-        return clean_events.classify(validated, silver, lines)
+            return classify_duplicates(validated, silver)
+        return clean_events.classify(validated, silver, lines, cached)
 
     with only_hinted_broadcasts(spark_session) if shuffled else contextlib.nullcontext():
         yield run
+    for frame in cached:
+        frame.unpersist()
 
 
 def test_first_valid_occurrence_wins_identical_dropped_conflicting_quarantined(spark_session, snapshot, classify):
@@ -134,9 +138,23 @@ def test_with_nothing_contested_a_lines_fate_is_its_validity_with_no_join(spark_
     silver = spark_session.createDataFrame([("e9",)], "event_id string")
     validated = validate_events(bronze_frame(spark_session, [event("e1"), "not json", event("e2")]), snapshot,
                                 MAX_LINE_BYTES)
-    classified = clean_events.classify(validated, silver, 3)
+    cached = []
+    classified = clean_events.classify(validated, silver, 3, cached)
     assert "Join" not in classified._jdf.queryExecution().optimizedPlan().toString()
+    assert cached == []
     assert fates(classified) == {(1, "silver", None), (2, "quarantine", "invalid_json"), (3, "silver", None)}
+
+
+def test_the_contested_lines_are_ranked_once_and_kept(spark_session, snapshot):
+    validated = validate_events(bronze_frame(spark_session, [event("e1"), event("e1", text="other"), event("e2")]),
+                                snapshot, MAX_LINE_BYTES)
+    cached = []
+    classified = clean_events.classify(validated, None, 3, cached)
+    assert fates(classified) == {(1, "silver", None), (2, "quarantine", "conflicting_duplicate"), (3, "silver", None)}
+    [ranked] = cached
+    assert ranked.is_cached
+    assert sorted(r["line_number"] for r in ranked.collect()) == [1, 2]
+    ranked.unpersist()
 
 
 def test_silver_is_scanned_against_the_broadcast_run_ids_not_shuffled(spark_session, snapshot):
