@@ -6,6 +6,7 @@ from pathlib import Path
 import deltalake
 import pytest
 from delta.tables import DeltaTable
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 
 from palindrom.events.transforms import classify_duplicates, contested_event_ids, validate_events
@@ -279,6 +280,6 @@ def test_a_batch_with_rows_in_quarantine_is_not_written_again(spark_session, lak
     clean_events.run(spark_session, lake_config, registry=repo_registry)
     quarantine = Lake(lake_config.storage_root).table("silver.quarantine.events")
     later, clean = "20991231T000000000000Z-bbbbbbbb", "20991231T000000000000Z-cccccccc"
-    counts = {first: {"to_quarantine": 1}, later: {"to_quarantine": 2}, clean: {"to_quarantine": 0}}
+    counts = {first: Row(to_quarantine=1), later: Row(to_quarantine=2), clean: Row(to_quarantine=0)}
 
     assert clean_events.quarantine_to_write(spark_session, quarantine, counts) == [later]
