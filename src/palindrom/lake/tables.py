@@ -139,6 +139,16 @@ def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Coll
     return {r[0]: r[1] for r in rows.groupBy(column).count().collect()}
 
 
+def values_without_rows(spark: SparkSession, ref: TableRef, column: str, values: Collection) -> list:
+    """Those of `values` that no row of the table holds in `column`, sorted (rows_per_value: from the
+    Delta log where it can tell). A run that appends all its batches' rows in one commit asks this
+    for the batches an earlier run of them, which died before its batch record, has not written."""
+    if not values:
+        return []
+    held = rows_per_value(spark, ref, column, values)
+    return sorted(v for v in values if v not in held)
+
+
 def logged_distinct_combinations(ref: TableRef, columns: Sequence[str]) -> set[tuple] | None:
     """The distinct combinations of `columns`' values in the table (empty if there is no table), from
     the Delta log alone, where every file pins one value of each: a partition column, or statistics

@@ -162,13 +162,17 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
         logger.info("process_media: %s batches %s: %d new objects decoded, %d refused", media_type,
                     ", ".join(batches), c["decoded"] if c else 0, c["refused"] if c else 0)
 
-    # A path enters bronze once, so its quarantine rows can only be of these batches: quarantine's other
-    # files are skipped by their statistics on bronze_batch_id, not read by every run.
+    # A path enters bronze once, so its quarantine rows can only be of these batches, and they are
+    # appended in one commit: a batch with rows there was written whole by an earlier run of it that
+    # died before its batch record. Quarantine's other files are skipped by their statistics on
+    # bronze_batch_id, not read by every run.
     of_these_batches = sorted({b for batches in pending.values() for b in batches})
     if any(c["refused"] for c in counts.values()):
-        rejected = outcome.filter(F.col("reason").isNotNull())
-        tables.insert_new(spark, quarantine_rows(rejected, new, now), quarantine_ref, ("media_type", "path", "sha256"),
-                          target_filter=tables.sql_in("t.bronze_batch_id", of_these_batches))
+        unwritten = tables.values_without_rows(spark, quarantine_ref, "bronze_batch_id", of_these_batches)
+        if unwritten:
+            rejected = outcome.filter(F.col("reason").isNotNull())
+            tables.append(quarantine_rows(rejected, new.filter(F.col("batch_id").isin(unwritten)), now),
+                          quarantine_ref)
     if any(c["decoded"] for c in counts.values()):
         decoded = outcome.filter(F.col("reason").isNull()).withColumn("processed_at", F.lit(now).cast("timestamp"))
         tables.insert_new(spark, decoded.select(*METADATA_SCHEMA.fieldNames()), meta_ref, ("media_type", "sha256"))
@@ -181,8 +185,9 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
     quarantine = tables.read(spark, quarantine_ref).filter(F.col("bronze_batch_id").isin(of_these_batches))
     quality.enforce([quality.media_conserved(unaccounted(new, metadata, quarantine)),
                      *quality.media_metadata_checks(metadata), *quality.media_quarantine_checks(quarantine)])
-    # The batch record is the last commit: a run that dies before it is simply run again (the
-    # MERGEs above are keyed, so a rerun changes nothing they already wrote).
+    # The batch record is the last commit: a run that dies before it is simply run again (metadata's
+    # MERGEs are keyed and quarantine's append skips the batches it holds, so a rerun changes nothing
+    # they already wrote).
     flagged = quarantine.select("media_type", "path", "sha256", F.lit(1).alias("q"))
     record = (new.join(flagged, ["media_type", "path", "sha256"], "left")
               .groupBy("media_type", "batch_id").agg(F.count("*").alias("rows"), F.count("q").alias("to_quarantine"))

@@ -178,6 +178,10 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     assert tables.rows_per_value(spark_session, ref, "batch_id") == {"b1": 2, "b2": 1, "b3": 1, "b4": 1}
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b4"])) == ({"b4": 1}, True)
     assert spark_jobs(lambda: tables.rows_per_value(spark_session, ref, "batch_id", ["b2"])) == ({"b2": 1}, False)
+    assert spark_jobs(lambda: tables.values_without_rows(spark_session, ref, "batch_id", ["b9", "b2", "b0"])) == (
+        ["b0", "b9"], False)
+    assert tables.values_without_rows(spark_session, ref, "batch_id", ["b4", "b5"]) == ["b5"]  # by a scan
+    assert tables.values_without_rows(spark_session, ref, "batch_id", []) == []
 
 
 def test_distinct_combinations_from_partitions_and_statistics_or_by_a_scan(spark_session, ref):

@@ -105,9 +105,9 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
 
 
 def test_the_quarantine_is_read_only_for_the_batches_a_run_processes(spark_session, lake_config):
-    """A path enters bronze once, so a run's quarantine MERGE and checks skip the files of other batches
+    """A path enters bronze once, so a run's quarantine append and checks skip the files of other batches
     by their statistics on bronze_batch_id. Shown by removing the first run's quarantine files before
-    the second run: a MERGE or check that read them would fail."""
+    the second run: a look-up or check that read them would fail."""
     lake = Lake(lake_config.storage_root)
     quarantine = lake.table("silver.quarantine.media")
     for run in (1, 2):
@@ -120,7 +120,39 @@ def test_the_quarantine_is_read_only_for_the_batches_a_run_processes(spark_sessi
         process_media.process_features(spark_session, lake_config, lake, result)
         assert result.to_quarantine == {"image": 1}
     history = DeltaTable.forPath(spark_session, quarantine.uri).history().collect()
-    assert [c["operationMetrics"]["numTargetRowsInserted"] for c in history if c["operation"] == "MERGE"] == ["1", "1"]
+    assert [c["operationMetrics"]["numOutputRows"] for c in history if c["operation"] == "WRITE"] == ["1", "1"]
+
+
+def test_a_rerun_after_a_crash_before_the_batch_record_writes_no_quarantine_row_again(spark_session, lake_config):
+    """A run that dies after its quarantine commit, before its batch record, is run again (with a batch
+    that arrived in between): quarantine gets the new batch's rows alone, and the record ends as it
+    would have."""
+    lake = Lake(lake_config.storage_root)
+    quarantine, record = lake.table("silver.quarantine.media"), lake.table("silver.media_batches")
+
+    def process() -> process_media.ProcessResult:
+        result = process_media.ProcessResult()
+        process_media.process_features(spark_session, lake_config, lake, result)
+        return result
+
+    write(lake_config, "images", {"broken.jpg": b"\xff\xd8\xff\xe0 truncated", "ok.png": image_bytes(seed=1)})
+    write(lake_config, "audio", {"broken.wav": b"RIFF....WAVE"})
+    ingest_media.run(spark_session, lake_config)
+    first = process()
+    assert first.to_quarantine == {"image": 1, "audio": 1}
+    rows_before = sorted(r["path"] for r in tables.read_small(quarantine, ["path"]))
+    deltalake.DeltaTable(native_uri(record.uri)).delete()  # as if the run had died before its record
+    version = tables.current_version(quarantine)
+
+    write(lake_config, "images", {"broken-2.jpg": b"\xff\xd8\xff\xe0 truncated 2"})
+    ingest_media.run(spark_session, lake_config)
+    rerun = process()
+    assert tables.current_version(quarantine) == version + 1
+    assert sorted(r["path"] for r in tables.read_small(quarantine, ["path"])) == sorted([*rows_before, "broken-2.jpg"])
+    assert rerun.to_quarantine == {"image": 2, "audio": 1}
+    assert rerun.to_metadata == {"image": 1, "audio": 0}
+    assert sorted((r["media_type"], r["rows"], r["to_quarantine"]) for r in tables.read_small(
+        record, ["media_type", "rows", "to_quarantine"])) == [("audio", 1, 1), ("image", 1, 1), ("image", 2, 1)]
 
 
 def message(event_id: str, text: str) -> str:
