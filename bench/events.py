@@ -5,7 +5,8 @@
     .venv/bin/python bench/events.py --events 200000 --only ingest
     .venv/bin/python bench/events.py --only clean --dirt 0.01   # 1% of the lines dirty or duplicated
 
-For each stage: one warm-up run of each variant, then `--runs` timed runs; the median is reported.
+For each stage: one warm-up run of each variant, then `--runs` timed runs of each, the two variants
+interleaved (in alternating order); the median is reported.
 Ratio = bare median / ours median (1.0 = as fast as bare Spark; the goals: ingest >= 0.8, clean >= 0.5).
 - ingest: `ingest_events.run` vs whole-file text read -> split on newlines -> Delta append, twice:
   into a fresh lake (both create their tables), and into tables that already hold an earlier file
@@ -80,17 +81,25 @@ def link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=os.link)
 
 
-def timed(label: str, prepare: Callable[[int], object], work: Callable[[object], object], runs: int) -> list[float]:
-    times = []
-    for i in range(runs + 1):  # run 0 is the warm-up
-        state = prepare(i)
-        started = time.perf_counter()
-        work(state)
-        elapsed = time.perf_counter() - started
-        print(f"  {label:<30} {'warm-up' if i == 0 else f'run {i}':<8} {elapsed:7.2f}s", flush=True)
-        if i:
-            times.append(elapsed)
-    return times
+Variant = tuple[Callable[[int], object], Callable[[object], object]]  # (prepare run i, the timed work)
+
+
+def timed_pair(stage: str, ours: Variant, bare: Variant, runs: int) -> tuple[list[float], list[float]]:
+    """Both variants' runs interleaved round by round, each round in the other order than the one
+    before (ours-bare, bare-ours, ...), so that this shared host's changes of speed during a run weigh
+    on both alike rather than on whichever ran later. Round 0 is each variant's warm-up."""
+    variants, times = {"ours": ours, "bare": bare}, {"ours": [], "bare": []}
+    for i in range(runs + 1):
+        for name in ("ours", "bare") if i % 2 == 0 else ("bare", "ours"):
+            prepare, work = variants[name]
+            state = prepare(i)
+            started = time.perf_counter()
+            work(state)
+            elapsed = time.perf_counter() - started
+            print(f"  {f'{stage} {name}':<30} {'warm-up' if i == 0 else f'run {i}':<8} {elapsed:7.2f}s", flush=True)
+            if i:
+                times[name].append(elapsed)
+    return times["ours"], times["bare"]
 
 
 def main() -> int:
@@ -161,14 +170,11 @@ def main() -> int:
 
         times: dict[str, tuple[list[float], list[float]]] = {}
         if args.only in (None, "ingest"):
-            times["ingest"] = (timed("ingest ours", ours_ingest_prepare, lambda c: ingest_events.run(spark, c),
-                                     args.runs),
-                               timed("ingest bare", bare_ingest_prepare, bare_ingest, args.runs))
-            times["ingest_existing_tables"] = (
-                timed("ingest ours, existing tables", ours_ingest_existing_prepare,
-                      lambda c: ingest_events.run(spark, c), args.runs),
-                timed("ingest bare, existing tables", bare_ingest_existing_prepare,
-                      lambda root: bare_ingest(root, landing), args.runs))
+            times["ingest"] = timed_pair("ingest", (ours_ingest_prepare, lambda c: ingest_events.run(spark, c)),
+                                         (bare_ingest_prepare, bare_ingest), args.runs)
+            times["ingest_existing_tables"] = timed_pair(
+                "ingest, existing tables", (ours_ingest_existing_prepare, lambda c: ingest_events.run(spark, c)),
+                (bare_ingest_existing_prepare, lambda root: bare_ingest(root, landing)), args.runs)
             last_ingest = args.runs
         else:
             ingest_events.run(spark, ours_ingest_prepare(0))
@@ -193,8 +199,8 @@ def main() -> int:
                 .write.format("delta").mode("append").save(str(root / "silver"))
 
         if args.only in (None, "clean"):
-            times["clean"] = (timed("clean ours", ours_clean_prepare, lambda c: clean_events.run(spark, c), args.runs),
-                              timed("clean bare", bare_clean_prepare, bare_clean, args.runs))
+            times["clean"] = timed_pair("clean", (ours_clean_prepare, lambda c: clean_events.run(spark, c)),
+                                        (bare_clean_prepare, bare_clean), args.runs)
 
         jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
         with open(f"/proc/{jvm_pid}/status") as status:
