@@ -128,6 +128,28 @@ def logged_rows_per_value(ref: TableRef, column: str, values: Collection | None 
     return dict(counts)
 
 
+def logged_nulls_only(ref: TableRef, column: str, where: tuple[str, Collection] | None = None) -> bool:
+    """Whether the Delta log shows `column` null in every row (only the rows of files that may hold
+    one of `where`'s values of its column, if given): each such file's null count equals its row
+    count. False where it shows otherwise or cannot tell (no statistics kept); True if there is no
+    table. No data file is opened."""
+    files = native.file_statistics(ref.uri)
+    if files is None:
+        return True
+    names = [f"null_count.{column}", "num_records"]
+    if where is not None:
+        names += [f"min.{where[0]}", f"max.{where[0]}"]
+    if not all(n in files.column_names for n in names):
+        return False
+    wanted = None if where is None else set(where[1])
+    for nulls, rows, *bounds in zip(*(files.column(n).to_pylist() for n in names), strict=True):
+        if wanted is not None and None not in bounds and not any(bounds[0] <= v <= bounds[1] for v in wanted):
+            continue  # none of the wanted rows
+        if rows is None or nulls != rows:
+            return False
+    return True
+
+
 def rows_per_value(spark: SparkSession, ref: TableRef, column: str, values: Collection | None = None) -> dict:
     """logged_rows_per_value, or where the log cannot tell, a scan of the column."""
     logged = logged_rows_per_value(ref, column, values)

@@ -184,6 +184,28 @@ def test_batch_ids_from_file_statistics_or_by_a_scan(spark_session, ref):
     assert tables.values_without_rows(spark_session, ref, "batch_id", []) == []
 
 
+def test_nulls_only_from_the_log_of_the_files_that_may_hold_the_wanted_rows(spark_session, ref):
+    def rows(values):
+        return spark_session.createDataFrame(values, "batch_id string, blob string")
+
+    assert tables.logged_nulls_only(ref, "blob")  # no table: no row holds one
+    tables.append(rows([("b1", None), ("b1", None)]), ref)
+    tables.append(rows([("b2", "x"), ("b2", None)]).coalesce(1), ref)
+    tables.append(rows([("b3", None)]), ref)
+    assert not tables.logged_nulls_only(ref, "blob")
+    assert tables.logged_nulls_only(ref, "blob", ("batch_id", ["b1", "b3", "b9"]))
+    assert not tables.logged_nulls_only(ref, "blob", ("batch_id", ["b3", "b2"]))
+    # A file of two batches, one with a value: it may hold either batch's rows.
+    tables.append(rows([("b4", "y"), ("b6", None)]).coalesce(1), ref)
+    assert not tables.logged_nulls_only(ref, "blob", ("batch_id", ["b5"]))
+    assert tables.logged_nulls_only(ref, "blob", ("batch_id", ["b7"]))
+    # Without statistics on the column the log cannot tell.
+    other = TableRef("test.unlogged", ref.uri + "-unlogged")
+    tables.ensure(spark_session, other, rows([]).schema, properties={"delta.dataSkippingNumIndexedCols": "1"})
+    tables.append(rows([("b1", None)]), other)
+    assert not tables.logged_nulls_only(other, "blob")
+
+
 def test_distinct_combinations_from_partitions_and_statistics_or_by_a_scan(spark_session, ref):
     assert tables.distinct_combinations(spark_session, ref, ("day", "k")) == set()  # no table
     tables.ensure(spark_session, ref, frame(spark_session, []).schema, partition_by=["day"])

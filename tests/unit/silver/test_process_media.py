@@ -155,6 +155,29 @@ def test_a_rerun_after_a_crash_before_the_batch_record_writes_no_quarantine_row_
         record, ["media_type", "rows", "to_quarantine"])) == [("audio", 1, 1), ("image", 1, 1), ("image", 2, 1)]
 
 
+def test_blobs_are_looked_for_only_where_bronzes_log_shows_any(spark_session, lake_config):
+    """Objects over the inline limit are read from their blobs; `blob_uri` is dropped before the
+    processors (which would otherwise run a Spark job to find the blobs) only where the log shows it
+    null in every row that may be read."""
+    config = lake_config.model_copy(update={"media": lake_config.media.model_copy(update={"inline_max_bytes": 5000})})
+    write(config, "images", {"big.png": image_bytes((400, 400), seed=3)})
+    ingest_media.run(spark_session, config)
+    write(config, "images", {"small.png": image_bytes(seed=1)})
+    ingest_media.run(spark_session, config)
+    ref = Lake(config.storage_root).table("bronze.images")
+    with_blob, without = sorted(tables.batch_ids(spark_session, ref))
+    bronze = tables.read(spark_session, ref)
+    assert "blob_uri" in process_media.without_absent_blobs(bronze, ref).columns
+    assert "blob_uri" in process_media.without_absent_blobs(bronze, ref, ("batch_id", [with_blob])).columns
+    assert "blob_uri" not in process_media.without_absent_blobs(bronze, ref, ("batch_id", [without])).columns
+
+    result = process_media.run(spark_session, config)
+    assert (result.to_metadata, result.to_quarantine, result.embedded["image"]) == ({"image": 2}, {"image": 0}, 2)
+    sizes = {r["path"]: (r["width"], r["height"]) for r in table(spark_session, config, "silver.media_metadata")
+             .collect()}
+    assert sizes["big.png"] == (400, 400)  # decoded from its blob
+
+
 def message(event_id: str, text: str) -> str:
     return json.dumps({"event_id": event_id, "event_type": "conversation.message", "schema_version": 1,
                        "occurred_at": "2026-11-26T10:00:00Z", "user_id": "u",
