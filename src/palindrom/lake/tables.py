@@ -102,6 +102,12 @@ def distinct_values(ref: TableRef, column: str) -> set:
     return set() if rows is None else set(pc.unique(rows.column(column)).to_pylist())
 
 
+def _may_hold(low, high, wanted: set | None) -> bool:
+    """Whether a file whose statistics give `low`..`high` (None: not kept) may hold a value of `wanted`
+    (None: any)."""
+    return wanted is None or None in (low, high) or any(low <= v <= high for v in wanted)
+
+
 def logged_rows_per_value(ref: TableRef, column: str, values: Collection | None = None) -> dict | None:
     """The table's row count per non-null value of `column` (only `values`, if given; {} if there is
     no table), from the file statistics in the Delta log, read by delta-rs, where every file that may
@@ -119,8 +125,8 @@ def logged_rows_per_value(ref: TableRef, column: str, values: Collection | None 
     for low, high, nulls, rows in zip(*(files.column(n).to_pylist() for n in names), strict=True):
         if rows is not None and nulls == rows:
             continue  # nulls only
-        if wanted is not None and None not in (low, high) and not any(low <= v <= high for v in wanted):
-            continue  # none of the wanted values
+        if not _may_hold(low, high, wanted):
+            continue
         if low is None or low != high or nulls != 0 or rows is None:
             return None
         if wanted is None or low in wanted:
@@ -143,8 +149,8 @@ def logged_nulls_only(ref: TableRef, column: str, where: tuple[str, Collection] 
         return False
     wanted = None if where is None else set(where[1])
     for nulls, rows, *bounds in zip(*(files.column(n).to_pylist() for n in names), strict=True):
-        if wanted is not None and None not in bounds and not any(bounds[0] <= v <= bounds[1] for v in wanted):
-            continue  # none of the wanted rows
+        if bounds and not _may_hold(*bounds, wanted):
+            continue
         if rows is None or nulls != rows:
             return False
     return True
