@@ -69,6 +69,12 @@ class RegistryConfig(_Frozen):
 class IngestConfig(_Frozen):
     max_file_bytes: int = Field(default=1 << 30, gt=0)
     max_line_bytes: int = Field(default=10 << 20, gt=0)
+    whole_file_max_bytes: int = Field(
+        default=128 << 20, gt=0,
+        description="plain files up to this size are read whole and split in Spark; larger ones (and every "
+                    ".gz) are streamed in pieces by a Python task, since a whole-file read holds a file in the "
+                    "JVM several times over",
+    )
 
 
 class MediaConfig(_Frozen):

@@ -2,22 +2,27 @@
 
 Every non-blank line becomes one row: its raw bytes as received, its text where it is valid
 UTF-8, the file (relative to landing/events/), the line number, the ingestion time and a batch id.
-A file over `ingest.max_file_bytes`, a corrupt .gz, or one whose path Spark cannot read (see
+Plain files up to `ingest.whole_file_max_bytes` are read whole and split in Spark; larger ones and
+.gz files are streamed and split by a Python task per file. A file over `ingest.max_file_bytes`, a
+corrupt .gz, or one whose path Spark cannot read (see
 `palindrom.lake.files.unreadable_name`) is refused and left in landing; the other files are ingested
 first, then the task fails naming it.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from pyspark import AccumulatorParam
 from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import (
     BinaryType,
     LongType,
@@ -28,9 +33,10 @@ from pyspark.sql.types import (
 )
 
 from palindrom.config import PipelineConfig
-from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, decompress
+from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, gunzip, physical_lines
 from palindrom.lake import tables
-from palindrom.lake.files import IngestRefused, list_files, read_files, relative_path, unreadable_name
+from palindrom.lake.files import IngestRefused, LandingFile, list_files, read_files, relative_path, unreadable_name
+from palindrom.lake.objects import filesystem
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import task_main
@@ -50,6 +56,10 @@ BRONZE_TABLE_PROPERTIES = {"delta.dataSkippingStatsColumns": "batch_id,ingested_
 MAX_OBSERVED_FILES = 256  # see append_counting_lines
 BYTES_AS_TEXT = "ISO-8859-1"  # one character per byte: split and cut as text, every byte kept
 MAX_BINARY = 2**31 - 1
+PIECE_BYTES = 16 << 20  # what a streaming task reads of a file at a time (see streamed_lines)
+# The physical lines of a streamed file, as its Python task hands them to Spark.
+STREAMED_SCHEMA = pa.schema([("source_file", pa.string()), ("modificationTime", pa.timestamp("us", tz="UTC")),
+                             ("index", pa.int64()), ("line", pa.binary())])
 
 
 class _ListParam(AccumulatorParam):
@@ -74,29 +84,12 @@ def landing_files(spark: SparkSession, uris: list[str], landing: str) -> DataFra
                                           "modificationTime", "content")
 
 
-def decompressed(files: DataFrame, max_bytes: int, refusals) -> DataFrame:
-    """.gz files' rows with their content gunzipped; a file that cannot be (corrupt, or over
-    `max_bytes` once inflated) is left out and named in `refusals`."""
-
-    def gunzip(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for row in batch.to_pylist():  # one file at a time: each is whole in memory
-                try:
-                    content = decompress(row["content"], max_bytes)
-                except FileRefused as e:
-                    refusals.add([(row["source_file"], str(e))])
-                    continue
-                yield pa.RecordBatch.from_pylist([{**row, "content": content}], schema=batch.schema)
-
-    return files.mapInArrow(gunzip, files.schema)
-
-
-def split_lines(files: DataFrame, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
-    r"""(source_file, modificationTime, content) → one bronze row per non-blank line, by the line rules
-    of `palindrom.events.lines`, in Spark expressions (no Python worker). The content, less a leading
-    BOM, is split on "\n" as UTF-8 text where it is valid UTF-8 (every line then is), else as
-    ISO-8859-1 text (one character per byte, so no byte is altered and each line is checked on its
-    own); one trailing "\r" goes; a line whose text is only white space is skipped."""
+def whole_file_lines(files: DataFrame) -> DataFrame:
+    """(source_file, modificationTime, content) → (source_file, modificationTime, utf8, index, line):
+    every physical line (index from 0) by the line rules of `palindrom.events.lines`, in Spark
+    expressions (no Python worker). The content, less a leading BOM, is split on "\\n" as UTF-8 text
+    where it is valid UTF-8 (every line then is, `utf8`), else as ISO-8859-1 text (one character per
+    byte, so no byte is altered and bronze_lines checks each line on its own)."""
     content = F.col("content")
     content = F.when(F.substring(content, 1, len(UTF8_BOM)) == F.lit(bytearray(UTF8_BOM)),
                      F.substring(content, len(UTF8_BOM) + 1, MAX_BINARY)).otherwise(content)
@@ -106,17 +99,71 @@ def split_lines(files: DataFrame, batch_id: str, ingested_at: dt.datetime) -> Da
     # Exploded in a step of its own: `utf8` is then a column of each line, not a check of the whole
     # content repeated for every line.
     utf8, content = F.col("utf8"), F.col("content")
-    lines = checked.select(
+    return checked.select(
         "source_file", "modificationTime", "utf8",
         F.posexplode(F.split(F.when(utf8, content.cast(StringType())).otherwise(F.decode(content, BYTES_AS_TEXT)),
                              "\n")).alias("index", "line"))
+
+
+def _pieces(fs: pafs.FileSystem, path: str, piece_bytes: int) -> Iterator[bytes]:
+    """A file's bytes as they are stored (pyarrow would gunzip a .gz by its name), `piece_bytes` at a time."""
+    with fs.open_input_stream(path, compression=None) as stream:
+        while piece := stream.read(piece_bytes):
+            yield piece
+
+
+def streamed_lines(spark: SparkSession, landing: str, files: list[LandingFile], max_bytes: int, refusals,
+                   piece_bytes: int = PIECE_BYTES) -> DataFrame:
+    """The same columns as whole_file_lines for the named files of `landing`, each read by a Python task
+    (one per file) in pieces of `piece_bytes` (decompressed pieces too) and split there
+    (`palindrom.events.lines`), so that no file is ever whole in memory: a whole-file read holds a
+    file several times over in the JVM (a 1 GB file ran out of a 4 GB driver's heap). A .gz file is
+    decompressed twice: first to check all of it (a corrupt or oversized one gives no line and is
+    named in `refusals`), then for its lines."""
+    def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs, folder = filesystem(landing)
+        for batch in batches:
+            for file in batch.to_pylist():
+                name, path = file["source_file"], f"{folder}/{file['source_file']}"
+                content = _pieces(fs, path, piece_bytes)
+                if name.endswith(".gz"):
+                    try:  # all of it first: its lines go out only if the whole file can be read
+                        collections.deque(gunzip(content, max_bytes, piece_bytes), maxlen=0)
+                    except FileRefused as e:
+                        refusals.add([(name, str(e))])
+                        continue
+                    content = gunzip(_pieces(fs, path, piece_bytes), max_bytes, piece_bytes)
+                source_file = pa.scalar(name, pa.string())
+                modified = pa.scalar(file["modificationTime"], STREAMED_SCHEMA.field("modificationTime").type)
+                index = 0
+                for lines in physical_lines(content):
+                    n = len(lines)
+                    yield pa.RecordBatch.from_arrays([
+                        pa.repeat(source_file, n), pa.repeat(modified, n),
+                        pa.array(range(index, index + n), pa.int64()), pa.array(lines, pa.binary()),
+                    ], schema=STREAMED_SCHEMA)
+                    index += n
+
+    listing = spark.sparkContext.parallelize([(f.name, f.modified_at) for f in files], len(files)).toDF(
+        from_arrow_schema(STREAMED_SCHEMA)[:2])
+    streamed = listing.mapInArrow(read, from_arrow_schema(STREAMED_SCHEMA))
     line = F.col("line")
+    utf8 = F.is_valid_utf8(line.cast(StringType()))
+    return streamed.select("source_file", "modificationTime", utf8.alias("utf8"), "index",
+                           F.when(utf8, line.cast(StringType())).otherwise(F.decode(line, BYTES_AS_TEXT))
+                           .alias("line"))
+
+
+def bronze_lines(lines: DataFrame, batch_id: str, ingested_at: dt.datetime) -> DataFrame:
+    """Physical lines (whole_file_lines' columns) → one bronze row per non-blank line: one trailing
+    "\\r" goes; a line whose text is only white space is skipped; line numbers from 1."""
+    line, utf8 = F.col("line"), F.col("utf8")
     stripped = F.when(line.endswith("\r"), line.substr(F.lit(1), F.length(line) - 1)).otherwise(line)
     # A UTF-8 line's bytes are its string's own (a cast copies them; `encode` would decode and re-encode).
     raw = F.when(utf8, stripped.cast(BinaryType())).otherwise(F.encode(stripped, BYTES_AS_TEXT))
     text = F.when(utf8, stripped).otherwise(F.try_validate_utf8(raw.cast(StringType())))
     # Blank is decided before `text` is selected: a filter on the selected column is pushed below the
-    # selection with `text` substituted, computing it twice per line. Where the content is UTF-8 the
+    # selection with `text` substituted, computing it twice per line. Where the line is UTF-8 the
     # line itself decides ("\r" is white space: stripping it changes nothing).
     non_blank = lines.filter(F.when(utf8, _has_text(line)).otherwise(text.isNull() | _has_text(text)))
     return non_blank.select(
@@ -236,12 +283,13 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
                     len(pending), sum(f.size for f in pending), bronze, batch_id)
         tables.ensure(spark, bronze, BRONZE_EVENTS_SCHEMA, properties=BRONZE_TABLE_PROPERTIES)
         refusals = spark.sparkContext.accumulator([], _ListParam())
-        plain = [f.uri for f in pending if not f.name.endswith(".gz")]
-        gzipped = [f.uri for f in pending if f.name.endswith(".gz")]
-        contents = [landing_files(spark, plain, landing)] if plain else []
-        if gzipped:
-            contents.append(decompressed(landing_files(spark, gzipped, landing), max_bytes, refusals))
-        lines_of_batch = split_lines(functools.reduce(DataFrame.unionByName, contents), batch_id, now)
+        whole, streamed = [], []
+        for f in pending:
+            (streamed if f.name.endswith(".gz") or f.size > config.ingest.whole_file_max_bytes else whole).append(f)
+        physical = [whole_file_lines(landing_files(spark, [f.uri for f in whole], landing))] if whole else []
+        if streamed:
+            physical.append(streamed_lines(spark, landing, streamed, max_bytes, refusals))
+        lines_of_batch = bronze_lines(functools.reduce(DataFrame.unionByName, physical), batch_id, now)
         per_file = append_counting_lines(spark, lines_of_batch, bronze, batch_id, [f.name for f in pending])
         refused.update(dict(refusals.value))
         taken = [f for f in pending if f.name not in refused]

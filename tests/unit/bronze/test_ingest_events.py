@@ -7,7 +7,7 @@ import pytest
 from palindrom.config import load_config
 from palindrom.events.lines import UTF8_BOM
 from palindrom.lake import tables
-from palindrom.lake.files import IngestRefused
+from palindrom.lake.files import IngestRefused, list_files
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from tests.conftest import lake_path
@@ -151,21 +151,41 @@ FRAGMENTS = [b"\n", b"\r", b"\r\n", UTF8_BOM, b" ", b"\t", "\u3000".encode(), "\
              b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x80", b"\xf5\x80\x80\x80", b"\x00"]
 
 
-def split_in_spark(spark, contents: dict[str, bytes]) -> dict[str, list[Line]]:
-    files = spark.createDataFrame([(name, dt.datetime(2026, 11, 26, tzinfo=dt.UTC), bytearray(content))
-                                   for name, content in contents.items()],
-                                  "source_file string, modificationTime timestamp, content binary")
-    rows = ingest_events.split_lines(files, "b1", dt.datetime(2026, 11, 27, tzinfo=dt.UTC)).collect()
-    out: dict[str, list[Line]] = {name: [] for name in contents}
+def as_lines(rows) -> dict[str, list[Line]]:
+    out: dict[str, list[Line]] = {}
     for r in sorted(rows, key=lambda r: (r["source_file"], r["line_number"])):
-        out[r["source_file"]].append(Line(r["line_number"], bytes(r["raw"]), r["text"]))
+        out.setdefault(r["source_file"], []).append(Line(r["line_number"], bytes(r["raw"]), r["text"]))
     return out
 
 
-def test_the_spark_split_follows_the_line_rules(spark_session):
+def split_whole_in_spark(spark, contents: dict[str, bytes]) -> dict[str, list[Line]]:
+    files = spark.createDataFrame([(name, dt.datetime(2026, 11, 26, tzinfo=dt.UTC), bytearray(content))
+                                   for name, content in contents.items()],
+                                  "source_file string, modificationTime timestamp, content binary")
+    lines = ingest_events.whole_file_lines(files)
+    return as_lines(ingest_events.bronze_lines(lines, "b1", dt.datetime(2026, 11, 27, tzinfo=dt.UTC)).collect())
+
+
+def split_streamed_in_spark(spark, contents: dict[str, bytes], folder) -> dict[str, list[Line]]:
+    """The same contents as files in `folder`, each also as a .gz (named <name>.gz), streamed."""
+    folder.mkdir()
+    for name, content in contents.items():
+        (folder / name).write_bytes(content)
+        (folder / f"{name}.gz").write_bytes(gzip.compress(content, mtime=0))
+    listed = list_files(str(folder))
+    refusals = spark.sparkContext.accumulator([], ingest_events._ListParam())
+    lines = ingest_events.streamed_lines(spark, str(folder), listed, 1 << 20, refusals, piece_bytes=5)
+    rows = ingest_events.bronze_lines(lines, "b1", dt.datetime(2026, 11, 27, tzinfo=dt.UTC)).collect()
+    assert refusals.value == []
+    assert {r["source_modified_at"] for r in rows} <= {f.modified_at.replace(tzinfo=None) for f in listed}
+    return as_lines(rows)
+
+
+def test_the_spark_split_follows_the_line_rules(spark_session, tmp_path):
     """Every file the conformance file holds, the rule examples, and random mixes of the fragments that
     matter (line ends, BOM, Unicode white space, every kind of invalid UTF-8) split exactly as the
-    plain-Python rules split them."""
+    plain-Python rules split them: read whole and split in Spark, and streamed in pieces (plain and
+    gzipped; pieces of 5 bytes, so that pieces end inside BOMs, line ends and characters)."""
     rng = random.Random(5)
     contents = {
         "rules": b'\xef\xbb\xbf{"a":1}\r\n\n   \r\n{"b":\xe2\x80\xa8}\rx\n\xff\n{"c":3}',
@@ -185,4 +205,27 @@ def test_the_spark_split_follows_the_line_rules(spark_session):
     ]
     assert [line.text for line in expected["inner_bom"]] == ["a", "\ufeffb"]
     assert expected["unicode_blank"] == []
-    assert split_in_spark(spark_session, contents) == expected
+    non_blank = {name: lines for name, lines in expected.items() if lines}
+    assert split_whole_in_spark(spark_session, contents) == non_blank
+    streamed = split_streamed_in_spark(spark_session, contents, tmp_path / "landing")
+    assert streamed == non_blank | {f"{name}.gz": lines for name, lines in non_blank.items()}
+
+
+def test_a_file_over_the_whole_read_size_is_streamed_like_one_read_whole(spark_session, tmp_path):
+    """The same landing files into two lakes: read whole, and (all but the .gz, which is always
+    streamed) streamed; bronze and the file record hold the same lines."""
+    content = b"\xef\xbb\xbf" + b"".join(b'{"n":%d}\r\n \n' % i for i in range(5000)) + b"\xff\xfe\nlast"
+    results = []
+    for whole_max in (1 << 30, 1000):
+        config = load_config("local", str(tmp_path / f"lake-{whole_max}"))
+        config = config.model_copy(update={"ingest": config.ingest.model_copy(
+            update={"whole_file_max_bytes": whole_max})})
+        folder = landing(config)
+        (folder / "big.jsonl").write_bytes(content)
+        (folder / "small.jsonl").write_bytes(b'{"a":1}\n')
+        (folder / "c.jsonl.gz").write_bytes(gzip.compress(content, mtime=0))
+        result = ingest_events.run(spark_session, config)
+        results.append((result.lines, bronze_rows(spark_session, config), files_recorded(spark_session, config)))
+    assert results[0] == results[1]
+    assert results[0][0] == 2 * 5002 + 1
+    assert results[0][2] == {"big.jsonl": 5002, "small.jsonl": 1, "c.jsonl.gz": 5002}

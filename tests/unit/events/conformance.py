@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from palindrom.events.contract import EventValidator, Rejected, ValidEvent
-from palindrom.events.lines import decompress
+from palindrom.events.lines import gunzip
 from tests.unit.events.line_rules import split_lines
 
 # split on "\n" only: cases hold U+2028, which str.splitlines() would split on.
@@ -36,7 +36,7 @@ def line_bytes(case: dict[str, Any]) -> bytes:
 def file_bytes(case: dict[str, Any]) -> bytes:
     """A whole-file case's content, decompressed."""
     content = base64.b64decode(case["file_base64"])
-    return decompress(content, 1 << 30) if case.get("gzip") else content
+    return b"".join(gunzip([content], 1 << 30)) if case.get("gzip") else content
 
 
 def fate(result: ValidEvent | Rejected) -> str:
