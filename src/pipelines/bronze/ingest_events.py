@@ -57,6 +57,7 @@ MAX_OBSERVED_FILES = 256  # see append_counting_lines
 BYTES_AS_TEXT = "ISO-8859-1"  # one character per byte: split and cut as text, every byte kept
 MAX_BINARY = 2**31 - 1
 PIECE_BYTES = 16 << 20  # what a streaming task reads of a file at a time (see streamed_lines)
+WRITE_TASK_BYTES = 64 << 20  # landing bytes per write task where files are many and small (see in_few_tasks)
 # The physical lines of a streamed file, as its Python task hands them to Spark.
 STREAMED_SCHEMA = pa.schema([("source_file", pa.string()), ("modificationTime", pa.timestamp("us", tz="UTC")),
                              ("index", pa.int64()), ("line", pa.binary())])
@@ -177,6 +178,16 @@ def bronze_lines(lines: DataFrame, batch_id: str, ingested_at: dt.datetime) -> D
     )
 
 
+def in_few_tasks(lines: DataFrame, landing_bytes: int, cores: int) -> DataFrame:
+    """`lines` written by at most max(2 x cores, landing_bytes / WRITE_TASK_BYTES) tasks, merged without a
+    shuffle. Spark packs small landing files into a read task by a 4 MB open cost each (and a streamed
+    .gz is a task of its own), and each task writes a bronze file: 3,000 files of 1.7 KB made 94 bronze
+    files of 160 lines, and their ingest took 5.8 to 7.3 s against 3.3 s as 4 files (one warm
+    session). Large files keep their own tasks: the cap is never below the landing bytes' share. (A
+    coalesce to more tasks than there are leaves them as they are.)"""
+    return lines.coalesce(max(2 * cores, -(-landing_bytes // WRITE_TASK_BYTES)))
+
+
 def _has_text(s: Column) -> Column:
     """`s` is not empty and not only white space: for nearly every line its first character (`{`)
     decides; only where that is white space is the line trimmed (a copy of it)."""
@@ -289,7 +300,8 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         physical = [whole_file_lines(landing_files(spark, [f.uri for f in whole], landing))] if whole else []
         if streamed:
             physical.append(streamed_lines(spark, landing, streamed, max_bytes, refusals))
-        lines_of_batch = bronze_lines(functools.reduce(DataFrame.unionByName, physical), batch_id, now)
+        lines_of_batch = in_few_tasks(bronze_lines(functools.reduce(DataFrame.unionByName, physical), batch_id, now),
+                                      sum(f.size for f in pending), spark.sparkContext.defaultParallelism)
         per_file = append_counting_lines(spark, lines_of_batch, bronze, batch_id, [f.name for f in pending])
         refused.update(dict(refusals.value))
         taken = [f for f in pending if f.name not in refused]

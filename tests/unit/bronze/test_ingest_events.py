@@ -44,6 +44,23 @@ def test_lines_per_file_are_recorded_also_for_batches_of_many_files(spark_sessio
     assert files_recorded(spark_session, lake_config) == {"a.jsonl": 2, "b.jsonl": 0}
 
 
+def test_many_small_files_make_few_bronze_files(spark_session, lake_config):
+    folder = landing(lake_config)
+    for i in range(300):  # Spark reads about 32 such files a task: about 10 tasks, each a bronze file
+        (folder / f"part-{i:03d}.jsonl").write_bytes(b'{"n":%d}\n' % i)
+    assert ingest_events.run(spark_session, lake_config).lines == 300
+    bronze_files = list((lake_path(lake_config) / "bronze" / "events").glob("*.parquet"))
+    assert 1 <= len(bronze_files) <= 2 * spark_session.sparkContext.defaultParallelism
+    assert len(bronze_rows(spark_session, lake_config)) == 300
+
+
+def test_large_files_keep_their_own_write_tasks(spark_session):
+    lines = spark_session.range(1000).repartition(10)
+    assert ingest_events.in_few_tasks(lines, 1000, cores=2).rdd.getNumPartitions() == 4
+    assert ingest_events.in_few_tasks(lines, 10 * ingest_events.WRITE_TASK_BYTES, cores=2).rdd.getNumPartitions() == 10
+    assert ingest_events.in_few_tasks(lines, 1000, cores=8).rdd.getNumPartitions() == 10
+
+
 def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spark_session, lake_config):
     folder = landing(lake_config)
     (folder / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"x":1}\r\n\n\xff\xfe\n')
