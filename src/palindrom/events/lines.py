@@ -56,9 +56,10 @@ def gunzip(pieces: Iterable[bytes], max_bytes: int, piece_bytes: int = DECOMPRES
 
 def physical_lines(pieces: Iterable[bytes]) -> Iterator[list[bytes]]:
     """A file's physical lines from its (decompressed) content given in pieces: split on b"\\n" (which
-    goes), a UTF-8 BOM at the start removed, every line kept (blank, or with its "\\r"). One list per
-    piece, of the lines it completes; the last list ends with the content's last line (empty where the
-    content ends with a newline), so line k of the file is the k-th bytes string over all lists."""
+    goes), a UTF-8 BOM at the start removed, every line kept (blank, or with its "\\r"). A list of the
+    lines each piece completes, where it completes any; the last list is the content's last line (empty
+    where the content ends with a newline), so line k of the file is the k-th bytes string over all
+    lists."""
     pending: list[bytes] = []  # the line begun in earlier pieces, not yet ended
     at_start = True
     for piece in pieces:
