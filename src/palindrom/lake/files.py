@@ -1,5 +1,6 @@
 """Landing-folder file access, local paths and s3a:// alike: listed by pyarrow's filesystems, read by
-Spark's binaryFile source, copied by Hadoop's FileSystem."""
+Spark's binaryFile source (ingest_events streams large and .gz files through pyarrow's filesystems
+itself), copied by Hadoop's FileSystem."""
 
 from __future__ import annotations
 
