@@ -1,12 +1,13 @@
 """Landing-folder file access, local paths and s3a:// alike: listed by pyarrow's filesystems, read by
-Spark's binaryFile source (ingest_events streams large and .gz files through pyarrow's filesystems
-itself), copied by Hadoop's FileSystem."""
+Spark's binaryFile source or, in pieces, by pyarrow's filesystems (piece_reader), copied by Hadoop's
+FileSystem."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -52,6 +53,21 @@ def list_files(folder: str) -> list[LandingFile]:
         modified = info.mtime.astimezone(dt.UTC).replace(microsecond=info.mtime.microsecond // 1000 * 1000)
         found.append(LandingFile(name, prefix + name, info.size, modified))  # to the millisecond, as Spark
     return found
+
+
+def piece_reader(folder: str, piece_bytes: int) -> Callable[[str], Iterator[bytes]]:
+    """A reader of the files under `folder` by the names list_files gives them: a file's bytes as they
+    are stored (never decompressed: pyarrow would gunzip a .gz by its name), `piece_bytes` at a time.
+    Through pyarrow's filesystem, so a Python task needs no JVM; the filesystem is made once, here."""
+    fs, path = filesystem(folder)
+    base = path.rstrip("/") + "/"
+
+    def pieces(name: str) -> Iterator[bytes]:
+        with fs.open_input_stream(base + name, compression=None) as stream:
+            while piece := stream.read(piece_bytes):
+                yield piece
+
+    return pieces
 
 
 # Spark expands glob patterns in the paths it reads: `events[1].jsonl` would read `events1.jsonl`, and

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 from pyspark import AccumulatorParam
 from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
@@ -35,8 +34,15 @@ from pyspark.sql.types import (
 from palindrom.config import PipelineConfig
 from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, gunzip, physical_lines
 from palindrom.lake import tables
-from palindrom.lake.files import IngestRefused, LandingFile, list_files, read_files, relative_path, unreadable_name
-from palindrom.lake.objects import filesystem
+from palindrom.lake.files import (
+    IngestRefused,
+    LandingFile,
+    list_files,
+    piece_reader,
+    read_files,
+    relative_path,
+    unreadable_name,
+)
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 from pipelines.tasks import task_main
@@ -106,13 +112,6 @@ def whole_file_lines(files: DataFrame) -> DataFrame:
                              "\n")).alias("index", "line"))
 
 
-def _pieces(fs: pafs.FileSystem, path: str, piece_bytes: int) -> Iterator[bytes]:
-    """A file's bytes as they are stored (pyarrow would gunzip a .gz by its name), `piece_bytes` at a time."""
-    with fs.open_input_stream(path, compression=None) as stream:
-        while piece := stream.read(piece_bytes):
-            yield piece
-
-
 def streamed_lines(spark: SparkSession, landing: str, files: list[LandingFile], max_bytes: int, refusals,
                    piece_bytes: int = PIECE_BYTES) -> DataFrame:
     """The same columns as whole_file_lines for the named files of `landing`, each read by a Python task
@@ -122,18 +121,18 @@ def streamed_lines(spark: SparkSession, landing: str, files: list[LandingFile], 
     decompressed twice: first to check all of it (a corrupt or oversized one gives no line and is
     named in `refusals`), then for its lines."""
     def read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        fs, folder = filesystem(landing)
+        pieces = piece_reader(landing, piece_bytes)
         for batch in batches:
             for file in batch.to_pylist():
-                name, path = file["source_file"], f"{folder}/{file['source_file']}"
-                content = _pieces(fs, path, piece_bytes)
+                name = file["source_file"]
+                content = pieces(name)
                 if name.endswith(".gz"):
                     try:  # all of it first: its lines go out only if the whole file can be read
                         collections.deque(gunzip(content, max_bytes, piece_bytes), maxlen=0)
                     except FileRefused as e:
                         refusals.add([(name, str(e))])
                         continue
-                    content = gunzip(_pieces(fs, path, piece_bytes), max_bytes, piece_bytes)
+                    content = gunzip(pieces(name), max_bytes, piece_bytes)
                 source_file = pa.scalar(name, pa.string())
                 modified = pa.scalar(file["modificationTime"], STREAMED_SCHEMA.field("modificationTime").type)
                 index = 0
