@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import functools
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -114,8 +115,8 @@ def whole_file_lines(files: DataFrame) -> DataFrame:
 
 def streamed_lines(spark: SparkSession, landing: str, files: list[LandingFile], max_bytes: int, refusals,
                    piece_bytes: int = PIECE_BYTES) -> DataFrame:
-    """The same columns as whole_file_lines for the named files of `landing`, each read by a Python task
-    (one per file) in pieces of `piece_bytes` (decompressed pieces too) and split there
+    """The same columns as whole_file_lines for the named files of `landing`, read by Python tasks (the
+    files dealt out by task_groups) in pieces of `piece_bytes` (decompressed pieces too) and split there
     (`palindrom.events.lines`), so that no file is ever whole in memory: a whole-file read holds a
     file several times over in the JVM (a 1 GB file ran out of a 4 GB driver's heap). A .gz file is
     decompressed twice: first to check all of it (a corrupt or oversized one gives no line and is
@@ -144,7 +145,10 @@ def streamed_lines(spark: SparkSession, landing: str, files: list[LandingFile], 
                     ], schema=STREAMED_SCHEMA)
                     index += n
 
-    listing = spark.sparkContext.parallelize([(f.name, f.modified_at) for f in files], len(files)).toDF(
+    tasks = write_tasks(sum(f.size for f in files), spark.sparkContext.defaultParallelism)
+    groups = [[(f.name, f.modified_at) for f in group] for group in task_groups(files, tasks)]
+    # One group a partition (as many slices as elements), one partition a task.
+    listing = spark.sparkContext.parallelize(groups, len(groups)).flatMap(lambda group: group).toDF(
         from_arrow_schema(STREAMED_SCHEMA)[:2])
     streamed = listing.mapInArrow(read, from_arrow_schema(STREAMED_SCHEMA))
     line = F.col("line")
@@ -177,14 +181,34 @@ def bronze_lines(lines: DataFrame, batch_id: str, ingested_at: dt.datetime) -> D
     )
 
 
+def write_tasks(landing_bytes: int, cores: int) -> int:
+    """How many tasks a batch of `landing_bytes` is read and written by, at most: 2 x cores, or one per
+    WRITE_TASK_BYTES where that is more, so that many small files are not a task (and a bronze file)
+    each, and large files keep a task each."""
+    return max(2 * cores, -(-landing_bytes // WRITE_TASK_BYTES))
+
+
+def task_groups(files: list[LandingFile], tasks: int) -> list[list[LandingFile]]:
+    """`files` dealt into at most `tasks` groups of about equal bytes: the largest first, each to the
+    group with the fewest bytes so far. A Python task per file cost about 45 ms a file on two cores
+    (1,000 small .gz files: 43 to 56 s, against 3 s read whole); a file larger than a group's share
+    has a group to itself."""
+    groups: list[list[LandingFile]] = [[] for _ in range(min(tasks, len(files)))]
+    loads = [(0, i) for i in range(len(groups))]
+    for f in sorted(files, key=lambda f: (-f.size, f.name)):
+        load, i = heapq.heappop(loads)
+        groups[i].append(f)
+        heapq.heappush(loads, (load + f.size, i))
+    return groups
+
+
 def in_few_tasks(lines: DataFrame, landing_bytes: int, cores: int) -> DataFrame:
-    """`lines` written by at most max(2 x cores, landing_bytes / WRITE_TASK_BYTES) tasks, merged without a
-    shuffle. Spark packs small landing files into a read task by a 4 MB open cost each (and a streamed
-    .gz is a task of its own), and each task writes a bronze file: 3,000 files of 1.7 KB made 94 bronze
-    files of 160 lines, and their ingest took 5.8 to 7.3 s against 3.3 s as 4 files (one warm
-    session). Large files keep their own tasks: the cap is never below the landing bytes' share. (A
-    coalesce to more tasks than there are leaves them as they are.)"""
-    return lines.coalesce(max(2 * cores, -(-landing_bytes // WRITE_TASK_BYTES)))
+    """`lines` written by at most write_tasks(landing_bytes, cores) tasks, merged without a shuffle.
+    Spark packs small landing files into a read task by a 4 MB open cost each, and each task writes a
+    bronze file: 3,000 files of 1.7 KB made 94 bronze files of 160 lines, and their ingest took 5.8 to
+    7.3 s against 3.3 s as 4 files (one warm session). (A coalesce to more tasks than there are leaves
+    them as they are.)"""
+    return lines.coalesce(write_tasks(landing_bytes, cores))
 
 
 def _has_text(s: Column) -> Column:

@@ -7,7 +7,7 @@ import pytest
 from palindrom.config import load_config
 from palindrom.events.lines import UTF8_BOM
 from palindrom.lake import tables
-from palindrom.lake.files import IngestRefused, list_files
+from palindrom.lake.files import IngestRefused, LandingFile, list_files
 from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from tests.conftest import lake_path
@@ -59,6 +59,33 @@ def test_large_files_keep_their_own_write_tasks(spark_session):
     assert ingest_events.in_few_tasks(lines, 1000, cores=2).rdd.getNumPartitions() == 4
     assert ingest_events.in_few_tasks(lines, 10 * ingest_events.WRITE_TASK_BYTES, cores=2).rdd.getNumPartitions() == 10
     assert ingest_events.in_few_tasks(lines, 1000, cores=8).rdd.getNumPartitions() == 10
+
+
+def test_streamed_files_are_dealt_into_few_groups_of_about_equal_bytes():
+    rng = random.Random(3)
+    modified = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
+    files = [LandingFile(f"f{i:03d}.jsonl.gz", f"file:/landing/f{i:03d}.jsonl.gz", rng.randrange(1, 10_000), modified)
+             for i in range(500)]
+    big = LandingFile("big.jsonl", "file:/landing/big.jsonl", 10**9, modified)
+    groups = ingest_events.task_groups([*files, big], 4)
+    assert sorted(f.name for group in groups for f in group) == sorted(f.name for f in [*files, big])
+    assert [big] in groups  # a file larger than a group's share has its group to itself
+    loads = sorted(sum(f.size for f in group) for group in groups if group != [big])
+    assert len(loads) == 3
+    assert loads[-1] - loads[0] < 10_000  # within one small file of each other
+    assert sorted(map(len, ingest_events.task_groups(files[:2], 4))) == [1, 1]  # fewer files than tasks
+
+
+def test_many_streamed_files_are_read_by_few_tasks(spark_session, tmp_path):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"f{i:02d}.jsonl.gz").write_bytes(gzip.compress(b'{"n":%d}\n' % i))
+    refusals = spark_session.sparkContext.accumulator([], ingest_events._ListParam())
+    lines = ingest_events.streamed_lines(spark_session, str(folder), list_files(str(folder)), 1 << 20, refusals)
+    assert lines.rdd.getNumPartitions() == 2 * spark_session.sparkContext.defaultParallelism  # not one a file
+    assert sorted((r["source_file"], r["index"], r["line"]) for r in lines.collect()) == sorted(
+        line for i in range(40) for line in ((f"f{i:02d}.jsonl.gz", 0, f'{{"n":{i}}}'), (f"f{i:02d}.jsonl.gz", 1, "")))
 
 
 def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spark_session, lake_config):
