@@ -13,6 +13,7 @@ Ratio = bare median / ours median (1.0 = as fast as bare Spark; the goals: inges
   (the daily run's case: ours also looks up which files it has taken).
 - clean:  `clean_events.run` vs `from_json` with the envelope schema -> Delta append, same bronze rows.
 Peak memory is the driver JVM's high-water RSS (VmHWM) and the Python driver's max RSS.
+Where clean's time goes: the seconds between its successive progress messages (median per step).
 Writes bench/results/events.json.
 """
 
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
+import logging
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -100,6 +104,36 @@ def timed_pair(stage: str, ours: Variant, bare: Variant, runs: int) -> tuple[lis
             if i:
                 times[name].append(elapsed)
     return times["ours"], times["bare"]
+
+
+class StepClock(logging.Handler):
+    """Where a job's time goes: the seconds from each of its log messages to the next (the first from
+    the run's start, the last to its end), by message template, per run of `timed(work)`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.marks: list[tuple[float, str]] = []
+        self.runs: list[dict[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.marks.append((record.created, str(record.msg)))
+
+    def timed(self, work: Callable[[object], object]) -> Callable[[object], None]:
+        def run(state: object) -> None:
+            self.marks = [(time.time(), "start")]
+            work(state)
+            self.marks.append((time.time(), "end of run"))
+            steps: dict[str, float] = {}
+            for (before, _), (at, message) in itertools.pairwise(self.marks):
+                step = "until " + re.sub(r"^\w+: |\s*\(.*?\)|\s*%\w", "", message)
+                steps[step] = steps.get(step, 0.0) + at - before
+            self.runs.append(steps)
+        return run
+
+    def medians(self, skip: int = 1) -> dict[str, float]:
+        """Each step's median over the runs after the first `skip` (the warm-up)."""
+        runs = self.runs[skip:]
+        return {step: round(statistics.median(r.get(step, 0.0) for r in runs), 2) for step in runs[0]} if runs else {}
 
 
 def main() -> int:
@@ -198,9 +232,16 @@ def main() -> int:
             parsed.select("e.*", "batch_id", "source_file", "line_number") \
                 .write.format("delta").mode("append").save(str(root / "silver"))
 
+        clean_steps = StepClock()
         if args.only in (None, "clean"):
-            times["clean"] = timed_pair("clean", (ours_clean_prepare, lambda c: clean_events.run(spark, c)),
-                                        (bare_clean_prepare, bare_clean), args.runs)
+            job_log = logging.getLogger("palindrom")
+            job_log.addHandler(clean_steps)
+            try:
+                times["clean"] = timed_pair(
+                    "clean", (ours_clean_prepare, clean_steps.timed(lambda c: clean_events.run(spark, c))),
+                    (bare_clean_prepare, bare_clean), args.runs)
+            finally:
+                job_log.removeHandler(clean_steps)
 
         jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
         with open(f"/proc/{jvm_pid}/status") as status:
@@ -211,6 +252,7 @@ def main() -> int:
             "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **{stage: {"ours_s": statistics.median(ours), "bare_s": statistics.median(bare)}
                for stage, (ours, bare) in times.items()},
+            **({"clean_steps_s": steps} if (steps := clean_steps.medians()) else {}),
             "peak_driver_jvm_rss_mb": round(jvm_peak_kb / 1024),
             "peak_driver_python_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
@@ -223,6 +265,8 @@ def main() -> int:
             r["events_per_s_ours"] = round(args.events / r["ours_s"])
             print(f"{stage:<22} ours {r['ours_s']:7.2f}s  bare {r['bare_s']:7.2f}s  ratio {r['ratio']:.2f} "
                   f"(goal >= {goal})  {r['events_per_s_ours']:,} events/s")
+        for step, seconds in result.get("clean_steps_s", {}).items():
+            print(f"  clean, {step:<60} {seconds:6.2f}s")
         print(f"peak driver memory: JVM {result['peak_driver_jvm_rss_mb']} MB, "
               f"Python {result['peak_driver_python_rss_mb']} MB")
         out = Path(args.out)
