@@ -245,7 +245,10 @@ class TextProcessor(_Processor):
 
     def extract_features(self, df: DataFrame, column: str = "text") -> DataFrame:
         """`column` → `text` (normalised) and `sha256`, one row per distinct non-empty text."""
-        normalise = F.pandas_udf(_normalise_texts, StringType())
+        # Non-deterministic to the optimizer, so that it keeps the empty-text filter above the UDF:
+        # pushed below it, the filter gets a second evaluation of the UDF, a second Python worker per
+        # task, and workers without the model loaded for the embedding stage to land on.
+        normalise = F.pandas_udf(_normalise_texts, StringType()).asNondeterministic()
         texts = df.select(normalise(F.col(column)).alias("text")).filter(F.length("text") > 0)
         # Texts are small in bytes but costly to embed: an explicit partition count, which adaptive
         # execution keeps (it would otherwise coalesce them into one task on one core).

@@ -114,6 +114,14 @@ def test_text_is_keyed_by_its_normalised_sha256_and_embedded_once(spark_session)
     assert rows[cafe]["dim"] == 384
 
 
+def test_texts_are_normalised_once_a_row(spark_session):
+    """One evaluation of the normalising UDF: a second (the empty-text filter pushed below it) costs a
+    second Python worker per task, on which the embedding stage then loads the model again."""
+    texts = spark_session.createDataFrame([(" a ",), ("",)], "text string")
+    plan = TextProcessor().extract_features(texts)._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("ArrowEvalPython") == 1
+
+
 def test_arrow_batches_are_capped_for_media(spark_session):
     ImageProcessor(MediaConfig(arrow_max_records_per_batch=8, arrow_max_bytes_per_batch=1 << 20)).extract_features(
         bronze(spark_session, {"a.png": image_bytes()}))
