@@ -25,6 +25,11 @@ class FileRefused(ValueError):
     """A landing file that cannot be ingested (too large, or a corrupt .gz); it stays in landing."""
 
 
+def is_gzipped(name: str) -> bool:
+    """Whether a landing file is gzipped, by its name: `.gz` in any case (`events.JSONL.GZ` too)."""
+    return name.lower().endswith(".gz")
+
+
 def gunzip(pieces: Iterable[bytes], max_bytes: int, piece_bytes: int = DECOMPRESSED_PIECE_BYTES) -> Iterator[bytes]:
     """Gunzip a stream given in pieces (every member, one after another), piece by piece: never more
     than `piece_bytes` of output at a time. FileRefused where it is corrupt, truncated, or

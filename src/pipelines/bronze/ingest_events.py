@@ -3,7 +3,7 @@
 Every non-blank line becomes one row: its raw bytes as received, its text where it is valid
 UTF-8, the file (relative to landing/events/), the line number, the ingestion time and a batch id.
 Plain files up to `ingest.whole_file_max_bytes` are read whole and split in Spark; larger ones and
-.gz files are streamed and split by a Python task per file. A file over `ingest.max_file_bytes`, a
+.gz files are streamed and split by Python tasks. A file over `ingest.max_file_bytes`, a
 corrupt .gz, or one whose path Spark cannot read (see
 `palindrom.lake.files.unreadable_name`) is refused and left in landing; the other files are ingested
 first, then the task fails naming it.
@@ -33,7 +33,7 @@ from pyspark.sql.types import (
 )
 
 from palindrom.config import PipelineConfig
-from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, gunzip, physical_lines
+from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, gunzip, is_gzipped, physical_lines
 from palindrom.lake import tables
 from palindrom.lake.files import (
     IngestRefused,
@@ -127,7 +127,7 @@ def streamed_lines(spark: SparkSession, landing: str, files: list[LandingFile], 
             for file in batch.to_pylist():
                 name = file["source_file"]
                 content = pieces(name)
-                if name.endswith(".gz"):
+                if is_gzipped(name):
                     try:  # all of it first: its lines go out only if the whole file can be read
                         collections.deque(gunzip(content, max_bytes, piece_bytes), maxlen=0)
                     except FileRefused as e:
@@ -319,7 +319,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         refusals = spark.sparkContext.accumulator([], _ListParam())
         whole, streamed = [], []
         for f in pending:
-            (streamed if f.name.endswith(".gz") or f.size > config.ingest.whole_file_max_bytes else whole).append(f)
+            (streamed if is_gzipped(f.name) or f.size > config.ingest.whole_file_max_bytes else whole).append(f)
         physical = [whole_file_lines(landing_files(spark, [f.uri for f in whole], landing))] if whole else []
         if streamed:
             physical.append(streamed_lines(spark, landing, streamed, max_bytes, refusals))

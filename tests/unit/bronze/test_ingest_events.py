@@ -115,11 +115,12 @@ def test_each_file_is_ingested_exactly_once_with_raw_bytes_and_line_numbers(spar
     assert (again.files, again.lines) == (0, 0)
     assert tables.current_version(bronze) == version
 
-    (folder / "c.jsonl").write_bytes(b'{"w":4}\n')
+    (folder / "C.JSONL.GZ").write_bytes(gzip.compress(b'{"w":4}\n'))  # gzipped: ".gz" in any case
     assert ingest_events.up_to_date(lake_config) is None
     later = ingest_events.run(spark_session, lake_config)
     assert (later.files, later.lines) == (1, 1)
     assert later.batch_id > result.batch_id  # batches sort in the order they ran
+    assert ("C.JSONL.GZ", 1, b'{"w":4}', '{"w":4}') in bronze_rows(spark_session, lake_config)
 
 
 def test_a_run_that_died_before_its_file_record_is_recorded_by_the_next(spark_session, lake_config, monkeypatch):
