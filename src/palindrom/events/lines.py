@@ -25,9 +25,22 @@ class FileRefused(ValueError):
     """A landing file that cannot be ingested (too large, or a corrupt .gz); it stays in landing."""
 
 
+# Compressions landing files may not use, by the suffix that names them (compared in lower case).
+OTHER_COMPRESSIONS = {".bz2": "bzip2", ".zst": "zstd", ".xz": "xz", ".lzma": "lzma", ".lz4": "LZ4",
+                      ".snappy": "Snappy", ".br": "Brotli", ".z": "compress", ".zip": "zip", ".7z": "7-Zip"}
+
+
 def is_gzipped(name: str) -> bool:
     """Whether a landing file is gzipped, by its name: `.gz` in any case (`events.JSONL.GZ` too)."""
     return name.lower().endswith(".gz")
+
+
+def unsupported_compression(name: str) -> str | None:
+    """Why a landing file named so is refused, where its name says it is compressed otherwise than
+    with gzip: read as plain text, every line would be quarantined as bytes that are no event."""
+    suffix = name[name.rfind("."):].lower() if "." in name.rpartition("/")[2] else ""
+    kind = OTHER_COMPRESSIONS.get(suffix)
+    return None if kind is None else f"compressed with {kind} (by its name); landing files are plain or gzipped (.gz)"
 
 
 def gunzip(pieces: Iterable[bytes], max_bytes: int, piece_bytes: int = DECOMPRESSED_PIECE_BYTES) -> Iterator[bytes]:

@@ -3,10 +3,10 @@
 Every non-blank line becomes one row: its raw bytes as received, its text where it is valid
 UTF-8, the file (relative to landing/events/), the line number, the ingestion time and a batch id.
 Plain files up to `ingest.whole_file_max_bytes` are read whole and split in Spark; larger ones and
-.gz files are streamed and split by Python tasks. A file over `ingest.max_file_bytes`, a
-corrupt .gz, or one whose path Spark cannot read (see
-`palindrom.lake.files.unreadable_name`) is refused and left in landing; the other files are ingested
-first, then the task fails naming it.
+.gz files are streamed and split by Python tasks. A file over `ingest.max_file_bytes`, a corrupt
+.gz, one named as compressed otherwise (.bz2, .zst, ...), or one whose path Spark cannot read (see
+`palindrom.lake.files.unreadable_name`) is refused and left in landing; the other files are
+ingested first, then the task fails naming it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,15 @@ from pyspark.sql.types import (
 )
 
 from palindrom.config import PipelineConfig
-from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, gunzip, is_gzipped, physical_lines
+from palindrom.events.lines import (
+    UTF8_BOM,
+    WHITESPACE,
+    FileRefused,
+    gunzip,
+    is_gzipped,
+    physical_lines,
+    unsupported_compression,
+)
 from palindrom.lake import tables
 from palindrom.lake.files import (
     IngestRefused,
@@ -306,7 +314,7 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     listing = list_files(landing)
     pending = sorted((f for f in listing if f.name not in done), key=lambda f: f.name)
     refused = {f.name: f"{f.size} bytes; the limit is {max_bytes}" for f in pending if f.size > max_bytes}
-    refused |= {f.name: why for f in pending if (why := unreadable_name(f.name))}
+    refused |= {f.name: why for f in pending if (why := unreadable_name(f.name) or unsupported_compression(f.name))}
     pending = [f for f in pending if f.name not in refused]
 
     now = dt.datetime.now(dt.UTC)

@@ -177,6 +177,8 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     (folder / "big.jsonl").write_bytes(b'{"a":1}\n' * 20)
     (folder / "broken.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n')[:-6])
     (folder / "events[1]:10:00.jsonl").write_bytes(b'{"a":1}\n')  # Spark cannot read this path
+    (folder / "day.v2").mkdir()
+    (folder / "day.v2" / "e.jsonl.ZST").write_bytes(b"\x28\xb5\x2f\xfd")  # zstd: not a landing format
     (folder / "ok.jsonl").write_bytes(b'{"a":1}\n')
 
     with pytest.raises(IngestRefused) as refused:
@@ -185,9 +187,10 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     assert f"{config.storage_root}/landing/events/big.jsonl: 160 bytes; the limit is 100" in message
     assert "broken.jsonl.gz: truncated gzip stream" in message
     assert "events[1]:10:00.jsonl: its path holds both ':' and one of" in message
+    assert "day.v2/e.jsonl.ZST: compressed with zstd (by its name); landing files are plain or gzipped" in message
     assert [r[0] for r in bronze_rows(spark_session, config)] == ["ok.jsonl"]
     assert files_recorded(spark_session, config) == {"ok.jsonl": 1}
-    for name in ("big.jsonl", "broken.jsonl.gz", "events[1]:10:00.jsonl"):
+    for name in ("big.jsonl", "broken.jsonl.gz", "events[1]:10:00.jsonl", "day.v2/e.jsonl.ZST"):
         assert (folder / name).exists()
 
 
