@@ -3,7 +3,15 @@ import random
 
 import pytest
 
-from palindrom.events.lines import UTF8_BOM, WHITESPACE, FileRefused, gunzip, physical_lines
+from palindrom.events.lines import (
+    UTF8_BOM,
+    WHITESPACE,
+    FileRefused,
+    gunzip,
+    is_gzipped,
+    physical_lines,
+    unsupported_compression,
+)
 from tests.unit.events.line_rules import split_lines
 
 FRAGMENTS = [b"\n", b"\r", b"\r\n", UTF8_BOM, UTF8_BOM[:2], b" ", b"x", b'{"a":1}', b"\xff", b"\xe2\x80\xa8"]
@@ -58,3 +66,14 @@ def test_gunzip_refuses_a_bomb_before_inflating_it():
 def test_gunzip_refuses_corrupt_files(content, message):
     with pytest.raises(FileRefused, match=message):
         b"".join(gunzip([content], 1 << 20))
+
+
+def test_a_landing_files_compression_is_read_from_its_name():
+    assert is_gzipped("2026-11-27/events.jsonl.gz")
+    assert is_gzipped("EVENTS.JSONL.GZ")
+    assert not is_gzipped("events.jsonl")
+    assert unsupported_compression("day/events.jsonl.bz2") == (
+        "compressed with bzip2 (by its name); landing files are plain or gzipped (.gz)")
+    assert unsupported_compression("events.jsonl.ZST").startswith("compressed with zstd")
+    for name in ("events.jsonl", "events.jsonl.gz", "day.zip/events.jsonl", "day.xz/events", "events"):
+        assert unsupported_compression(name) is None, name
