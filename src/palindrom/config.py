@@ -72,7 +72,7 @@ class IngestConfig(_Frozen):
     whole_file_max_bytes: int = Field(
         default=128 << 20, gt=0,
         description="plain files up to this size are read whole and split in Spark; larger ones (and every "
-                    ".gz) are streamed in pieces by a Python task, since a whole-file read holds a file in the "
+                    ".gz) are streamed in pieces by Python tasks, since a whole-file read holds a file in the "
                     "JVM several times over",
     )
 
