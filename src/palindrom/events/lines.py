@@ -10,6 +10,7 @@ text is null). `pipelines.bronze.ingest_events` applies the rules in Spark (`who
 
 from __future__ import annotations
 
+import posixpath
 import zlib
 from collections.abc import Iterable, Iterator
 
@@ -38,8 +39,7 @@ def is_gzipped(name: str) -> bool:
 def unsupported_compression(name: str) -> str | None:
     """Why a landing file named so is refused, where its name says it is compressed otherwise than
     with gzip: read as plain text, every line would be quarantined as bytes that are no event."""
-    suffix = name[name.rfind("."):].lower() if "." in name.rpartition("/")[2] else ""
-    kind = OTHER_COMPRESSIONS.get(suffix)
+    kind = OTHER_COMPRESSIONS.get(posixpath.splitext(name)[1].lower())
     return None if kind is None else f"compressed with {kind} (by its name); landing files are plain or gzipped (.gz)"
 
 
