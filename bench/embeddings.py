@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import json
 import os
 import platform
@@ -102,10 +103,27 @@ def bench_core(args, texts: list[str]) -> dict:
     ours_t = timed("core ours", ours, args.runs)
     raw_t = timed("core raw", raw, args.runs)
     device = embedders.resolve_device(runtime)
+    precision = str(embedders.resolve_dtype(runtime, device)).removeprefix("torch.")
     card = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine()
-    return summary("text core", ours_t, raw_t, len(texts), 0.9, device=device, card=card,
-                   precision=str(embedders.resolve_dtype(runtime, device)).removeprefix("torch."),
-                   batch_size=args.batch_size)
+    extra = {"device": device, "card": card, "precision": precision, "batch_size": args.batch_size,
+             "versions": {name: importlib.metadata.version(name)
+                          for name in ("torch", "transformers", "sentence-transformers", "tokenizers")}}
+    if (device, precision) != ("cpu", "float32"):
+        extra["agreement_with_cpu_fp32"] = agreement_with_cpu_fp32(spec, ours_model, texts[:2000], args.batch_size)
+    return summary("text core", ours_t, raw_t, len(texts), 0.9, **extra)
+
+
+def agreement_with_cpu_fp32(spec: embedders.ModelSpec, model: embedders.Embedder, texts: list[str],
+                            batch_size: int) -> dict:
+    """Cosines between our vectors at this device and precision and the same model's in float32 on the CPU:
+    what the reduced precision costs in the vectors themselves."""
+    reference = embedders.load_embedder("text", spec, embedders.Runtime("cpu", "fp32", batch_size, os.cpu_count()))
+    cosines = (model.embed(texts) * reference.embed(texts)).sum(axis=1)
+    result = {"texts": len(texts), "min_cosine": round(float(cosines.min()), 5),
+              "mean_cosine": round(float(cosines.mean()), 5)}
+    print(f"  against fp32 on the CPU: cosine min {result['min_cosine']}, mean {result['mean_cosine']} "
+          f"over {len(texts):,} texts", flush=True)
+    return result
 
 
 def _embed_chunk(chunk: list[bytes]) -> int:

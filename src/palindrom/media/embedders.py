@@ -146,9 +146,10 @@ class SentenceTransformerEmbedder(Embedder):
     def embed(self, items: Sequence[str]) -> np.ndarray:
         if not len(items):
             return np.zeros((0, self.dim), np.float32)
+        # Normalised here in float32: normalised in bf16 by the model, norms were off by up to 4e-3.
         vectors = self.model.encode(list(items), batch_size=self.batch_size, convert_to_tensor=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
-        return vectors.float().cpu().numpy()
+                                    normalize_embeddings=False, show_progress_bar=False)
+        return _normalise(vectors.float().cpu().numpy())
 
 
 def _offline() -> bool:

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The GPU checks in one run, for a GPU machine with Python 3.12, torch, transformers and
+# sentence-transformers but no Java, no pyspark and no network (the device machine lent to some
+# sessions), which takes at most 64 MiB of files along:
+#
+#   bench/gpu.sh prepare   here: MiniLM as fp16 safetensors into bench/minilm-fp16/ (46 MB; the
+#                          packaged fp32 weights are 90 MB) and, into .whl/, wheels of the core's
+#                          other dependencies at constraints.txt's versions (9 MB)
+#   bench/gpu.sh run       there, carrying both folders: the gpu-marked core tests on CUDA, then
+#                          bench/embeddings.py --core-only in bf16 and fp16 at batch sizes 64 and 512;
+#                          logs and JSON results into $OUT (bench/results/gpu/ when unset)
+#
+# PyAV (FFmpeg, 40 MB) does not fit beside the model, so the three tests that decode video or
+# resample audio with it are left out there; they run on the CPU in every `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WHEELS="pydantic pydantic_core annotated-types typing-inspection jsonschema jsonschema-specifications referencing
+        rpds-py orjson filetype ImageHash PyWavelets soundfile cffi pycparser"
+NEEDS_PYAV=(
+  tests/unit/media/test_embedders.py::test_video_is_the_normalised_mean_of_its_key_frames
+  tests/unit/media/test_embedders.py::test_tiny_wav2vec2_resamples_to_its_rate
+  tests/unit/media/test_embedders.py::test_resample_keeps_duration_and_pitch
+)
+
+prepare() {
+  [ -d bench/minilm-fp16 ] || .venv/bin/python bench/embeddings.py --export-fp16 bench/minilm-fp16
+  local pins=() name
+  for name in $WHEELS; do
+    pins+=("$(grep -i -m1 -E "^$(sed 's/[-_]/[-_]/g' <<<"$name")==" constraints.txt)") \
+      || { echo "constraints.txt pins no $name" >&2; exit 1; }
+  done
+  rm -rf .whl
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .whl "${pins[@]}"
+  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >>.git/info/exclude
+  du -sh bench/minilm-fp16 .whl
+}
+
+run() {
+  local out=${OUT:-bench/results/gpu} status=0 precision batch
+  mkdir -p "$out"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:src HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MINILM_DIR=bench/minilm-fp16
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+  python3 -m pytest -o addopts="-ra" -p no:cacheprovider -m gpu tests/unit/media/test_embedders.py \
+    "${NEEDS_PYAV[@]/#/--deselect=}" 2>&1 | tee "$out/tests.log" || status=1
+  for precision in bf16 fp16; do
+    for batch in 64 512; do
+      python3 bench/embeddings.py --core-only --device cuda --precision "$precision" --batch-size "$batch" \
+        --texts 50000 --model-dir bench/minilm-fp16 --out "$out/core-$precision-$batch.json" 2>&1 \
+        | grep -v "Loading weights" || status=1
+    done
+  done
+  return "$status"
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  run) run ;;
+  *) echo "usage: bench/gpu.sh prepare|run   (see the comment at the top)" >&2; exit 2 ;;
+esac
