@@ -5,13 +5,14 @@
 #
 #   bench/gpu.sh prepare   here: MiniLM as fp16 safetensors into bench/minilm-fp16/ (46 MB; the
 #                          packaged fp32 weights are 90 MB) and, into .whl/, wheels of the core's
-#                          other dependencies at constraints.txt's versions (9 MB)
+#                          other dependencies at constraints.txt's versions (9 MB); PyAV's into
+#                          .whl-pyav/ (36 MB)
 #   bench/gpu.sh run       there, carrying both folders: the gpu-marked core tests on CUDA, then
 #                          bench/embeddings.py --core-only in bf16 and fp16 at batch sizes 64 and 512;
 #                          logs and JSON results into $OUT (bench/results/gpu/ when unset)
-#
-# PyAV (FFmpeg, 40 MB) does not fit beside the model, so the three tests that decode video or
-# resample audio with it are left out there; they run on the CPU in every `make test`.
+#   bench/gpu.sh run-pyav  there, carrying .whl/ and .whl-pyav/: the three gpu-marked tests that
+#                          decode video or resample audio with PyAV (FFmpeg, 36 MB), which does not
+#                          fit beside the model in one trip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,18 +31,28 @@ prepare() {
     pins+=("$(grep -i -m1 -E "^$(sed 's/[-_]/[-_]/g' <<<"$name")==" constraints.txt)") \
       || { echo "constraints.txt pins no $name" >&2; exit 1; }
   done
-  rm -rf .whl
+  rm -rf .whl .whl-pyav
+  download .whl "${pins[@]}"
+  download .whl-pyav "$(grep -m1 '^av==' constraints.txt)"
+  du -sh bench/minilm-fp16 .whl .whl-pyav
+}
+
+download() {
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-    --platform manylinux2014_x86_64 -d .whl "${pins[@]}"
-  du -sh bench/minilm-fp16 .whl
+    --platform manylinux2014_x86_64 -d "$@"
+}
+
+install_wheels() {
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$@"
+  export PYTHONPATH=/tmp/site:src HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 }
 
 run() {
   local out=${OUT:-bench/results/gpu} status=0 precision batch
   mkdir -p "$out"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:src HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MINILM_DIR=bench/minilm-fp16
+  install_wheels .whl/*.whl
+  export MINILM_DIR=bench/minilm-fp16
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
   python3 -m pytest -o addopts="-ra" -p no:cacheprovider -m gpu tests/unit/media/test_embedders.py \
     "${NEEDS_PYAV[@]/#/--deselect=}" 2>&1 | tee "$out/tests.log" || status=1
@@ -55,8 +66,16 @@ run() {
   return "$status"
 }
 
+run_pyav() {
+  local out=${OUT:-bench/results/gpu}
+  mkdir -p "$out"
+  install_wheels .whl/*.whl .whl-pyav/*.whl
+  python3 -m pytest -o addopts="-ra" -p no:cacheprovider -m gpu "${NEEDS_PYAV[@]}" 2>&1 | tee "$out/tests-pyav.log"
+}
+
 case "${1:-}" in
   prepare) prepare ;;
   run) run ;;
-  *) echo "usage: bench/gpu.sh prepare|run   (see the comment at the top)" >&2; exit 2 ;;
+  run-pyav) run_pyav ;;
+  *) echo "usage: bench/gpu.sh prepare|run|run-pyav   (see the comment at the top)" >&2; exit 2 ;;
 esac
