@@ -344,7 +344,7 @@ def load_embedder(modality: str, spec: ModelSpec, runtime: Runtime, limits: deco
         -> Embedder:
     """The embedder for a modality, built once per process and reused for every batch."""
     logger.info("loading the %s model %s (%s) in process %d", modality, spec.model, spec.kind, os.getpid())
-    if runtime.device != "cuda":
+    if resolve_device(runtime) == "cpu":
         import torch
 
         torch.set_num_threads(runtime.cpu_threads)

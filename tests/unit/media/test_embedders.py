@@ -73,6 +73,18 @@ def test_reduced_precision_still_gives_unit_vectors(minilm):
     assert agree(bf16, minilm.embed(texts), reduced_precision=True)
 
 
+def test_torch_threads_are_set_on_the_cpu_only():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        load_embedder("image", ModelSpec("signal", "signal-image"), Runtime(cpu_threads=2))  # device auto
+        assert torch.get_num_threads() == (3 if ON_GPU else 2)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_models_load_once_per_process():
     assert load_embedder("text", MINILM, Runtime(batch_size=8)) is load_embedder("text", MINILM, Runtime(batch_size=8))
 
