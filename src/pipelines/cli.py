@@ -269,13 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tables", help="list the lake's tables with versions and row counts",
                        epilog="example: pipelines tables --json")
     add_env_arguments(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the tables as JSON (name, uri, version, rows)")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("schemas", help="list, check or register the event schemas",
                        epilog="examples:\n  pipelines schemas check\n  pipelines schemas register --env dev",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "check", "register"])
+    p.add_argument("action", choices=["list", "check", "register"],
+                   help="list: types and versions; check: every schema valid and backward compatible with the "
+                        "version before; register: into the environment's Apicurio Registry")
     add_env_arguments(p)
     p.set_defaults(func=cmd_schemas)
 
@@ -284,12 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "  pipelines quarantine replay --reason unknown_event_type\n"
                               "  pipelines quarantine list --media --reason corrupt",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("action", choices=["list", "replay"],
+                   help="list: counts by reason and a sample of rows; replay: re-validate against the current "
+                        "schemas and move what now passes into silver")
     p.add_argument("--media", action="store_true", help="media files (silver/quarantine/media) instead of events;"
                                                          " list only")
     p.add_argument("--reason", action="append", help="only this reason code (repeatable)")
     p.add_argument("--limit", type=int, default=20, help="rows to show with list (default 20)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the counts and rows (list) or the replay's result as "
+                                                        "JSON")
     add_env_arguments(p)
     p.set_defaults(func=cmd_quarantine)
 

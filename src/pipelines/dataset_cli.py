@@ -137,12 +137,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("spec", help="dataset name (configs/datasets/<name>.yaml) or a spec file")
     b.add_argument("--force", action="store_true", help="build even if inputs, spec and code are unchanged")
     b.add_argument("--build-date", default="", help="UTC date relative date ranges resolve against (default: today)")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true", help="print the outcome as JSON")
     b.set_defaults(func=cmd_build)
 
     lst = actions.add_parser("list", help="committed releases", epilog="example: pipelines dataset list --json")
     lst.add_argument("name", nargs="?", help="only this dataset")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print the releases as JSON")
     lst.set_defaults(func=cmd_list)
 
     for action, func, help_text in (("show", cmd_show, "a release's manifest"),
@@ -156,10 +156,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     e = actions.add_parser("export", help="write a release as hf, parquet or jsonl, with card and tokenizer",
                            epilog="example: pipelines dataset export chat_sft@latest --format hf --out /tmp/chat_sft")
-    e.add_argument("reference", metavar="NAME@RELEASE")
-    e.add_argument("--format", required=True, choices=["hf", "parquet", "jsonl"])
+    e.add_argument("reference", metavar="NAME@RELEASE", help="dataset and release number or 'latest'")
+    e.add_argument("--format", required=True, choices=["hf", "parquet", "jsonl"],
+                   help="hf: for datasets.load_from_disk; parquet or jsonl: data/<split>-*.<ext>, for "
+                        "datasets.load_dataset(OUT)")
     e.add_argument("--out", required=True, help="an empty or new folder")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the files written as JSON")
     e.set_defaults(func=cmd_export)
 
     for parser in (b, lst, e, *(actions.choices[a] for a in ("show", "card"))):
