@@ -155,7 +155,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         a.set_defaults(func=func)
 
     e = actions.add_parser("export", help="write a release as hf, parquet or jsonl, with card and tokenizer",
-                           epilog="example: pipelines dataset export chat_sft@latest --format hf --out /tmp/chat_sft")
+                           epilog="examples:\n"
+                                  "  pipelines dataset export chat_sft@latest --format hf --out /tmp/chat_sft\n"
+                                  "  pipelines dataset export chat_sft@2 --format jsonl --out /tmp/chat_sft_2",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("reference", metavar="NAME@RELEASE", help="dataset and release number or 'latest'")
     e.add_argument("--format", required=True, choices=["hf", "parquet", "jsonl"],
                    help="hf: for datasets.load_from_disk; parquet or jsonl: data/<split>-*.<ext>, for "

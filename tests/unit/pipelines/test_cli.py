@@ -1,9 +1,16 @@
+import argparse
+import importlib
 import json
+from importlib.metadata import entry_points
 
 import pytest
 
 from palindrom.lake.paths import Lake
+from pipelines.cli import build_parser
 from tests.conftest import run_cli
+
+ENTRY_POINTS = [s for s in entry_points(group="console_scripts") if s.module.startswith("pipelines.")
+                and s.name != "pipelines"]
 
 
 @pytest.mark.parametrize("media", [False, True])
@@ -25,3 +32,35 @@ def test_tables_counts_with_spark_a_table_whose_log_states_no_row_count(spark_se
         spark_session.conf.unset("spark.databricks.delta.stats.collect")
     listed = json.loads(run_cli("tables", "--json", "--root", lake_config.storage_root).stdout)
     assert [(row["table"], row["version"], row["rows"]) for row in listed] == [("silver.events_batches", 0, 3)]
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "pipelines"):
+    """The parser and every subcommand's, with its command line."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_command_shows_examples_and_explains_each_argument():
+    commands = dict(_parsers(build_parser()))
+    assert {"pipelines run", "pipelines quarantine", "pipelines dataset export"} <= set(commands)
+    assert {s.name for s in ENTRY_POINTS} == {  # the tasks, checked below
+        "ingest_events", "clean_events", "aggregate_events", "ingest_media", "process_media", "build_training_data"}
+    for name, parser in commands.items():
+        assert "example" in (parser.epilog or ""), f"{name}: no examples in --help"
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+                assert action.help, f"{name}: {action.option_strings or action.dest} has no help text"
+
+
+@pytest.mark.parametrize("script", ENTRY_POINTS)
+def test_every_task_shows_examples_in_its_help(script, capsys):
+    module = importlib.import_module(script.module)
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert f"usage: {script.name}" in shown
+    assert f"examples:\n  {script.name}\n" in shown
