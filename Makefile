@@ -16,11 +16,12 @@ setup:
 run: export SPARK_SUBMIT_OPTS ?= -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m
 run: setup
 	$(BIN)/pipelines sample-data
-	$(BIN)/pipelines run daily_ingestion --summary
-	$(BIN)/pipelines run media_processing --summary
+	$(BIN)/pipelines run daily_ingestion
+	$(BIN)/pipelines run media_processing
 	$(BIN)/pipelines run gold_build
 	$(BIN)/pipelines dataset build multimodal_captions
 	$(BIN)/pipelines dataset list
+	$(BIN)/pipelines tables
 
 test: setup
 	$(BIN)/ruff check src tests bench scripts notebooks

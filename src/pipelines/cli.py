@@ -60,11 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               + (f"; skipped {', '.join(o.key for o in skipped)}" if skipped else ""), file=sys.stderr)
         return 1
     if args.summary:
-        code = cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
-        print("next: `.venv/bin/pipelines quarantine list [--media]` (what was rejected and why), "
-              "`.venv/bin/pipelines dataset list` (training-dataset releases), notebooks/, "
-              "`.venv/bin/pipelines --help`")
-        return code
+        return cmd_tables(argparse.Namespace(env=args.env or "local", root=args.root, json=False))
     return 0
 
 
@@ -92,13 +88,16 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
+    from palindrom.data.releases import list_releases
     from palindrom.lake import native, tables
     from palindrom.lake.paths import Lake
 
     config = load_config(args.env, args.root)
+    lake = Lake(config.storage_root)
+    datasets = sorted({r.dataset for r in list_releases(config)})  # those with a committed release
     spark = None  # started only for a table whose Delta log does not state its row count
     rows = []
-    for ref in Lake(config.storage_root).tables():
+    for ref in [*lake.tables(), *map(lake.training_dataset, datasets)]:
         version = tables.current_version(ref)
         if version is None:  # no such table (yet)
             continue
@@ -111,11 +110,15 @@ def cmd_tables(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"tables under {config.storage_root}:")
+    width = max((len(r["table"]) for r in rows), default=0)
     for r in rows:
-        print(f"  {r['table']:<34} v{r['version']:<4} {r['rows']:>9,} rows  {r['location']}")
+        print(f"  {r['table']:<{width}}  v{r['version']:<4} {r['rows']:>9,} rows  {r['location']}")
     if not rows:
         print("  (none yet: run `pipelines sample-data`, then `pipelines run daily_ingestion` and "
               "`pipelines run media_processing`)")
+        return 0
+    print("next: `.venv/bin/pipelines quarantine list [--media]` (what was rejected and why), "
+          "`.venv/bin/pipelines dataset list` (training-dataset releases), notebooks/, `.venv/bin/pipelines --help`")
     return 0
 
 

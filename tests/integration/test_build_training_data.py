@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from palindrom.config import load_config
 from palindrom.data import releases
 from palindrom.lake import tables
+from palindrom.lake.native import read_table
 from palindrom.lake.paths import Lake
 from palindrom.training import BuildError, LostRace, documents, sequences
 from palindrom.training.manifest import code_identity
@@ -302,6 +303,12 @@ def test_cli_lists_shows_and_prints_cards(training_lake):
     missing = run_cli("dataset", "show", "chat_sft@99", "--root", root, check=False)
     assert missing.returncode == 2
     assert "chat_sft has no release 99" in missing.stderr
+    # `pipelines tables` lists each dataset's table beside the lake's fixed ones (make run ends with it).
+    lake = Lake(config.storage_root)
+    in_tables = {r["table"]: r for r in json.loads(run_cli("tables", "--json", "--root", root).stdout)}
+    for name in SHIPPED:
+        ref = lake.training_dataset(name)
+        assert (in_tables[ref.name]["location"], in_tables[ref.name]["rows"]) == (ref.uri, read_table(ref.uri).num_rows)
 
 
 LOADER = """

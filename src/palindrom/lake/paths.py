@@ -32,10 +32,10 @@ TABLE_PATHS = {
     # objects are all embedded.
     "silver.media_embeddings_progress": "silver/_progress/media_embeddings",
     "gold.events_daily": "gold/aggregations/events_daily",
-    # The commit point of training-dataset releases: one row per (dataset, release), partitioned by dataset.
-    "gold.training_releases": "gold/training_datasets/_releases",
     # aggregate_events' record of the silver version it has aggregated up to.
     "gold.events_daily_progress": "gold/aggregations/_progress/events_daily",
+    # The commit point of training-dataset releases: one row per (dataset, release), partitioned by dataset.
+    "gold.training_releases": "gold/training_datasets/_releases",
 }
 LANDING_SOURCES = ("events", "images", "audio", "video")
 # Media type → its landing folder and bronze table (the standard names the folders in the plural
