@@ -84,23 +84,70 @@ def audio_bytes(seconds: float = 1.5, rate: int = 16_000, channels: int = 1, fmt
 
     out = io.BytesIO()
     sf.write(out, tone(seconds, rate, channels, freq, silence_s), rate, format=fmt, subtype=subtype)
-    return out.getvalue()
+    return with_ogg_serial(out.getvalue(), OGG_SERIAL) if fmt == "OGG" else out.getvalue()
+
+
+OGG_SERIAL = 0x70616C69  # the sample's Ogg stream serial number (any fixed one)
+
+
+def _ogg_crc_table() -> list[int]:
+    """Ogg's page checksum: CRC-32 with polynomial 0x04C11DB7, most significant bit first, no reflection
+    and no final XOR (zlib's crc32 is the reflected variant, so it cannot be used)."""
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = (crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC_TABLE = _ogg_crc_table()
+
+
+def ogg_page_crc(page: bytes) -> int:
+    crc = 0
+    for byte in page:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC_TABLE[(crc >> 24) ^ byte]
+    return crc
+
+
+def with_ogg_serial(data: bytes, serial: int) -> bytes:
+    """An Ogg file (one logical stream) with `serial` as its stream serial number, each page's checksum
+    recomputed. libsndfile draws the serial number at random, so without this a seeded sample would
+    differ from run to run in those bytes (and so in its SHA-256, and in every digest downstream)."""
+    out, pos = bytearray(data), 0
+    while pos < len(out):
+        if out[pos:pos + 4] != b"OggS":
+            raise ValueError(f"not an Ogg page at byte {pos}")
+        segments = out[pos + 26]
+        end = pos + 27 + segments + sum(out[pos + 27:pos + 27 + segments])
+        out[pos + 14:pos + 18] = serial.to_bytes(4, "little")
+        out[pos + 22:pos + 26] = bytes(4)  # the checksum is computed with its own field zeroed
+        out[pos + 22:pos + 26] = ogg_page_crc(out[pos:end]).to_bytes(4, "little")
+        pos = end
+    return bytes(out)
 
 
 # --- video ---------------------------------------------------------------------------------------
 
 def video_bytes(frames: int = 48, fps: int = 24, size: tuple[int, int] = (96, 64), codec: str = "libx264",
                 container: str = "mp4") -> bytes:
-    """A moving square on a colour ramp, encoded with FFmpeg through PyAV."""
+    """A moving square on a colour ramp, encoded with FFmpeg through PyAV; the same bytes on every call.
+    Bit-exact muxing leaves out the random ids (WebM's segment and track UIDs) and version strings;
+    x264's macroblock-tree rate control is off: with it, the same frames came out encoded differently
+    from one call to the next in a process (B-frames stay, as in the usual encoder settings)."""
     import av
 
     width, height = size
     out = io.BytesIO()
-    with av.open(out, mode="w", format=container) as muxer:
+    with av.open(out, mode="w", format=container, options={"fflags": "+bitexact"}) as muxer:
         stream = muxer.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        options = {"flags": "+bitexact"}
         if codec == "libx264":
-            stream.options = {"threads": "1"}
+            options |= {"threads": "1", "x264-params": "mbtree=0"}
+        stream.options = options
         for i in range(frames):
             pixels = np.zeros((height, width, 3), np.uint8)
             pixels[..., 0] = int(255 * i / max(1, frames - 1))
