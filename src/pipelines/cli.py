@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tables", help="list the lake's tables with versions and row counts",
                        epilog="example: pipelines tables --json")
     add_env_arguments(p)
-    p.add_argument("--json", action="store_true", help="print the tables as JSON (name, uri, version, rows)")
+    p.add_argument("--json", action="store_true", help="print the tables as JSON (table, version, rows, location)")
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("schemas", help="list, check or register the event schemas",
