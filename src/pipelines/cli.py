@@ -232,8 +232,13 @@ def _list_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
     if not by_reason:
         print(f"no quarantined {'media files' if args.media else 'lines'}"
               + (f" with reason {', '.join(args.reason)}" if args.reason else ""))
+    else:
+        kind = "media files" if args.media else "lines"
+        print(f"{sum(n for _, n in by_reason):,} quarantined {kind} in {ref.name} ({ref.uri}), by reason:")
     for reason, n in by_reason:
         print(f"  {reason:<24} {n:>7}")
+    if sample:
+        print(f"the first {len(sample)} of them:" if len(sample) < rows.num_rows else "all of them:")
     for r in sample:
         if args.media:
             print(f"{r['media_type']}: {r['path']}  {r['reason']}: {r['detail']}")

@@ -132,5 +132,8 @@ def test_quarantine_list_shows_reasons_and_raw_lines(sample_lake):
     single_quoted = [r for r in listing["rows"] if r["raw_text"] == "{'event_id': 'single-quoted'}"]
     assert single_quoted[0]["reason"] == "invalid_json"
     assert single_quoted[0]["source_file"] == "2026-11-26/events-0004.jsonl"
+    text = run_cli("quarantine", "list", "--root", sample_lake.storage.root, "--limit", "3").stdout
+    assert text.startswith("10 quarantined lines in silver.quarantine.events (")
+    assert "the first 3 of them:\n" in text
     none = run_cli("quarantine", "list", "--root", sample_lake.storage.root, "--reason", "line_too_long")
     assert none.stdout.strip() == "no quarantined lines with reason line_too_long"
