@@ -10,7 +10,7 @@ from pipelines.sample_media import OGG_SERIAL, ogg_page_crc, tone, with_ogg_seri
 
 def test_a_seeded_sample_is_the_same_bytes_every_time(tmp_path):
     """Events and media alike (random stream ids and x264's rate control varied from call to call), so
-    the digests of everything built from them are the same on every machine and run."""
+    the digests of everything built from them are the same from run to run."""
     for copy in ("a", "b"):
         write_sample_data(tmp_path / copy / "events", dt.date(2026, 11, 26), users=20)
         write_sample_media(tmp_path / copy)
@@ -33,6 +33,6 @@ def test_a_fixed_ogg_serial_keeps_the_file_valid():
     assert len(fixed) == len(original)
     assert {int.from_bytes(fixed[i + 14:i + 18], "little") for i in range(len(fixed)) if fixed[i:i + 4] == b"OggS"} \
         == {OGG_SERIAL}
-    decoded, rate = sf.read(io.BytesIO(fixed), dtype="float32")  # libsndfile checks every page's checksum
+    decoded, rate = sf.read(io.BytesIO(fixed), dtype="float32")  # libogg refuses a page whose checksum is wrong
     assert rate == 22_050
     np.testing.assert_array_equal(decoded, sf.read(io.BytesIO(original), dtype="float32")[0])
