@@ -203,19 +203,21 @@ def bench_spark_image(args, spark, media, embeddings, outputs) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=int, default=20_000)
-    parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--texts", type=int, default=20_000, help="texts to embed (default 20,000)")
+    parser.add_argument("--images", type=int, default=10_000, help="images to embed (default 10,000)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant after the warm-up (default 3)")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per model call, ours and raw (default 64)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per Spark task (CPU)")
     parser.add_argument("--core-only", action="store_true", help="only the Spark-free core (no pyspark needed)")
     parser.add_argument("--only", choices=["text", "image"], help="only this Spark comparison")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the model runs (auto: cuda when present)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                        help="model precision (auto: bf16/fp16 on CUDA, fp32 on CPU)")
     parser.add_argument("--model-dir", help="a sentence-transformers folder (e.g. MiniLM as fp16 safetensors)")
     parser.add_argument("--export-fp16", metavar="DIR",
                         help="save the packaged MiniLM as fp16 safetensors into DIR (to carry to a GPU box) and exit")
-    parser.add_argument("--out")
+    parser.add_argument("--out", help="the JSON results file (default: bench/results/embeddings[-core].json)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.export_fp16:

@@ -138,13 +138,14 @@ class StepClock(logging.Handler):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate (default 1,000,000)")
+    parser.add_argument("--files", type=int, default=8, help="landing files they are split into (default 8)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant after the warm-up (default 3)")
     parser.add_argument("--only", choices=("ingest", "clean"), help="one stage (clean still ingests its input once)")
     parser.add_argument("--dirt", type=float, default=0.0,
                         help="share of the lines that are the sample data's dirt (e.g. 0.01); default: none")
-    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "events.json"))
+    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "events.json"),
+                        help="the JSON results file (default: bench/results/events.json)")
     args = parser.parse_args()
     if not 0 <= args.dirt <= 0.5:
         parser.error(f"--dirt {args.dirt}: a share of the lines between 0 and 0.5")

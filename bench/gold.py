@@ -72,9 +72,10 @@ def spark_job(docs, tokenizer_json: str, eos: int, pad: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "gold.json"))
+    parser.add_argument("--texts", type=int, default=200_000, help="texts to tokenize and pack (default 200,000)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each variant after the warm-up (default 3)")
+    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results" / "gold.json"),
+                        help="the JSON results file (default: bench/results/gold.json)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
 
