@@ -42,6 +42,12 @@ def table_id(uri: str) -> str | None:
     return None if table is None else table.metadata().id
 
 
+def not_null_columns(uri: str) -> set[str]:
+    """The table's top-level NOT NULL columns (none where there is no table)."""
+    table = _open(uri)
+    return set() if table is None else {f.name for f in table.schema().fields if not f.nullable}
+
+
 def file_statistics(uri: str) -> pa.Table | None:
     """One row per data file of the latest snapshot, with its Delta statistics as `min.<column>`,
     `max.<column>`, `null_count.<column>` and `num_records` (absent where the writer kept none); None

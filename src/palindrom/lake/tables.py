@@ -236,6 +236,13 @@ def append_small(ref: TableRef, rows: Sequence[Sequence], schema: StructType) ->
     native.append(ref.uri, table, SMALL_TABLE_PROPERTIES)
 
 
+def allow_nulls(spark: SparkSession, ref: TableRef, column: str) -> None:
+    """Drop `column`'s NOT NULL constraint where the table has one: a metadata-only commit, for a table
+    created before the column became optional (delta-rs can append to it but not alter it)."""
+    if column in native.not_null_columns(ref.uri):
+        spark.sql(f"ALTER TABLE delta.`{ref.uri}` ALTER COLUMN {column} DROP NOT NULL")
+
+
 def _aware(value):
     return value.astimezone(dt.UTC) if type(value) is dt.datetime and value.tzinfo is None else value
 

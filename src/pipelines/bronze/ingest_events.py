@@ -231,7 +231,7 @@ INGESTED_FILES_SCHEMA = StructType([
     StructField("source_file", StringType(), False),
     StructField("batch_id", StringType(), False),
     StructField("ingested_at", TimestampType(), False),
-    StructField("size_bytes", LongType(), False),
+    StructField("size_bytes", LongType(), True),  # null: recorded after the file left landing (see run)
     StructField("lines", LongType(), False),
 ])
 
@@ -342,12 +342,18 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     else:
         logger.info("ingest_events: no new files in %s", landing)
     # Recorded also when nothing is new: else every run would look into bronze again, as this one did.
+    # A file taken from landing since the run died is recorded too, without its size: its lines are in
+    # bronze, and the record must name every file of every batch up to the newest it holds.
     sizes = {f.name: f.size for f in listing}
-    repaired = [(r["source_file"], r["batch_id"], r["ingested_at"], sizes[r["source_file"]], r["lines"])
-                for r in unrecorded if r["source_file"] in sizes]
+    repaired = [(r["source_file"], r["batch_id"], r["ingested_at"], sizes.get(r["source_file"]), r["lines"])
+                for r in unrecorded]
     if repaired:
         logger.warning("ingest_events: recording %d files that bronze holds from batches %s, whose run "
                        "died before its file record", len(repaired), sorted({r[1] for r in repaired}))
+    if gone := sorted(r[0] for r in repaired if r[3] is None):
+        logger.warning("ingest_events: %d of them no longer in %s, recorded without a size: %s",
+                       len(gone), landing, ", ".join(gone[:10]) + (", ..." if len(gone) > 10 else ""))
+        tables.allow_nulls(spark, files_record, "size_bytes")  # a record created before sizes could be null
     if record or repaired:
         tables.append_small(files_record, record + repaired, INGESTED_FILES_SCHEMA)
     if refused:
