@@ -88,13 +88,13 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from palindrom.data.releases import list_releases
     from palindrom.lake import native, tables
     from palindrom.lake.paths import Lake
 
     config = load_config(args.env, args.root)
     lake = Lake(config.storage_root)
-    datasets = sorted({r.dataset for r in list_releases(config)})  # those with a committed release
+    # The datasets with a committed release, from the release table's `dataset` column alone.
+    datasets = sorted(tables.distinct_values(lake.table("gold.training_releases"), "dataset"))
     spark = None  # started only for a table whose Delta log does not state its row count
     rows = []
     for ref in [*lake.tables(), *map(lake.training_dataset, datasets)]:
@@ -234,7 +234,7 @@ def _list_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
               + (f" with reason {', '.join(args.reason)}" if args.reason else ""))
     else:
         kind = "media files" if args.media else "lines"
-        print(f"{sum(n for _, n in by_reason):,} quarantined {kind} in {ref.name} ({ref.uri}), by reason:")
+        print(f"{rows.num_rows:,} quarantined {kind} in {ref.name} ({ref.uri}), by reason:")
     for reason, n in by_reason:
         print(f"  {reason:<24} {n:>7}")
     if sample:
