@@ -150,8 +150,8 @@ def open_image(data: bytes, max_pixels: int):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise MediaRejected(TOO_LARGE, str(e)) from None
-    except UnidentifiedImageError as e:
-        raise _unrecognised_or(CORRUPT, mime, f"Pillow cannot identify it ({e})") from None
+    except UnidentifiedImageError:  # its message names the BytesIO object (an address): left out
+        raise _unrecognised_or(CORRUPT, mime, "Pillow cannot identify it") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or damaged data
         raise _unrecognised_or(CORRUPT, mime, f"Pillow: {e}") from None
 
@@ -221,13 +221,25 @@ def _av_error(e: Exception, mime: str | None) -> MediaRejected:
     return _unrecognised_or(CORRUPT, mime, f"FFmpeg: {e}")
 
 
+def _missing_stream(container, wanted: str, mime: str | None) -> MediaRejected:
+    """A container that FFmpeg opens without a stream of the `wanted` media type: one of the other
+    type (an audio-only MP4 among videos) is of the wrong media type; one with no stream at all was
+    cut short or damaged (an MP4 whose index, written last, is missing)."""
+    other = "video" if wanted == "audio" else "audio"
+    if getattr(container.streams, other):
+        return MediaRejected(WRONG_MEDIA_TYPE, f"{mime}: {other} only, no {wanted} stream")
+    if not container.streams:
+        return _unrecognised_or(CORRUPT, mime, "no stream at all (truncated or damaged)")
+    return _unrecognised_or(CORRUPT, mime, f"no {wanted} stream")
+
+
 def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple[np.ndarray, int, str]:
     import av
 
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
-                raise _unrecognised_or(CORRUPT, mime, "no audio stream")
+                raise _missing_stream(container, "audio", mime)
             stream = container.streams.audio[0]
             if stream.codec_context is None or stream.codec_context.codec is None:
                 raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
@@ -286,7 +298,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.video:
-                raise _unrecognised_or(CORRUPT, mime, "no video stream")
+                raise _missing_stream(container, "video", mime)
             stream = container.streams.video[0]
             ctx = stream.codec_context
             if ctx is None or ctx.codec is None:

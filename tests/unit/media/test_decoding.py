@@ -89,7 +89,9 @@ def test_decompression_bomb_is_refused_from_the_header():
     (b"ceci n'est pas une pipe", decoding.UNRECOGNISED),
 ])
 def test_broken_images(data, reason):
-    assert rejected("image", "x.png", data).reason == reason
+    error = rejected("image", "x.png", data)
+    assert error.reason == reason
+    assert " at 0x" not in error.detail  # the same detail on every run: no object address
 
 
 def test_media_of_another_type_is_refused_with_what_it_is():
@@ -210,10 +212,24 @@ def test_audio_only_container_is_not_a_video():
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
     data = out.getvalue()
-    assert rejected("video", "voice.mp4", data).reason == decoding.CORRUPT  # an MP4 with no video stream
+    error = rejected("video", "voice.mp4", data)  # an MP4 with no video stream ...
+    assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "video/mp4: audio only, no video stream")
     facts = inspect_media("audio", "voice.m4a", data)  # ... which is fine as audio
     assert facts.codec == "aac"
     assert facts.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+def test_a_video_with_no_audio_is_not_audio():
+    error = rejected("audio", "clip.m4a", video_bytes(frames=5, fps=5))
+    assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "video/mp4: video only, no audio stream")
+
+
+def test_an_mp4_cut_in_its_index_is_corrupt():
+    data = video_bytes(frames=5, fps=5)
+    index = data.index(b"moov")
+    assert index > data.index(b"mdat")  # the index (which names the streams) is written after the frames
+    error = rejected("video", "v.mp4", data[:index + 4])
+    assert (error.reason, error.detail) == (decoding.CORRUPT, "video/mp4: no stream at all (truncated or damaged)")
 
 
 def test_an_unforeseen_decoder_failure_is_a_reason_not_a_crash(monkeypatch):
