@@ -216,9 +216,12 @@ def _wav_header_frames(data: bytes) -> int:
 def _av_error(e: Exception, mime: str | None) -> MediaRejected:
     import av
 
-    if isinstance(e, av.error.DecoderNotFoundError) or ("decoder" in str(e).lower() and "not found" in str(e).lower()):
-        return MediaRejected(UNSUPPORTED_CODEC, f"{mime}: {e}")
-    return _unrecognised_or(CORRUPT, mime, f"FFmpeg: {e}")
+    # FFmpeg's message alone: str(e) adds the error number and the name of the input ('<none>' here).
+    message = getattr(e, "strerror", None) or str(e)
+    lowered = message.lower()
+    if isinstance(e, av.error.DecoderNotFoundError) or ("decoder" in lowered and "not found" in lowered):
+        return MediaRejected(UNSUPPORTED_CODEC, f"{mime}: {message}")
+    return _unrecognised_or(CORRUPT, mime, f"FFmpeg: {message}")
 
 
 def _missing_stream(container, wanted: str, mime: str | None) -> MediaRejected:

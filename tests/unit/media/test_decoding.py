@@ -94,6 +94,12 @@ def test_broken_images(data, reason):
     assert " at 0x" not in error.detail  # the same detail on every run: no object address
 
 
+def test_ffmpegs_refusal_is_told_in_its_own_words():
+    error = rejected("video", "v.mp4", video_bytes(frames=5, fps=5)[:200])
+    assert (error.reason, error.detail) == (decoding.CORRUPT,
+                                            "video/mp4: FFmpeg: Invalid data found when processing input")
+
+
 def test_media_of_another_type_is_refused_with_what_it_is():
     error = rejected("image", "x.png", audio_bytes(0.2))
     assert error.reason == decoding.WRONG_MEDIA_TYPE
