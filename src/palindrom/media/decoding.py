@@ -189,6 +189,14 @@ def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]
         raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")
     if info.frames / info.samplerate > max_seconds:
         raise MediaRejected(TOO_LARGE, f"{info.frames / info.samplerate:.0f} s; the limit is {max_seconds:.0f} s")
+    if info.frames == 0 and info.format == "WAV":
+        # A WAV whose writer could not seek back (FFmpeg writing to a pipe, a live recorder) may leave its
+        # data chunk's size at 0 with the samples after it: libsndfile reads none, FFmpeg reads on to the end.
+        try:
+            return _decode_audio_av(data, mime, max_seconds)
+        except MediaRejected as e:
+            if e.reason == TOO_LARGE:
+                raise  # else it is the empty WAV libsndfile saw
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
@@ -203,12 +211,14 @@ def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]
 
 def _wav_header_frames(data: bytes) -> int:
     """Frames a PCM WAV's data chunk claims (libsndfile silently shortens a truncated file to what
-    is there; the standard library's reader reports the header's count). 0 where it cannot tell."""
+    is there; the standard library's reader reports the header's count). 0 where it cannot tell,
+    or where the size is 0xFFFFFFFF: "unknown", what writers that cannot seek back leave there."""
     import wave
 
     try:
         with wave.open(io.BytesIO(data)) as w:
-            return w.getnframes()
+            frames = w.getnframes()
+            return 0 if frames >= 0xFFFFFFFF // (w.getnchannels() * w.getsampwidth()) else frames
     except (wave.Error, EOFError):
         return 0
 

@@ -159,6 +159,22 @@ def test_truncated_wav_is_corrupt_not_shorter():
     assert rejected("audio", "a.wav", data[: len(data) // 2]).reason == decoding.CORRUPT
 
 
+@pytest.mark.parametrize("declared", [0, 0xFFFFFFFF], ids=["zero", "unknown"])
+def test_a_wav_streamed_without_its_sizes_decodes_whole(declared):
+    """A writer that cannot seek back (FFmpeg to a pipe) leaves the RIFF and data sizes unset."""
+    data = bytearray(audio_bytes(1.5, 16_000))
+    data[4:8] = declared.to_bytes(4, "little")
+    at = data.index(b"data") + 4
+    data[at:at + 4] = declared.to_bytes(4, "little")
+    facts = inspect_media("audio", "live.wav", bytes(data))
+    assert (facts.duration_s, facts.sample_rate, facts.codec) == (1.5, 16_000, "pcm_s16le")
+
+
+def test_an_empty_wav_is_described_as_empty():
+    facts = inspect_media("audio", "empty.wav", audio_bytes(0.0, 16_000))
+    assert (facts.duration_s, facts.sample_rate, facts.channels) == (0.0, 16_000, 1)
+
+
 def test_overlong_audio_is_refused_before_decoding():
     out = io.BytesIO()
     sf.write(out, np.zeros((8_000 * 5, 1), np.float32), 8_000, format="WAV")
