@@ -151,9 +151,21 @@ def open_image(data: bytes, max_pixels: int):
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise MediaRejected(TOO_LARGE, str(e)) from None
     except UnidentifiedImageError:  # its message names the BytesIO object (an address): left out
+        if mime is not None and not _pillow_reads(mime):
+            raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: Pillow has no decoder for this image format") from None
         raise _unrecognised_or(CORRUPT, mime, "Pillow cannot identify it") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or damaged data
         raise _unrecognised_or(CORRUPT, mime, f"Pillow: {e}") from None
+
+
+def _pillow_reads(mime: str) -> bool:
+    """Whether one of Pillow's image plugins reads this MIME type (as `filetype` names it). Not so
+    for HEIC phone photos (that takes pillow-heif, whose wheels bundle the GPL x265 encoder), JPEG XR,
+    camera raw, XCF or DWG."""
+    from PIL import Image
+
+    Image.init()
+    return {"image/apng": "image/png"}.get(mime, mime) in Image.MIME.values()
 
 
 def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:

@@ -100,6 +100,13 @@ def test_ffmpegs_refusal_is_told_in_its_own_words():
                                             "video/mp4: FFmpeg: Invalid data found when processing input")
 
 
+def test_an_image_format_pillow_cannot_decode_is_unsupported_not_corrupt():
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)  # an iPhone photo's header
+    error = rejected("image", "IMG_0001.HEIC", heic)
+    assert (error.reason, error.detail) == (decoding.UNSUPPORTED_CODEC,
+                                            "image/heic: Pillow has no decoder for this image format")
+
+
 def test_media_of_another_type_is_refused_with_what_it_is():
     error = rejected("image", "x.png", audio_bytes(0.2))
     assert error.reason == decoding.WRONG_MEDIA_TYPE
