@@ -1,7 +1,7 @@
 import argparse
 import importlib
 import json
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 
 import pytest
 
@@ -53,6 +53,13 @@ def test_every_command_shows_examples_and_explains_each_argument():
         for action in parser._actions:
             if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
                 assert action.help, f"{name}: {action.option_strings or action.dest} has no help text"
+
+
+def test_version_is_the_installed_packages(capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"pipelines {version('pipelines')}\n"
 
 
 @pytest.mark.parametrize("script", ENTRY_POINTS)
