@@ -317,7 +317,9 @@ def _inspect_audio(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
 # --- video -------------------------------------------------------------------------------------
 
 def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
-    """Counts the frames by decoding them all, then decodes again to keep `key_frames` evenly spaced ones."""
+    """Counts the frames by decoding them all, then decodes again to keep `key_frames` evenly spaced ones.
+    As for images after their EXIF orientation, the size is the one displayed: a phone's portrait video
+    is stored landscape with a display rotation, which the size and the key frames follow."""
     import av
 
     try:
@@ -332,9 +334,11 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
             if width * height > limits.max_pixels:
                 raise MediaRejected(TOO_LARGE, f"{width}x{height} frames; the limit is {limits.max_pixels} pixels")
             codec, container_format = ctx.name, container.format.name
-            count, first_pts, last_pts = 0, None, None
+            count, first_pts, last_pts, rotation = 0, None, None, 0
             for frame in container.decode(stream):
                 count += 1
+                if count == 1 and math.isfinite(frame.rotation):  # NaN: a display matrix with no rotation
+                    rotation = round(frame.rotation) % 360  # counter-clockwise, from the display matrix
                 if count > limits.max_video_frames:
                     raise MediaRejected(TOO_LARGE, f"more than {limits.max_video_frames} frames")
                 if frame.pts is not None:
@@ -352,7 +356,9 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
         else:
             duration = None
         wanted = sorted({min(count - 1, int((i + 0.5) * count / limits.key_frames)) for i in range(limits.key_frames)})
-        frames, times = _key_frames(data, set(wanted))
+        frames, times = _key_frames(data, set(wanted), rotation)
+        if rotation in (90, 270):
+            width, height = height, width
     except MediaRejected:
         raise
     except (av.error.FFmpegError, ValueError) as e:
@@ -364,7 +370,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     )
 
 
-def _key_frames(data: bytes, indices: set[int]) -> tuple[list[bytes], list[float]]:
+def _key_frames(data: bytes, indices: set[int], rotation: int) -> tuple[list[bytes], list[float]]:
     import av
 
     frames, times = [], []
@@ -372,7 +378,7 @@ def _key_frames(data: bytes, indices: set[int]) -> tuple[list[bytes], list[float
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
             if i in indices:
-                image = frame.to_image()
+                image = frame.to_image().rotate(rotation, expand=True) if rotation else frame.to_image()
                 image.thumbnail((KEY_FRAME_MAX_SIDE, KEY_FRAME_MAX_SIDE))
                 out = io.BytesIO()
                 image.save(out, format="JPEG", quality=90)

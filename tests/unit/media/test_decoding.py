@@ -205,6 +205,21 @@ def test_video_facts_count_the_frames(codec, container, mime, expected_codec):
     assert not facts.extension_mismatch
 
 
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_a_video_recorded_portrait_is_described_and_sampled_upright(rotation):
+    from PIL import Image
+
+    data = video_bytes(frames=8, fps=8, size=(96, 64), rotation=rotation)
+    facts = inspect_media("video", "portrait.mp4", data)
+    assert (facts.width, facts.height, facts.frame_count) == (64, 96, 8)  # as displayed
+    frame = np.asarray(Image.open(io.BytesIO(facts.key_frames[0])).convert("RGB"), dtype=float)
+    assert frame.shape[:2] == (96, 64)
+    # The stored frame's blue grows to the right; turned 90° counter-clockwise the right edge is on
+    # top, turned 270° at the bottom.
+    top, bottom = frame[:8, :, 2].mean(), frame[-8:, :, 2].mean()
+    assert (top > bottom + 100) if rotation == 90 else (bottom > top + 100)
+
+
 def test_key_frames_are_evenly_spaced_jpegs():
     from PIL import Image
 
