@@ -265,7 +265,7 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
                 raise _missing_stream(container, "audio", mime)
-            stream = container.streams.audio[0]
+            stream = container.streams.best("audio") or container.streams.audio[0]  # FFmpeg's choice
             if stream.codec_context is None or stream.codec_context.codec is None:
                 raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
             rate, codec = stream.codec_context.sample_rate, stream.codec_context.name
@@ -326,7 +326,8 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.video:
                 raise _missing_stream(container, "video", mime)
-            stream = container.streams.video[0]
+            # FFmpeg's choice: not a cover picture or thumbnail stream listed before the film.
+            stream = container.streams.best("video") or container.streams.video[0]
             ctx = stream.codec_context
             if ctx is None or ctx.codec is None:
                 raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the video stream")
@@ -345,7 +346,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
                     first_pts = frame.pts if first_pts is None else first_pts
                     last_pts = frame.pts
             rate = stream.average_rate or stream.guessed_rate
-            time_base = stream.time_base
+            time_base, index = stream.time_base, stream.index
         if count == 0:
             raise _unrecognised_or(CORRUPT, mime, "no video frame decodes")
         fps = float(rate) if rate else None
@@ -356,7 +357,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
         else:
             duration = None
         wanted = sorted({min(count - 1, int((i + 0.5) * count / limits.key_frames)) for i in range(limits.key_frames)})
-        frames, times = _key_frames(data, set(wanted), rotation)
+        frames, times = _key_frames(data, index, set(wanted), rotation)
         if rotation in (90, 270):
             width, height = height, width
     except MediaRejected:
@@ -370,12 +371,12 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     )
 
 
-def _key_frames(data: bytes, indices: set[int], rotation: int) -> tuple[list[bytes], list[float]]:
+def _key_frames(data: bytes, stream_index: int, indices: set[int], rotation: int) -> tuple[list[bytes], list[float]]:
     import av
 
     frames, times = [], []
     with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
+        stream = container.streams[stream_index]
         for i, frame in enumerate(container.decode(stream)):
             if i in indices:
                 image = frame.to_image().rotate(rotation, expand=True) if rotation else frame.to_image()

@@ -220,6 +220,27 @@ def test_a_video_recorded_portrait_is_described_and_sampled_upright(rotation):
     assert (top > bottom + 100) if rotation == 90 else (bottom > top + 100)
 
 
+def test_the_film_is_described_not_a_cover_picture_listed_before_it():
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as muxer:
+        cover = muxer.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        film = muxer.add_stream("libx264", rate=10)
+        film.width, film.height, film.pix_fmt = 32, 24, "yuv420p"
+        picture = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        packets = [*cover.encode(picture), *cover.encode(None)]
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
+            packets += film.encode(frame)
+        for packet in [*packets, *film.encode(None)]:
+            muxer.mux(packet)
+    facts = inspect_media("video", "with-cover.mkv", out.getvalue())
+    assert (facts.codec, facts.frame_count, facts.width, facts.height) == ("h264", 6, 32, 24)
+    assert len(facts.key_frames) == 4
+
+
 def test_key_frames_are_evenly_spaced_jpegs():
     from PIL import Image
 
