@@ -18,6 +18,7 @@ import functools
 from collections.abc import Iterator
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 from pyspark.errors import PySparkAttributeError
 from pyspark.sql import DataFrame, SparkSession
@@ -132,6 +133,12 @@ def _set_arrow_batches(spark: SparkSession, records: int, max_bytes: int) -> Non
 
 
 def _embedding_batch(sha256: list[str], vectors, modality: str, name: str, revision: str) -> pa.RecordBatch:
+    """The batch's rows of silver.media_embeddings; a vector with a NaN or infinite value (a model
+    overflowing in half precision, say) fails the task naming the objects, before anything is written."""
+    if not (finite := np.isfinite(vectors).all(axis=1)).all():
+        bad = [key for key, ok in zip(sha256, finite, strict=True) if not ok]
+        raise embedders.EmbedderError(f"{name}@{revision} gave {modality} vectors with NaN or infinite values for "
+                                      f"{len(bad)} of {len(sha256)} objects, e.g. sha256 {bad[0]}")
     n = len(sha256)
     return pa.RecordBatch.from_arrays([
         pa.array(sha256, pa.string()), pa.array([modality] * n, pa.string()), pa.array([name] * n, pa.string()),

@@ -189,7 +189,16 @@ _SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pc
 
 def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
     """(samples as float32 [frames, channels], sample rate, codec): soundfile for what libsndfile
-    reads (WAV, FLAC, Ogg Vorbis/Opus, MP3), PyAV (FFmpeg) for the rest (AAC, M4A, WebM, ...)."""
+    reads (WAV, FLAC, Ogg Vorbis/Opus, MP3), PyAV (FFmpeg) for the rest (AAC, M4A, WebM, ...). A
+    float file with NaN or infinite samples is refused: its level and embedding would be NaN."""
+    samples, rate, codec = _decode_any_audio(data, max_seconds)
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise MediaRejected(CORRUPT, f"{detect_mime(data)}: {bad} of {samples.size} samples are NaN or infinite")
+    return samples, rate, codec
+
+
+def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
     import soundfile as sf
 
     mime = detect_mime(data)

@@ -7,6 +7,7 @@ import pytest
 
 from palindrom.config import EmbeddingsConfig, MediaConfig, ModelConfig
 from palindrom.data import AudioProcessor, ImageProcessor, TextProcessor, VideoProcessor
+from palindrom.data.processors import _embedding_batch
 from palindrom.media import decoding, embedders
 from pipelines.sample_media import audio_bytes, image_bytes, video_bytes
 
@@ -25,6 +26,15 @@ def test_standard_import_path():
     assert {"AudioProcessor", "VideoProcessor", "ImageProcessor", "TextProcessor"} <= set(palindrom.data.__all__)
     with pytest.raises(AttributeError):
         _ = palindrom.data.NoSuchProcessor
+
+
+def test_a_vector_with_nan_or_infinity_is_refused_naming_the_object():
+    vectors = np.array([[0.6, 0.8], [np.nan, 1.0], [np.inf, 0.0]], dtype=np.float32)
+    with pytest.raises(embedders.EmbedderError) as refused:
+        _embedding_batch(["a", "b", "c"], vectors, "image", "m", "r")
+    assert str(refused.value) == "m@r gave image vectors with NaN or infinite values for 2 of 3 objects, e.g. sha256 b"
+    batch = _embedding_batch(["a"], vectors[:1], "image", "m", "r")
+    assert batch.column("vector").to_pylist() == [pytest.approx([0.6, 0.8])]
 
 
 def test_image_features_one_row_per_object_nothing_dropped(spark_session):

@@ -182,6 +182,15 @@ def test_an_empty_wav_is_described_as_empty():
     assert (facts.duration_s, facts.sample_rate, facts.channels) == (0.0, 16_000, 1)
 
 
+def test_float_audio_with_nan_or_infinite_samples_is_corrupt():
+    samples = np.sin(np.arange(16_000, dtype=np.float32) / 5)
+    samples[100:200], samples[300] = np.nan, np.inf
+    out = io.BytesIO()
+    sf.write(out, samples, 16_000, format="WAV", subtype="FLOAT")
+    error = rejected("audio", "nan.wav", out.getvalue())
+    assert (error.reason, error.detail) == (decoding.CORRUPT, "audio/x-wav: 101 of 16000 samples are NaN or infinite")
+
+
 def test_overlong_audio_is_refused_before_decoding():
     out = io.BytesIO()
     sf.write(out, np.zeros((8_000 * 5, 1), np.float32), 8_000, format="WAV")
