@@ -93,7 +93,9 @@ def extension_mismatch(path: str, mime: str) -> bool:
 _EXTRA_EXTENSIONS = {".jpeg": "image/jpeg", ".jpg": "image/jpeg", ".oga": "audio/ogg", ".ogg": "audio/ogg",
                      ".opus": "audio/ogg", ".flac": "audio/x-flac", ".wav": "audio/x-wav", ".m4a": "audio/mp4",
                      ".mkv": "video/x-matroska", ".webm": "video/webm", ".mov": "video/quicktime",
-                     ".tif": "image/tiff", ".tiff": "image/tiff"}
+                     ".tif": "image/tiff", ".tiff": "image/tiff", ".ts": "video/mp2t", ".m2ts": "video/mp2t",
+                     ".mts": "video/mp2t", ".h264": "video/h264", ".264": "video/h264", ".h265": "video/h265",
+                     ".hevc": "video/h265"}
 
 
 def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits | None = None) -> MediaFacts:
@@ -106,7 +108,8 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
         raise MediaRejected(EMPTY, "zero bytes")
     mime = detect_mime(data)
     if mime is not None and mime.split("/")[0] in MEDIA_TYPES and mime.split("/")[0] != media_type \
-            and not (media_type == "audio" and mime in _AUDIO_IN_VIDEO_CONTAINERS):
+            and not (media_type == "audio" and mime in _AUDIO_IN_VIDEO_CONTAINERS) \
+            and not (media_type == "video" and mime in _VIDEO_IN_AUDIO_CONTAINERS):
         raise MediaRejected(WRONG_MEDIA_TYPE, f"the bytes are {mime}, not {media_type}")
     inspect = {"image": _inspect_image, "audio": _inspect_audio, "video": _inspect_video}[media_type]
     try:
@@ -121,6 +124,19 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
 
 # Containers filetype calls video/* that often hold audio only (e.g. .m4a, .webm voice notes).
 _AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4", "video/webm", "video/x-matroska", "video/quicktime"}
+# ... and the one it calls audio/* that may hold video (Ogg: Theora or VP8, an .ogv), with its video MIME type.
+_VIDEO_IN_AUDIO_CONTAINERS = {"audio/ogg": "video/ogg"}
+# MIME types of the video containers `filetype` does not recognise, by FFmpeg's name for the format.
+_FFMPEG_VIDEO_FORMATS = {"mpegts": "video/mp2t", "h264": "video/h264", "hevc": "video/h265"}
+
+
+def _video_mime(mime: str | None, format_name: str) -> str:
+    """The MIME type of a container that holds video: `filetype`'s (Ogg's as video), else one from
+    FFmpeg's name for the format."""
+    if mime is not None:
+        return _VIDEO_IN_AUDIO_CONTAINERS.get(mime, mime)
+    first = format_name.split(",")[0]
+    return _FFMPEG_VIDEO_FORMATS.get(first, f"video/{first}")
 
 
 def _unrecognised_or(reason: str, mime: str | None, detail: str) -> MediaRejected:
@@ -261,7 +277,9 @@ def _missing_stream(container, wanted: str, mime: str | None) -> MediaRejected:
     cut short or damaged (an MP4 whose index, written last, is missing)."""
     other = "video" if wanted == "audio" else "audio"
     if getattr(container.streams, other):
-        return MediaRejected(WRONG_MEDIA_TYPE, f"{mime}: {other} only, no {wanted} stream")
+        shown = _video_mime(mime, container.format.name) if other == "video" else \
+            mime or f"audio/{container.format.name.split(',')[0]}"
+        return MediaRejected(WRONG_MEDIA_TYPE, f"{shown}: {other} only, no {wanted} stream")
     if not container.streams:
         return _unrecognised_or(CORRUPT, mime, "no stream at all (truncated or damaged)")
     return _unrecognised_or(CORRUPT, mime, f"no {wanted} stream")
@@ -374,7 +392,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     except (av.error.FFmpegError, ValueError) as e:
         raise _av_error(e, mime) from None
     return MediaFacts(
-        media_type="video", mime_type=mime or f"video/{container_format.split(',')[0]}", extension_mismatch=False,
+        media_type="video", mime_type=_video_mime(mime, container_format), extension_mismatch=False,
         codec=codec, duration_s=duration, fps=fps, width=width, height=height, frame_count=count,
         key_frames=frames, key_frame_times_s=times,
     )

@@ -250,6 +250,23 @@ def test_the_film_is_described_not_a_cover_picture_listed_before_it():
     assert len(facts.key_frames) == 4
 
 
+@pytest.mark.parametrize(("name", "container", "codec", "mime"), [
+    ("clip.ogv", "ogg", "libvpx", "video/ogg"),  # filetype calls any Ogg audio/ogg
+    ("segment.ts", "mpegts", "libx264", "video/mp2t"),  # containers filetype does not recognise
+    ("camera.h264", "h264", "libx264", "video/h264"),
+])
+def test_video_containers_named_by_their_contents(name, container, codec, mime):
+    facts = inspect_media("video", name, video_bytes(frames=6, fps=6, codec=codec, container=container))
+    assert (facts.mime_type, facts.frame_count, facts.extension_mismatch) == (mime, 6, False)
+    as_audio = rejected("audio", name, video_bytes(frames=6, fps=6, codec=codec, container=container))
+    assert (as_audio.reason, as_audio.detail) == (decoding.WRONG_MEDIA_TYPE, f"{mime}: video only, no audio stream")
+
+
+def test_ogg_audio_is_not_a_video():
+    error = rejected("video", "note.ogg", audio_bytes(0.5, fmt="OGG", subtype="VORBIS"))
+    assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "audio/ogg: audio only, no video stream")
+
+
 def test_key_frames_are_evenly_spaced_jpegs():
     from PIL import Image
 
