@@ -85,17 +85,18 @@ def extension_mismatch(path: str, mime: str) -> bool:
         return True
     kind = filetype.get_type(mime=mime)
     accepted = set(mimetypes.guess_all_extensions(mime)) | ({f".{kind.extension}"} if kind else set())
-    accepted |= {ext for ext, m in _EXTRA_EXTENSIONS.items() if m == mime}
+    accepted |= _EXTRA_EXTENSIONS.get(mime, set())
     return suffix not in accepted
 
 
-# Extensions the standard library's table does not tie to the MIME type filetype reports.
-_EXTRA_EXTENSIONS = {".jpeg": "image/jpeg", ".jpg": "image/jpeg", ".oga": "audio/ogg", ".ogg": "audio/ogg",
-                     ".opus": "audio/ogg", ".flac": "audio/x-flac", ".wav": "audio/x-wav", ".m4a": "audio/mp4",
-                     ".mkv": "video/x-matroska", ".webm": "video/webm", ".mov": "video/quicktime",
-                     ".tif": "image/tiff", ".tiff": "image/tiff", ".ts": "video/mp2t", ".m2ts": "video/mp2t",
-                     ".mts": "video/mp2t", ".h264": "video/h264", ".264": "video/h264", ".h265": "video/h265",
-                     ".hevc": "video/h265"}
+# Extensions the standard library's table does not tie to the MIME type reported.
+_EXTRA_EXTENSIONS = {
+    "image/jpeg": {".jpeg", ".jpg"}, "image/tiff": {".tif", ".tiff"},
+    "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav"},
+    "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"}, "audio/x-matroska": {".mka", ".mkv"},
+    "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
+    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
+}
 
 
 def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits | None = None) -> MediaFacts:
@@ -122,8 +123,10 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
     return facts
 
 
-# Containers filetype calls video/* that often hold audio only (e.g. .m4a, .webm voice notes).
-_AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4", "video/webm", "video/x-matroska", "video/quicktime"}
+# Containers filetype calls video/* that often hold audio only (e.g. .m4a, a browser's .webm voice
+# note), with their audio MIME types (QuickTime has none of its own).
+_AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4": "audio/mp4", "video/webm": "audio/webm",
+                              "video/x-matroska": "audio/x-matroska", "video/quicktime": "video/quicktime"}
 # ... and the one it calls audio/* that may hold video (Ogg: Theora or VP8, an .ogv), with its video MIME type.
 _VIDEO_IN_AUDIO_CONTAINERS = {"audio/ogg": "video/ogg"}
 # MIME types of the video containers `filetype` does not recognise, by FFmpeg's name for the format.
@@ -335,7 +338,8 @@ def _inspect_audio(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     samples, rate, codec = decode_audio(data, limits.max_audio_seconds)
     mono = samples.mean(axis=1)
     return MediaFacts(
-        media_type="audio", mime_type=mime or "application/octet-stream", extension_mismatch=False, codec=codec,
+        media_type="audio", mime_type=_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime) or "application/octet-stream",
+        extension_mismatch=False, codec=codec,
         duration_s=len(samples) / rate, sample_rate=int(rate), channels=int(samples.shape[1]),
         rms_dbfs=round(level_dbfs(samples), 3), silence_fraction=round(silence_fraction(mono, rate), 4),
     )

@@ -292,22 +292,40 @@ def test_video_limits():
     assert rejected("video", "v.mp4", data, Limits(max_pixels=1000)).reason == decoding.TOO_LARGE
 
 
-def test_audio_only_container_is_not_a_video():
+def audio_in(container_format: str, codec: str, rate: int) -> bytes:
+    """One second of a tone in a container filetype calls video/*, as phones and browsers record voice."""
     import av
 
     out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=16_000, layout="mono")
-        frame = av.AudioFrame.from_ndarray(tone(1.0, 16_000)[:, 0][None, :], format="fltp", layout="mono")
-        frame.sample_rate = 16_000
+    with av.open(out, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone(1.0, rate)[:, 0][None, :], format="fltp", layout="mono")
+        frame.sample_rate = rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
-    data = out.getvalue()
+    return out.getvalue()
+
+
+def test_audio_only_container_is_not_a_video():
+    data = audio_in("mp4", "aac", 16_000)
     error = rejected("video", "voice.mp4", data)  # an MP4 with no video stream ...
     assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "video/mp4: audio only, no video stream")
     facts = inspect_media("audio", "voice.m4a", data)  # ... which is fine as audio
     assert facts.codec == "aac"
     assert facts.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize(("container", "codec", "rate", "names", "mime"), [
+    ("mp4", "aac", 16_000, ("voice.m4a", "voice.mp4"), "audio/mp4"),
+    ("webm", "libopus", 48_000, ("voice.weba", "voice.webm"), "audio/webm"),  # a browser's MediaRecorder
+    ("matroska", "libopus", 48_000, ("voice.mka",), "audio/x-matroska"),
+])
+def test_audio_in_a_video_container_is_named_as_audio(container, codec, rate, names, mime):
+    data = audio_in(container, codec, rate)
+    for name in names:
+        facts = inspect_media("audio", name, data)
+        assert (facts.mime_type, facts.extension_mismatch) == (mime, False), name
+    assert inspect_media("audio", "voice.wav", data).extension_mismatch
 
 
 def test_a_video_with_no_audio_is_not_audio():
