@@ -202,13 +202,12 @@ def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
 
 _SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pcm_s32le", "PCM_U8": "pcm_u8",
                      "PCM_S8": "pcm_s8", "FLOAT": "pcm_f32le", "DOUBLE": "pcm_f64le", "VORBIS": "vorbis",
-                     "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw", "MPEG_LAYER_III": "mp3",
-                     "MPEG_LAYER_II": "mp2", "MPEG_LAYER_I": "mp1"}
+                     "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw"}
 
 
 def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
     """(samples as float32 [frames, channels], sample rate, codec): soundfile for what libsndfile
-    reads (WAV, FLAC, Ogg Vorbis/Opus, MP3), PyAV (FFmpeg) for the rest (AAC, M4A, WebM, ...). A
+    reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF), PyAV (FFmpeg) for the rest (MP3, AAC, M4A, WebM, ...). A
     float file with NaN or infinite samples is refused: its level and embedding would be NaN."""
     samples, rate, codec = _decode_any_audio(data, max_seconds)
     if not np.isfinite(samples).all():
@@ -224,6 +223,11 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
+        return _decode_audio_av(data, mime, max_seconds)
+    if info.subtype.startswith("MPEG_LAYER"):
+        # libsndfile's frame count of an MPEG audio file without a Xing/Info header (a VBR stream
+        # recorded live) is a guess from its first frames' bit rate, 6 times too long in a test, so
+        # neither the duration limit nor a truncation check can rest on it: FFmpeg counts as it decodes.
         return _decode_audio_av(data, mime, max_seconds)
     if info.samplerate <= 0 or info.channels <= 0:
         raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")
@@ -298,7 +302,7 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple
             stream = container.streams.best("audio") or container.streams.audio[0]  # FFmpeg's choice
             if stream.codec_context is None or stream.codec_context.codec is None:
                 raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
-            rate, codec = stream.codec_context.sample_rate, stream.codec_context.name
+            rate, codec = stream.codec_context.sample_rate, stream.codec_context.codec.canonical_name
             resampler = av.AudioResampler(format="fltp")
             chunks, frames = [], 0
             for frame in container.decode(stream):
@@ -365,7 +369,8 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
             width, height = ctx.width, ctx.height
             if width * height > limits.max_pixels:
                 raise MediaRejected(TOO_LARGE, f"{width}x{height} frames; the limit is {limits.max_pixels} pixels")
-            codec, container_format = ctx.name, container.format.name
+            # The codec's name, not its decoder's (mp3, not mp3float; av1, not libdav1d).
+            codec, container_format = ctx.codec.canonical_name, container.format.name
             count, first_pts, last_pts, rotation = 0, None, None, 0
             for frame in container.decode(stream):
                 count += 1

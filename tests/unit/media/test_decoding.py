@@ -150,6 +150,32 @@ def test_mp3():
     assert facts.duration_s == pytest.approx(2.0, abs=0.1)
 
 
+def test_a_vbr_mp3_without_its_frame_count_header_decodes_whole():
+    """No Xing/Info header (a stream recorded live): libsndfile guesses the length from the first,
+    silent and so cheap, frames at 13 s; the file holds 4 s, which once was 'truncated'."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3", options={"write_xing": "0"}) as container:
+        stream = container.add_stream("libmp3lame", rate=44_100, layout="mono")
+        stream.codec_context.qscale = 4
+        stream.codec_context.flags |= av.codec.context.Flags.qscale  # variable bit rate
+        samples = np.zeros(4 * 44_100, np.float32)
+        samples[44_100:] = np.random.default_rng(0).normal(0, 0.3, 3 * 44_100)
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+        frame.sample_rate = 44_100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    data = out.getvalue()
+    assert b"Xing" not in data
+    assert b"Info" not in data
+    assert sf.info(io.BytesIO(data)).duration > 10  # libsndfile's guess
+    facts = inspect_media("audio", "live.mp3", data)
+    assert (facts.codec, facts.sample_rate) == ("mp3", 44_100)
+    assert facts.duration_s == pytest.approx(4.0, abs=0.1)
+    assert rejected("audio", "live.mp3", data, Limits(max_audio_seconds=3)).reason == decoding.TOO_LARGE
+
+
 def test_audio_level_and_silence():
     # 1 s of a 0.5-amplitude sine then 3 s of silence: a quarter sounds, at -9 dBFS over the tone.
     facts = inspect_media("audio", "a.wav", audio_bytes(1.0, 16_000, silence_s=3.0, subtype="FLOAT"))
