@@ -205,6 +205,9 @@ _SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pc
                      "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw"}
 
 
+_SF_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count where the header gives none (SF_COUNT_MAX)
+
+
 def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
     """(samples as float32 [frames, channels], sample rate, codec): soundfile for what libsndfile
     reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF), PyAV (FFmpeg) for the rest (MP3, AAC, M4A, WebM, ...). A
@@ -224,10 +227,11 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return _decode_audio_av(data, mime, max_seconds)
-    if info.subtype.startswith("MPEG_LAYER"):
+    if info.subtype.startswith("MPEG_LAYER") or info.frames == _SF_UNKNOWN_FRAMES:
         # libsndfile's frame count of an MPEG audio file without a Xing/Info header (a VBR stream
-        # recorded live) is a guess from its first frames' bit rate, 6 times too long in a test, so
-        # neither the duration limit nor a truncation check can rest on it: FFmpeg counts as it decodes.
+        # recorded live) is a guess from its first frames' bit rate, 3 times too long in a test, and a
+        # FLAC streamed without its sample count has none: neither the duration limit nor a truncation
+        # check can rest on them. FFmpeg counts as it decodes.
         return _decode_audio_av(data, mime, max_seconds)
     if info.samplerate <= 0 or info.channels <= 0:
         raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")

@@ -150,6 +150,17 @@ def test_mp3():
     assert facts.duration_s == pytest.approx(2.0, abs=0.1)
 
 
+def test_a_flac_streamed_without_its_sample_count_decodes_whole():
+    data = bytearray(audio_bytes(1.5, 16_000, fmt="FLAC"))
+    assert data[:4] == b"fLaC"
+    streaminfo = 8  # after the marker and the block header; the 36-bit total starts at its 109th bit
+    data[streaminfo + 13] &= 0xF0
+    data[streaminfo + 14: streaminfo + 18] = bytes(4)
+    assert sf.info(io.BytesIO(bytes(data))).frames == 2**63 - 1  # libsndfile: unknown
+    facts = inspect_media("audio", "live.flac", bytes(data))
+    assert (facts.codec, facts.sample_rate, facts.duration_s) == ("flac", 16_000, 1.5)
+
+
 def test_a_vbr_mp3_without_its_frame_count_header_decodes_whole():
     """No Xing/Info header (a stream recorded live): libsndfile guesses the length from the first,
     silent and so cheap, frames at 13 s; the file holds 4 s, which once was 'truncated'."""
