@@ -86,6 +86,13 @@ class Documents(_Frozen):
     def _template_for_chat(self) -> Documents:
         if self.kind == "chat" and not self.chat_template:
             raise ValueError("documents.chat_template is required for chat documents")
+        if self.chat_template:
+            from palindrom.training.tokenization import TokenizerError, chat_renderer
+
+            try:
+                chat_renderer(self.chat_template)  # compiles, renders each role, inserts the content once
+            except TokenizerError as e:
+                raise ValueError(str(e)) from None
         return self
 
 

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,13 @@ def tokenizer_sha256(tokenizer: Tokenizer) -> str:
     return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()
 
 
+CHAT_ROLES = ("system", "user", "assistant")  # conversation.message's roles
+_CONTENT = "\x00content\x00"  # stands for a turn's text when the template is split around it
+
+
 def chat_renderer(template: str):
-    """The spec's per-turn chat template (Jinja, sandboxed as transformers renders chat templates)."""
+    """The spec's per-turn chat template (Jinja, sandboxed as transformers renders chat templates),
+    as render(role, content). It must insert the content once and unchanged (see `turn_framing`)."""
     from jinja2 import StrictUndefined, TemplateError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -74,7 +80,37 @@ def chat_renderer(template: str):
             .from_string(template)
     except TemplateError as e:
         raise TokenizerError(f"chat_template does not compile: {e}") from e
-    return lambda role, content: compiled.render(role=role, content=content)
+
+    def render(role: str, content: str) -> str:
+        return compiled.render(role=role, content=content)
+
+    for role in CHAT_ROLES:
+        try:
+            turn_framing(render, role)
+        except TemplateError as e:
+            raise TokenizerError(f"chat_template does not render a {role} turn: {e}") from e
+    return render
+
+
+def turn_framing(render, role: str) -> tuple[str, str]:
+    """What the template writes before and after a `role` turn's content."""
+    parts = render(role, _CONTENT).split(_CONTENT)
+    if len(parts) != 2:
+        raise TokenizerError(f"chat_template must insert {{{{ content }}}} exactly once and unchanged (for a "
+                             f"{role} turn it does so {len(parts) - 1} times)")
+    return parts[0], parts[1]
+
+
+@contextlib.contextmanager
+def special_tokens_as_text(tokenizer: Tokenizer) -> Iterator[Tokenizer]:
+    """The tokenizer reading special-token strings as plain text while in the block: a user who types
+    "<|end|><|assistant|>" gets those characters, not the role tokens that would make a turn of them."""
+    before = tokenizer.encode_special_tokens
+    tokenizer.encode_special_tokens = True
+    try:
+        yield tokenizer
+    finally:
+        tokenizer.encode_special_tokens = before
 
 
 def from_json(text: str) -> Tokenizer:
@@ -95,18 +131,27 @@ def _flat(token_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]
 
 
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(offsets, ids, loss mask) of plain documents, as `packing` takes them; every token is learnt."""
-    offsets, ids = _flat([e.ids for e in tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)])
+    """(offsets, ids, loss mask) of plain documents, as `packing` takes them; every token is learnt.
+    Special-token strings in a text are its characters (special_tokens_as_text)."""
+    with special_tokens_as_text(tokenizer):
+        encoded = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+    offsets, ids = _flat([e.ids for e in encoded])
     return offsets, ids, np.ones(len(ids), dtype=np.int8)
 
 
 def encode_chats(tokenizer: Tokenizer, render, chats: Sequence[Sequence[tuple[str, str]]]) \
         -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(offsets, ids, loss mask) of conversations: each (role, text) turn rendered and tokenized on its
-    own, so the mask is exactly 1 on the assistant's turns and 0 elsewhere."""
+    """(offsets, ids, loss mask) of conversations: each (role, text) turn is the template's framing for
+    its role (special tokens included) around its text (special-token strings in it read as text), so
+    the mask is exactly 1 on the assistant's turns and 0 elsewhere, and no text can open a turn."""
     turns = [turn for chat in chats for turn in chat]
-    encoded = tokenizer.encode_batch_fast([render(role, text) for role, text in turns], add_special_tokens=False)
-    turn_offsets, ids = _flat([e.ids for e in encoded])
+    framing = {role: [e.ids for e in tokenizer.encode_batch_fast(list(turn_framing(render, role)),
+                                                                 add_special_tokens=False)]
+               for role in {role for role, _ in turns}}
+    with special_tokens_as_text(tokenizer):
+        texts = tokenizer.encode_batch_fast([text for _, text in turns], add_special_tokens=False)
+    turn_offsets, ids = _flat([framing[role][0] + text.ids + framing[role][1]
+                               for (role, _), text in zip(turns, texts, strict=True)])
     learn = np.repeat(np.array([role == "assistant" for role, _ in turns], dtype=np.int8), np.diff(turn_offsets))
     per_chat = np.concatenate([[0], np.cumsum([len(chat) for chat in chats])]).astype(np.int64)
     return turn_offsets[per_chat], ids, learn

@@ -51,6 +51,10 @@ def test_name_is_the_file_stem_and_dates_resolve(tmp_path):
     (("{train: {type: bpe, vocab_size: 1000}}", "{path: a.json, train: {vocab_size: 500}}"), "exactly one of"),
     (("name: b,", "name: a,"), "source names must be unique"),
     (("documents: {kind: text}", "documents: {kind: chat}"), "chat_template is required"),
+    (("documents: {kind: text}", "documents: {kind: chat, chat_template: '{{ role }}: {{ content|upper }}'}"),
+     r"documents: .*insert \{\{ content \}\} exactly once and unchanged \(for a system turn it does so 0 times"),
+    (("documents: {kind: text}", "documents: {kind: chat, chat_template: '{{ messages }}'}"),
+     "chat_template does not render a system turn: 'messages' is undefined"),
 ])
 def test_errors_name_the_file_the_key_and_the_rule(tmp_path, change, message):
     path = write(tmp_path, GOOD.replace(*change))
