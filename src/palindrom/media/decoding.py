@@ -288,8 +288,8 @@ def _missing_stream(container, wanted: str, mime: str | None) -> MediaRejected:
     cut short or damaged (an MP4 whose index, written last, is missing)."""
     other = "video" if wanted == "audio" else "audio"
     if getattr(container.streams, other):
-        shown = _video_mime(mime, container.format.name) if other == "video" else \
-            mime or f"audio/{container.format.name.split(',')[0]}"
+        first_name = container.format.name.split(",")[0]
+        shown = _video_mime(mime, container.format.name) if other == "video" else mime or f"audio/{first_name}"
         return MediaRejected(WRONG_MEDIA_TYPE, f"{shown}: {other} only, no {wanted} stream")
     if not container.streams:
         return _unrecognised_or(CORRUPT, mime, "no stream at all (truncated or damaged)")
