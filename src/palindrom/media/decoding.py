@@ -206,6 +206,7 @@ _SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pc
 
 
 _SF_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count where the header gives none (SF_COUNT_MAX)
+_WAV_FORMATS = ("WAV", "WAVEX")  # libsndfile's names: WAVEX is WAVE_FORMAT_EXTENSIBLE
 
 
 def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
@@ -237,7 +238,7 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
         raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")
     if info.frames / info.samplerate > max_seconds:
         raise MediaRejected(TOO_LARGE, f"{info.frames / info.samplerate:.0f} s; the limit is {max_seconds:.0f} s")
-    if info.frames == 0 and info.format == "WAV":
+    if info.frames == 0 and info.format in _WAV_FORMATS:
         # A WAV whose writer could not seek back (FFmpeg writing to a pipe, a live recorder) may leave its
         # data chunk's size at 0 with the samples after it: libsndfile reads none, FFmpeg reads on to the end.
         try:
@@ -249,7 +250,7 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise MediaRejected(CORRUPT, f"{mime}: soundfile: {e}") from None
-    promised = max(info.frames, _wav_header_frames(data) if info.format == "WAV" else 0)
+    promised = max(info.frames, _wav_header_frames(data) if info.format in _WAV_FORMATS else 0)
     if len(samples) < promised:
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header promises {promised} frames, "
                                      f"{len(samples)} decode")
@@ -258,17 +259,22 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
 
 
 def _wav_header_frames(data: bytes) -> int:
-    """Frames a PCM WAV's data chunk claims (libsndfile silently shortens a truncated file to what
-    is there; the standard library's reader reports the header's count). 0 where it cannot tell,
-    or where the size is 0xFFFFFFFF: "unknown", what writers that cannot seek back leave there."""
-    import wave
-
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            frames = w.getnframes()
-            return 0 if frames >= 0xFFFFFFFF // (w.getnchannels() * w.getsampwidth()) else frames
-    except (wave.Error, EOFError):
+    """Frames a WAV's data chunk claims, read from its RIFF chunks (libsndfile silently shortens a
+    truncated file to what is there): the chunk's size over the fmt chunk's block size, for PCM, float
+    and WAVE_FORMAT_EXTENSIBLE alike. 0 where it cannot tell (RF64, no fmt chunk), or where the size is
+    0xFFFFFFFF: "unknown", what writers that cannot seek back leave there. A compressed format's block
+    holds many frames, so its claim is too small, never too large."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         return 0
+    offset, block = 12, 0
+    while offset + 8 <= len(data):
+        chunk, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
+        if chunk == b"fmt " and size >= 14:
+            block = int.from_bytes(data[offset + 20:offset + 22], "little")  # nBlockAlign
+        elif chunk == b"data":
+            return 0 if not block or size == 0xFFFFFFFF else size // block
+        offset += 8 + size + (size & 1)  # chunks are padded to an even size
+    return 0
 
 
 def _av_error(e: Exception, mime: str | None) -> MediaRejected:

@@ -198,9 +198,17 @@ def test_audio_level_and_silence():
     assert silent.rms_dbfs == decoding.FLOOR_DBFS
 
 
-def test_truncated_wav_is_corrupt_not_shorter():
-    data = audio_bytes(2.0, 16_000)
-    assert rejected("audio", "a.wav", data[: len(data) // 2]).reason == decoding.CORRUPT
+@pytest.mark.parametrize(("channels", "fmt", "subtype"), [
+    (1, "WAV", "PCM_16"), (1, "WAV", "PCM_24"), (2, "WAVEX", "PCM_16"), (1, "WAV", "FLOAT"), (1, "WAV", "ULAW"),
+])
+def test_truncated_wav_is_corrupt_not_shorter(channels, fmt, subtype):
+    out = io.BytesIO()
+    sf.write(out, tone(1.0, 16_000).repeat(channels, axis=1), 16_000, format=fmt, subtype=subtype)
+    data = out.getvalue()
+    assert inspect_media("audio", "a.wav", data).duration_s == 1.0
+    error = rejected("audio", "a.wav", data[: len(data) // 2])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.startswith("audio/x-wav: truncated: the header promises 16000 frames")
 
 
 @pytest.mark.parametrize("declared", [0, 0xFFFFFFFF], ids=["zero", "unknown"])
