@@ -202,7 +202,8 @@ def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
 
 _SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pcm_s32le", "PCM_U8": "pcm_u8",
                      "PCM_S8": "pcm_s8", "FLOAT": "pcm_f32le", "DOUBLE": "pcm_f64le", "VORBIS": "vorbis",
-                     "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw"}
+                     "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw", "MPEG_LAYER_III": "mp3",
+                     "MPEG_LAYER_II": "mp2", "MPEG_LAYER_I": "mp1"}
 
 
 _SF_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count where the header gives none (SF_COUNT_MAX)
@@ -211,7 +212,8 @@ _WAV_FORMATS = ("WAV", "WAVEX")  # libsndfile's names: WAVEX is WAVE_FORMAT_EXTE
 
 def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
     """(samples as float32 [frames, channels], sample rate, codec): soundfile for what libsndfile
-    reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF), PyAV (FFmpeg) for the rest (MP3, AAC, M4A, WebM, ...). A
+    reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF, an MP3 that states its length), PyAV (FFmpeg) for the
+    rest (an MP3 that does not, AAC, M4A, WebM, ...). A
     float file with NaN or infinite samples is refused: its level and embedding would be NaN."""
     samples, rate, codec = _decode_any_audio(data, max_seconds)
     if not np.isfinite(samples).all():
@@ -228,7 +230,8 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return _decode_audio_av(data, mime, max_seconds)
-    if info.subtype.startswith("MPEG_LAYER") or info.frames == _SF_UNKNOWN_FRAMES:
+    if (info.subtype.startswith("MPEG_LAYER") and not _mpeg_audio_states_its_length(data)) \
+            or info.frames == _SF_UNKNOWN_FRAMES:
         # libsndfile's frame count of an MPEG audio file without a Xing/Info header (a VBR stream
         # recorded live) is a guess from its first frames' bit rate, 3 times too long in a test, and a
         # FLAC streamed without its sample count has none: neither the duration limit nor a truncation
@@ -256,6 +259,16 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
                                      f"{len(samples)} decode")
     codec = "flac" if info.format == "FLAC" else _SOUNDFILE_CODECS.get(info.subtype, info.subtype.lower())
     return samples, rate, codec
+
+
+def _mpeg_audio_states_its_length(data: bytes) -> bool:
+    """Whether an MP3 (or MP2) carries its frame count: a Xing/Info (LAME) or VBRI header in its first
+    frame, looked for after any ID3v2 tag (whose text could hold those letters)."""
+    start = 0
+    if data[:3] == b"ID3" and len(data) >= 10:  # the tag's size: four 7-bit bytes after a 10-byte header
+        start = 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+    first_frame = data[start:start + 2048]  # the largest MPEG audio frame is 1,441 bytes, after some padding
+    return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
 def _wav_header_frames(data: bytes) -> int:

@@ -161,6 +161,23 @@ def test_a_flac_streamed_without_its_sample_count_decodes_whole():
     assert (facts.codec, facts.sample_rate, facts.duration_s) == ("flac", 16_000, 1.5)
 
 
+def test_a_truncated_mp3_that_states_its_length_is_corrupt():
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3") as container:  # LAME's Info header states the frame count
+        stream = container.add_stream("libmp3lame", rate=44_100, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone(3.0, 44_100)[:, 0][None, :], format="fltp", layout="mono")
+        frame.sample_rate = 44_100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    data = out.getvalue()
+    assert inspect_media("audio", "a.mp3", data).duration_s == pytest.approx(3.0, abs=0.05)
+    error = rejected("audio", "a.mp3", data[: len(data) // 2])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.startswith("audio/mpeg: truncated: the header promises 132300 frames")
+
+
 def test_a_vbr_mp3_without_its_frame_count_header_decodes_whole():
     """No Xing/Info header (a stream recorded live): libsndfile guesses the length from the first,
     silent and so cheap, frames at 13 s; the file holds 4 s, which once was 'truncated'."""
