@@ -301,6 +301,7 @@ class Wav2Vec2AudioEmbedder(_TransformersEmbedder):
         self.extractor = self._load(spec, runtime, AutoFeatureExtractor, AutoModel)
         self.max_seconds = max_seconds
         self.dim = self.model.config.hidden_size
+        self.min_samples = receptive_field(self.model.config)
 
     def embed(self, items: Sequence) -> np.ndarray:
         rate = self.extractor.sampling_rate
@@ -308,10 +309,23 @@ class Wav2Vec2AudioEmbedder(_TransformersEmbedder):
         with self._torch.inference_mode():
             for mono, source_rate in as_waveforms(items, self.max_seconds):
                 wave = resample(mono, source_rate, rate)
+                # A clip shorter than one output frame (a recording stopped at once: 0 samples, or 24 ms
+                # for wav2vec2-base) would fail the convolutions, and the task with it: silence pads it.
+                wave = np.pad(wave, (0, max(0, self.min_samples - len(wave))))
                 inputs = self.extractor(wave, sampling_rate=rate, return_tensors="pt")
                 hidden = self.model(inputs["input_values"].to(self.device, self.dtype)).last_hidden_state
                 out.append(hidden.mean(dim=1).float().cpu().numpy()[0])
         return _normalise(np.stack(out)) if out else np.zeros((0, self.dim), np.float32)
+
+
+def receptive_field(config) -> int:
+    """Input samples a wav2vec2-style feature encoder needs for one output frame (its convolutions'
+    kernels and strides; 400 for wav2vec2-base), 1 for a model without them."""
+    need = 1
+    for kernel, stride in reversed(list(zip(getattr(config, "conv_kernel", ()), getattr(config, "conv_stride", ()),
+                                            strict=True))):
+        need = (need - 1) * stride + kernel
+    return need
 
 
 def resample(mono: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

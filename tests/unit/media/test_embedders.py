@@ -6,11 +6,13 @@ machine that cannot take the 90 MB package gets the same model as a folder throu
 (`bench/embeddings.py --export-fp16 DIR`)."""
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from palindrom.media import embedders
 from palindrom.media.embedders import EmbedderError, ModelSpec, Runtime, load_embedder
@@ -139,6 +141,21 @@ def test_tiny_wav2vec2_resamples_to_its_rate(tiny_wav2vec2):
     vectors = model.embed([audio_bytes(1.0, 44_100), audio_bytes(0.5, 8_000, fmt="FLAC")])
     assert vectors.shape == (2, 32)
     assert unit_norm(vectors)
+
+
+def test_tiny_wav2vec2_embeds_clips_shorter_than_its_receptive_field(tiny_wav2vec2):
+    from transformers import Wav2Vec2Config
+
+    assert embedders.receptive_field(Wav2Vec2Config()) == 400  # wav2vec2-base: 25 ms at 16 kHz
+    model = load_embedder("audio", ModelSpec("wav2vec2", str(tiny_wav2vec2)), CPU)
+    assert model.min_samples == 45  # kernels 10 and 8, strides 5 and 4
+    clips = [audio_bytes(seconds, 16_000) for seconds in (0.0, 1 / 16_000, 17 / 16_000)]
+    vectors = model.embed(clips)
+    assert vectors.shape == (3, 32)
+    assert unit_norm(vectors)
+    silence = io.BytesIO()
+    sf.write(silence, np.zeros(45, np.float32), 16_000, format="WAV")  # what an empty clip is padded to
+    assert agree(vectors[:1], model.embed([silence.getvalue()]))
 
 
 def test_resample_keeps_duration_and_pitch():
