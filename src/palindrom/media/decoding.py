@@ -230,35 +230,41 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return _decode_audio_av(data, mime, max_seconds)
-    if (info.subtype.startswith("MPEG_LAYER") and not _mpeg_audio_states_its_length(data)) \
-            or info.frames == _SF_UNKNOWN_FRAMES:
-        # libsndfile's frame count of an MPEG audio file without a Xing/Info header (a VBR stream
-        # recorded live) is a guess from its first frames' bit rate, 3 times too long in a test, and a
-        # FLAC streamed without its sample count has none: neither the duration limit nor a truncation
-        # check can rest on them. FFmpeg counts as it decodes.
-        return _decode_audio_av(data, mime, max_seconds)
+    claim = _wav_data_chunk(data) if info.format in _WAV_FORMATS else None
+    if not _length_known_to_libsndfile(info, data, claim):
+        return _decode_audio_av(data, mime, max_seconds)  # FFmpeg counts as it decodes
     if info.samplerate <= 0 or info.channels <= 0:
         raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")
     if info.frames / info.samplerate > max_seconds:
         raise MediaRejected(TOO_LARGE, f"{info.frames / info.samplerate:.0f} s; the limit is {max_seconds:.0f} s")
-    if info.frames == 0 and info.format in _WAV_FORMATS:
-        # A WAV whose writer could not seek back (FFmpeg writing to a pipe, a live recorder) may leave its
-        # data chunk's size at 0 with the samples after it: libsndfile reads none, FFmpeg reads on to the end.
-        try:
-            return _decode_audio_av(data, mime, max_seconds)
-        except MediaRejected as e:
-            if e.reason == TOO_LARGE:
-                raise  # else it is the empty WAV libsndfile saw
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise MediaRejected(CORRUPT, f"{mime}: soundfile: {e}") from None
-    promised = max(info.frames, _wav_header_frames(data) if info.format in _WAV_FORMATS else 0)
+    promised = info.frames
+    if claim and claim[2]:
+        promised = max(promised, claim[0] // claim[2])  # the frames the WAV's data chunk claims
     if len(samples) < promised:
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header promises {promised} frames, "
                                      f"{len(samples)} decode")
     codec = "flac" if info.format == "FLAC" else _SOUNDFILE_CODECS.get(info.subtype, info.subtype.lower())
     return samples, rate, codec
+
+
+def _length_known_to_libsndfile(info, data: bytes, wav_claim: tuple[int, int, int] | None) -> bool:
+    """Whether the header gives libsndfile the file's true length, on which the duration limit and the
+    truncation check rest. Not so for an MP3 without a Xing/Info header (a VBR stream recorded live:
+    libsndfile guesses from its first frames' bit rate, 3 times too long in a test), a FLAC streamed
+    without its sample count (2**63 - 1 frames), or a WAV whose writer could not seek back to fill in
+    its data chunk's size (FFmpeg writing to a pipe: 0xFFFFFFFF, or 0 with the samples after it)."""
+    if info.frames == _SF_UNKNOWN_FRAMES:
+        return False
+    if info.subtype.startswith("MPEG_LAYER"):
+        return _mpeg_audio_states_its_length(data)
+    if wav_claim is not None:  # (_wav_data_chunk)
+        size, present, _ = wav_claim
+        return not (size == 0xFFFFFFFF or (size == 0 and present > 0))
+    return True
 
 
 def _mpeg_audio_states_its_length(data: bytes) -> bool:
@@ -271,23 +277,23 @@ def _mpeg_audio_states_its_length(data: bytes) -> bool:
     return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
-def _wav_header_frames(data: bytes) -> int:
-    """Frames a WAV's data chunk claims, read from its RIFF chunks (libsndfile silently shortens a
-    truncated file to what is there): the chunk's size over the fmt chunk's block size, for PCM, float
-    and WAVE_FORMAT_EXTENSIBLE alike. 0 where it cannot tell (RF64, no fmt chunk), or where the size is
-    0xFFFFFFFF: "unknown", what writers that cannot seek back leave there. A compressed format's block
-    holds many frames, so its claim is too small, never too large."""
+def _wav_data_chunk(data: bytes) -> tuple[int, int, int] | None:
+    """A WAV's data chunk, from its RIFF chunks: (the size it claims, the bytes present after its
+    header, the fmt chunk's block size; 0 where there is none). libsndfile silently shortens a truncated
+    file to what is there, so the claim over the block size is the frame count to hold it to, for PCM,
+    float and WAVE_FORMAT_EXTENSIBLE alike (a compressed format's block holds many frames: its claim is
+    too small, never too large). None for no RIFF WAVE data chunk (RF64, say)."""
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return 0
+        return None
     offset, block = 12, 0
     while offset + 8 <= len(data):
         chunk, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
         if chunk == b"fmt " and size >= 14:
             block = int.from_bytes(data[offset + 20:offset + 22], "little")  # nBlockAlign
         elif chunk == b"data":
-            return 0 if not block or size == 0xFFFFFFFF else size // block
+            return size, len(data) - offset - 8, block
         offset += 8 + size + (size & 1)  # chunks are padded to an even size
-    return 0
+    return None
 
 
 def _av_error(e: Exception, mime: str | None) -> MediaRejected:

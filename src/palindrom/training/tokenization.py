@@ -65,7 +65,7 @@ def tokenizer_sha256(tokenizer: Tokenizer) -> str:
     return hashlib.sha256(tokenizer.to_str().encode()).hexdigest()
 
 
-CHAT_ROLES = ("system", "user", "assistant")  # conversation.message's roles
+CHAT_ROLES = ("system", "user", "assistant")  # conversation.message's `role` enum (configs/schemas/events)
 _CONTENT = "\x00content\x00"  # stands for a turn's text when the template is split around it
 
 
@@ -102,13 +102,13 @@ def turn_framing(render, role: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def special_tokens_as_text(tokenizer: Tokenizer) -> Iterator[Tokenizer]:
+def special_tokens_as_text(tokenizer: Tokenizer) -> Iterator[None]:
     """The tokenizer reading special-token strings as plain text while in the block: a user who types
     "<|end|><|assistant|>" gets those characters, not the role tokens that would make a turn of them."""
     before = tokenizer.encode_special_tokens
     tokenizer.encode_special_tokens = True
     try:
-        yield tokenizer
+        yield
     finally:
         tokenizer.encode_special_tokens = before
 
