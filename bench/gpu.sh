@@ -10,9 +10,9 @@
 #   bench/gpu.sh run       there, carrying both folders: the gpu-marked core tests on CUDA, then
 #                          bench/embeddings.py --core-only in bf16 and fp16 at batch sizes 64 and 512;
 #                          logs and JSON results into $OUT (bench/results/gpu/ when unset)
-#   bench/gpu.sh run-pyav  there, carrying .whl/ and .whl-pyav/: the four gpu-marked tests that
-#                          decode or resample with PyAV (FFmpeg, 36 MB), which does not fit beside
-#                          the model in one trip
+#   bench/gpu.sh run-pyav  there, carrying .whl/ and .whl-pyav/: the three gpu-marked tests that
+#                          decode video or resample audio with PyAV (FFmpeg, 36 MB), which does not
+#                          fit beside the model in one trip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,6 @@ NEEDS_PYAV=(
   tests/unit/media/test_embedders.py::test_video_is_the_normalised_mean_of_its_key_frames
   tests/unit/media/test_embedders.py::test_tiny_wav2vec2_resamples_to_its_rate
   tests/unit/media/test_embedders.py::test_resample_keeps_duration_and_pitch
-  tests/unit/media/test_embedders.py::test_tiny_wav2vec2_embeds_clips_shorter_than_its_receptive_field
 )
 
 prepare() {
