@@ -2,7 +2,8 @@
 
 Images: Pillow (EXIF orientation applied, size checked from the header before any pixel is
 decoded). PCM/FLAC/Vorbis audio: soundfile (libsndfile); other audio and all video: PyAV (FFmpeg).
-MIME types come from the bytes (`filetype`), never from the file name.
+MIME types come from the bytes (`filetype`, and the chunked audio containers' signatures it lacks),
+never from the file name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import mimetypes
 import warnings
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 import filetype
 import numpy as np
@@ -75,7 +77,7 @@ class MediaFacts:
 
 def detect_mime(data: bytes) -> str | None:
     kind = filetype.guess(data)
-    return kind.mime if kind else None
+    return kind.mime if kind else _AUDIO_CONTAINER_MIME.get(_audio_container(data))
 
 
 def extension_mismatch(path: str, mime: str) -> bool:
@@ -92,7 +94,9 @@ def extension_mismatch(path: str, mime: str) -> bool:
 # Extensions the standard library's table does not tie to the MIME type reported.
 _EXTRA_EXTENSIONS = {
     "image/jpeg": {".jpeg", ".jpg"}, "image/tiff": {".tif", ".tiff"},
-    "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav"},
+    "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav", ".rf64"},
+    "audio/x-caf": {".caf"}, "audio/x-w64": {".w64"}, "audio/eac3": {".eac3", ".ec3"}, "audio/x-wavpack": {".wv"},
+    "audio/x-tta": {".tta"},
     "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"}, "audio/x-matroska": {".mka", ".mkv"},
     "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
     "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
@@ -200,37 +204,52 @@ def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
 
 # --- audio -------------------------------------------------------------------------------------
 
-_SOUNDFILE_CODECS = {"PCM_16": "pcm_s16le", "PCM_24": "pcm_s24le", "PCM_32": "pcm_s32le", "PCM_U8": "pcm_u8",
-                     "PCM_S8": "pcm_s8", "FLOAT": "pcm_f32le", "DOUBLE": "pcm_f64le", "VORBIS": "vorbis",
-                     "OPUS": "opus", "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw", "MPEG_LAYER_III": "mp3",
-                     "MPEG_LAYER_II": "mp2", "MPEG_LAYER_I": "mp1"}
+# libsndfile's subtypes by FFmpeg's codec names; the multi-byte PCM ones take their byte order after.
+_SOUNDFILE_CODECS = {"PCM_U8": "pcm_u8", "PCM_S8": "pcm_s8", "VORBIS": "vorbis", "OPUS": "opus",
+                     "ULAW": "pcm_mulaw", "ALAW": "pcm_alaw", "MPEG_LAYER_III": "mp3", "MPEG_LAYER_II": "mp2",
+                     "MPEG_LAYER_I": "mp1"}
+_SOUNDFILE_PCM = {"PCM_16": "pcm_s16", "PCM_24": "pcm_s24", "PCM_32": "pcm_s32", "FLOAT": "pcm_f32",
+                  "DOUBLE": "pcm_f64"}
+_BIG_ENDIAN_FORMATS = ("AIFF", "AU", "CAF")  # libsndfile's formats whose samples are big-endian unless marked
+# MIME types of the audio formats FFmpeg reads and neither `filetype` nor _audio_container recognises.
+_FFMPEG_AUDIO_FORMATS = {"mp3": "audio/mpeg", "ac3": "audio/ac3", "eac3": "audio/eac3", "wv": "audio/x-wavpack",
+                         "tta": "audio/x-tta"}
 
 
 _SF_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count where the header gives none (SF_COUNT_MAX)
-_WAV_FORMATS = ("WAV", "WAVEX")  # libsndfile's names: WAVEX is WAVE_FORMAT_EXTENSIBLE
 
 
-def decode_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
-    """(samples as float32 [frames, channels], sample rate, codec): soundfile for what libsndfile
-    reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF, an MP3 that states its length), PyAV (FFmpeg) for the
-    rest (an MP3 that does not, AAC, M4A, WebM, ...). A
-    float file with NaN or infinite samples is refused: its level and embedding would be NaN."""
-    samples, rate, codec = _decode_any_audio(data, max_seconds)
-    if not np.isfinite(samples).all():
-        bad = int(np.count_nonzero(~np.isfinite(samples)))
-        raise MediaRejected(CORRUPT, f"{detect_mime(data)}: {bad} of {samples.size} samples are NaN or infinite")
-    return samples, rate, codec
+class DecodedAudio(NamedTuple):
+    samples: np.ndarray  # float32 [frames, channels]
+    rate: int
+    codec: str  # FFmpeg's name
+    mime: str | None  # from the bytes, else from the decoder that read them (an AC-3 or MP2 stream)
 
 
-def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, str]:
+def decode_audio(data: bytes, max_seconds: float) -> DecodedAudio:
+    """soundfile for what libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF, an MP3 that states its
+    length), PyAV (FFmpeg) for the rest (an MP3 that does not, AAC, M4A, WebM, AC-3, ...). A float
+    file with NaN or infinite samples is refused: its level and embedding would be NaN."""
+    audio = _decode_any_audio(data, max_seconds)
+    if not np.isfinite(audio.samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(audio.samples)))
+        raise MediaRejected(CORRUPT, f"{audio.mime}: {bad} of {audio.samples.size} samples are NaN or infinite")
+    return audio
+
+
+def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
     import soundfile as sf
 
     mime = detect_mime(data)
+    claim = _audio_data_claim(data)
+    if claim is not None and claim.declared is not None and claim.present < claim.declared:
+        # libsndfile and FFmpeg alike would decode the part that is there, as if it were the whole.
+        raise MediaRejected(CORRUPT, f"{mime}: truncated: the header declares {claim.declared} bytes of "
+                                     f"samples, {claim.present} follow it")
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return _decode_audio_av(data, mime, max_seconds)
-    claim = _wav_data_chunk(data) if info.format in _WAV_FORMATS else None
     if not _length_known_to_libsndfile(info, data, claim):
         return _decode_audio_av(data, mime, max_seconds)  # FFmpeg counts as it decodes
     if info.samplerate <= 0 or info.channels <= 0:
@@ -241,30 +260,33 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> tuple[np.ndarray, int,
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise MediaRejected(CORRUPT, f"{mime}: soundfile: {e}") from None
-    promised = info.frames
-    if claim and claim[2]:
-        promised = max(promised, claim[0] // claim[2])  # the frames the WAV's data chunk claims
-    if len(samples) < promised:
-        raise MediaRejected(CORRUPT, f"{mime}: truncated: the header promises {promised} frames, "
+    if len(samples) < info.frames:  # an MP3 whose Xing header counts more frames than it holds
+        raise MediaRejected(CORRUPT, f"{mime}: truncated: the header promises {info.frames} frames, "
                                      f"{len(samples)} decode")
-    codec = "flac" if info.format == "FLAC" else _SOUNDFILE_CODECS.get(info.subtype, info.subtype.lower())
-    return samples, rate, codec
+    return DecodedAudio(samples, rate, _soundfile_codec(info), mime)
 
 
-def _length_known_to_libsndfile(info, data: bytes, wav_claim: tuple[int, int, int] | None) -> bool:
+def _soundfile_codec(info) -> str:
+    """FFmpeg's name for the codec of a file libsndfile reads, byte order included (AIFF's pcm_s16be)."""
+    if info.format == "FLAC":
+        return "flac"
+    if info.subtype in _SOUNDFILE_PCM:
+        big = info.endian == "BIG" or (info.endian == "FILE" and info.format in _BIG_ENDIAN_FORMATS)
+        return _SOUNDFILE_PCM[info.subtype] + ("be" if big else "le")
+    return _SOUNDFILE_CODECS.get(info.subtype, info.subtype.lower())
+
+
+def _length_known_to_libsndfile(info, data: bytes, claim: _DataClaim | None) -> bool:
     """Whether the header gives libsndfile the file's true length, on which the duration limit and the
     truncation check rest. Not so for an MP3 without a Xing/Info header (a VBR stream recorded live:
     libsndfile guesses from its first frames' bit rate, 3 times too long in a test), a FLAC streamed
-    without its sample count (2**63 - 1 frames), or a WAV whose writer could not seek back to fill in
-    its data chunk's size (FFmpeg writing to a pipe: 0xFFFFFFFF, or 0 with the samples after it)."""
+    without its sample count (2**63 - 1 frames), or a container whose writer could not seek back to
+    fill in its data's size (_audio_data_claim: unknown; libsndfile reads such a WAV as empty)."""
     if info.frames == _SF_UNKNOWN_FRAMES:
         return False
     if info.subtype.startswith("MPEG_LAYER"):
         return _mpeg_audio_states_its_length(data)
-    if wav_claim is not None:  # (_wav_data_chunk)
-        size, present, _ = wav_claim
-        return not (size == 0xFFFFFFFF or (size == 0 and present > 0))
-    return True
+    return claim is None or claim.declared is not None
 
 
 def _mpeg_audio_states_its_length(data: bytes) -> bool:
@@ -277,23 +299,79 @@ def _mpeg_audio_states_its_length(data: bytes) -> bool:
     return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
-def _wav_data_chunk(data: bytes) -> tuple[int, int, int] | None:
-    """A WAV's data chunk, from its RIFF chunks: (the size it claims, the bytes present after its
-    header, the fmt chunk's block size; 0 where there is none). libsndfile silently shortens a truncated
-    file to what is there, so the claim over the block size is the frame count to hold it to, for PCM,
-    float and WAVE_FORMAT_EXTENSIBLE alike (a compressed format's block holds many frames: its claim is
-    too small, never too large). None for no RIFF WAVE data chunk (RF64, say)."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    offset, block = 12, 0
-    while offset + 8 <= len(data):
-        chunk, size = data[offset:offset + 4], int.from_bytes(data[offset + 4:offset + 8], "little")
-        if chunk == b"fmt " and size >= 14:
-            block = int.from_bytes(data[offset + 20:offset + 22], "little")  # nBlockAlign
-        elif chunk == b"data":
-            return size, len(data) - offset - 8, block
-        offset += 8 + size + (size & 1)  # chunks are padded to an even size
+# The chunked audio containers, by their first bytes: each header declares the size of its sample data.
+_W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"  # Sony Wave64's GUIDs
+_W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+_AUDIO_CONTAINER_MIME = {"wav": "audio/x-wav", "w64": "audio/x-w64", "aiff": "audio/x-aiff", "au": "audio/basic",
+                         "caf": "audio/x-caf"}
+
+
+def _audio_container(data: bytes) -> str | None:
+    """wav (RIFF, and RF64/BW64 for files over 4 GiB), w64, aiff (AIFF and AIFC), au, caf, or None."""
+    if data[:4] in (b"RIFF", b"RF64", b"BW64") and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:16] == _W64_RIFF:
+        return "w64"
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    return {b".snd": "au", b"caff": "caf"}.get(data[:4])
+
+
+@dataclass(frozen=True)
+class _DataClaim:
+    declared: int | None  # bytes of samples the header declares; None where its writer could not say
+    present: int  # bytes after the data chunk's header, to the end of the file
+
+
+def _audio_data_claim(data: bytes) -> _DataClaim | None:
+    """What a chunked audio container's header says of its sample data, from its chunks, or None for
+    another format or no data chunk. libsndfile (and FFmpeg) read a truncated file as a shorter one,
+    for every codec: the bytes declared against the bytes there tell. Unknown (None) where a writer
+    that could not seek back left the size unset (a file written to a pipe): 0xFFFFFFFF in a WAV, RF64
+    or AU, 0 with samples after it in a WAV or RF64, -1 in a CAF."""
+    container = _audio_container(data)
+    if container == "au":  # a fixed header: data offset and size
+        offset, size = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+        return _DataClaim(None if size == 0xFFFFFFFF else size, len(data) - offset)
+    if container == "wav":
+        rf64_size = None  # RF64's data size, in its ds64 chunk (the data chunk's own says 0xFFFFFFFF)
+        for chunk, body, size in _chunks(data, 12, 4, "little"):
+            if chunk == b"ds64":
+                rf64_size = int.from_bytes(data[body + 8:body + 16], "little")
+            elif chunk == b"data":
+                present = len(data) - body
+                if size == 0xFFFFFFFF:
+                    size = rf64_size
+                return _DataClaim(None if size is None or (size == 0 and present > 0) else size, present)
+    elif container == "w64":
+        for chunk, body, size in _chunks(data, 40, 16, "little", size_bytes=8, header_counted=True, align=8):
+            if chunk == _W64_DATA:
+                return _DataClaim(size, len(data) - body)
+    elif container == "aiff":
+        for chunk, body, size in _chunks(data, 12, 4, "big"):
+            if chunk == b"SSND":  # after its offset and block size fields, `offset` bytes before the samples
+                skip = 8 + int.from_bytes(data[body:body + 4], "big")
+                return _DataClaim(size - skip, len(data) - body - skip)
+    elif container == "caf":
+        for chunk, body, size in _chunks(data, 8, 4, "big", size_bytes=8, align=1):
+            if chunk == b"data":  # after a 4-byte edit count
+                return _DataClaim(None if size == -1 else size - 4, len(data) - body - 4)
     return None
+
+
+def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes: int = 4,
+            header_counted: bool = False, align: int = 2):
+    """(id, offset of the body, size of the body) of each chunk from `offset` on: RIFF and AIFF (4-byte
+    ids and sizes, even-padded), CAF (signed 8-byte sizes), Wave64 (16-byte ids, sizes counting the
+    24-byte header, padded to 8). Stops at a size no chunk can have (only a CAF's last chunk, -1)."""
+    while offset + id_bytes + size_bytes <= len(data):
+        body = offset + id_bytes + size_bytes
+        size = int.from_bytes(data[offset + id_bytes:body], byteorder, signed=size_bytes == 8)
+        size -= (id_bytes + size_bytes) if header_counted else 0
+        yield data[offset:offset + id_bytes], body, size
+        if size < 0:
+            return
+        offset = body + size + (-size % align)
 
 
 def _av_error(e: Exception, mime: str | None) -> MediaRejected:
@@ -321,7 +399,7 @@ def _missing_stream(container, wanted: str, mime: str | None) -> MediaRejected:
     return _unrecognised_or(CORRUPT, mime, f"no {wanted} stream")
 
 
-def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple[np.ndarray, int, str]:
+def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> DecodedAudio:
     import av
 
     try:
@@ -332,6 +410,7 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple
             if stream.codec_context is None or stream.codec_context.codec is None:
                 raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
             rate, codec = stream.codec_context.sample_rate, stream.codec_context.codec.canonical_name
+            format_name = container.format.name
             resampler = av.AudioResampler(format="fltp")
             chunks, frames = [], 0
             for frame in container.decode(stream):
@@ -347,7 +426,10 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> tuple
         raise _av_error(e, mime) from None
     if not chunks or not rate:
         raise _unrecognised_or(CORRUPT, mime, "no audio frames decode")
-    return np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec
+    if mime is None:  # decoded whole, so FFmpeg's reading of the format holds
+        first = format_name.split(",")[0]
+        mime = _FFMPEG_AUDIO_FORMATS.get(first, f"audio/{first}")
+    return DecodedAudio(np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec, mime)
 
 
 def level_dbfs(samples: np.ndarray) -> float:
@@ -368,7 +450,7 @@ def silence_fraction(mono: np.ndarray, rate: int) -> float:
 
 
 def _inspect_audio(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
-    samples, rate, codec = decode_audio(data, limits.max_audio_seconds)
+    samples, rate, codec, mime = decode_audio(data, limits.max_audio_seconds)
     mono = samples.mean(axis=1)
     return MediaFacts(
         media_type="audio", mime_type=_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime) or "application/octet-stream",

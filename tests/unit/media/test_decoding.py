@@ -215,17 +215,59 @@ def test_audio_level_and_silence():
     assert silent.rms_dbfs == decoding.FLOOR_DBFS
 
 
-@pytest.mark.parametrize(("channels", "fmt", "subtype"), [
-    (1, "WAV", "PCM_16"), (1, "WAV", "PCM_24"), (2, "WAVEX", "PCM_16"), (1, "WAV", "FLOAT"), (1, "WAV", "ULAW"),
+@pytest.mark.parametrize(("fmt", "subtype", "channels", "mime", "codec"), [
+    ("WAV", "PCM_16", 1, "audio/x-wav", "pcm_s16le"), ("WAV", "PCM_24", 1, "audio/x-wav", "pcm_s24le"),
+    ("WAVEX", "PCM_16", 2, "audio/x-wav", "pcm_s16le"), ("WAV", "FLOAT", 1, "audio/x-wav", "pcm_f32le"),
+    ("WAV", "ULAW", 1, "audio/x-wav", "pcm_mulaw"), ("WAV", "IMA_ADPCM", 1, "audio/x-wav", "ima_adpcm"),
+    ("WAV", "GSM610", 1, "audio/x-wav", "gsm610"), ("RF64", "PCM_16", 1, "audio/x-wav", "pcm_s16le"),
+    ("W64", "PCM_16", 2, "audio/x-w64", "pcm_s16le"), ("AIFF", "PCM_16", 1, "audio/x-aiff", "pcm_s16be"),
+    ("AIFF", "FLOAT", 1, "audio/x-aiff", "pcm_f32be"), ("AU", "PCM_24", 1, "audio/basic", "pcm_s24be"),
+    ("CAF", "PCM_16", 1, "audio/x-caf", "pcm_s16be"), ("CAF", "ALAC_16", 1, "audio/x-caf", "alac_16"),
 ])
-def test_truncated_wav_is_corrupt_not_shorter(channels, fmt, subtype):
+def test_truncated_chunked_audio_is_corrupt_not_shorter(fmt, subtype, channels, mime, codec):
+    """libsndfile (and FFmpeg) read a cut WAV, AIFF, AU, CAF or Wave64 as a shorter file, for every
+    codec: the size its header declares for the samples tells."""
     out = io.BytesIO()
     sf.write(out, tone(1.0, 16_000).repeat(channels, axis=1), 16_000, format=fmt, subtype=subtype)
     data = out.getvalue()
-    assert inspect_media("audio", "a.wav", data).duration_s == 1.0
-    error = rejected("audio", "a.wav", data[: len(data) // 2])
+    name = f"a.{ {'WAVEX': 'wav', 'RF64': 'wav', 'AIFF': 'aiff'}.get(fmt, fmt.lower())}"
+    facts = inspect_media("audio", name, data)
+    assert (facts.mime_type, facts.codec, facts.extension_mismatch) == (mime, codec, False)
+    assert facts.duration_s == pytest.approx(1.0, abs=0.02)  # ADPCM pads its last block
+    error = rejected("audio", name, data[: len(data) * 6 // 10])
     assert error.reason == decoding.CORRUPT
-    assert error.detail.startswith("audio/x-wav: truncated: the header promises 16000 frames")
+    assert error.detail.startswith(f"{mime}: truncated: the header declares ")
+
+
+@pytest.mark.parametrize(("muxer", "encoder", "name", "mime"), [
+    ("ac3", "ac3", "a.ac3", "audio/ac3"), ("eac3", "eac3", "a.ec3", "audio/eac3"),
+    ("mp2", "mp2", "a.mp2", "audio/mpeg"), ("wv", "wavpack", "a.wv", "audio/x-wavpack"),
+    ("tta", "tta", "a.tta", "audio/x-tta"),
+])
+def test_audio_formats_only_a_decoder_recognises_are_named_by_it(muxer, encoder, name, mime):
+    """`filetype` knows none of these, FFmpeg reads them all (an MP2 stream without a Xing header too)."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=muxer) as container:
+        stream = container.add_stream(encoder, rate=48_000)
+        layout = stream.codec_context.layout
+        wave = np.tile(tone(1.0, 48_000)[:, 0], (layout.nb_channels, 1))
+        frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout=layout.name)
+        frame.sample_rate = 48_000
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout.name, rate=48_000)
+        for packet in [p for f in resampler.resample(frame) for p in stream.encode(f)] + list(stream.encode(None)):
+            container.mux(packet)
+    assert decoding.detect_mime(out.getvalue()) is None
+    facts = inspect_media("audio", name, out.getvalue())
+    assert (facts.mime_type, facts.codec, facts.extension_mismatch) == (mime, encoder, False)
+    assert facts.duration_s == pytest.approx(1.0, abs=0.05)
+
+
+def test_little_endian_aiff_is_named_so():
+    out = io.BytesIO()
+    sf.write(out, tone(0.5, 8_000), 8_000, format="AIFF", subtype="PCM_16", endian="LITTLE")  # AIFC 'sowt'
+    assert inspect_media("audio", "a.aifc", out.getvalue()).codec == "pcm_s16le"
 
 
 @pytest.mark.parametrize("declared", [0, 0xFFFFFFFF], ids=["zero", "unknown"])
@@ -237,6 +279,18 @@ def test_a_wav_streamed_without_its_sizes_decodes_whole(declared):
     data[at:at + 4] = declared.to_bytes(4, "little")
     facts = inspect_media("audio", "live.wav", bytes(data))
     assert (facts.duration_s, facts.sample_rate, facts.codec) == (1.5, 16_000, "pcm_s16le")
+
+
+@pytest.mark.parametrize(("fmt", "codec"), [("AU", "pcm_s16be"), ("CAF", "pcm_s16be")])
+def test_au_and_caf_streamed_without_their_sizes_decode_whole(fmt, codec):
+    data = bytearray(audio_bytes(1.5, 16_000, fmt=fmt, subtype="PCM_16"))
+    if fmt == "AU":
+        data[8:12] = b"\xff" * 4  # the data size: unknown
+    else:
+        at = data.index(b"data") + 4
+        data[at:at + 8] = b"\xff" * 8  # -1: to the end of the file
+    facts = inspect_media("audio", f"live.{fmt.lower()}", bytes(data))
+    assert (facts.duration_s, facts.sample_rate, facts.codec) == (1.5, 16_000, codec)
 
 
 def test_an_empty_wav_is_described_as_empty():
