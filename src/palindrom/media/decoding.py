@@ -23,7 +23,7 @@ MEDIA_TYPES = ("image", "audio", "video")
 
 # Reason codes of silver/quarantine/media.
 EMPTY = "empty"  # zero bytes
-UNRECOGNISED = "unrecognised_format"  # no media format at all (text posing as media, random bytes)
+UNRECOGNISED = "unrecognised_format"  # no media format at all (text posing as media, a PDF, random bytes)
 WRONG_MEDIA_TYPE = "wrong_media_type"  # a valid file of another media type than its folder's
 CORRUPT = "corrupt"  # the format is recognised but the data does not decode (truncated, damaged)
 UNSUPPORTED_CODEC = "unsupported_codec"  # the container opens but no decoder exists for its codec
@@ -93,13 +93,14 @@ def extension_mismatch(path: str, mime: str) -> bool:
 
 # Extensions the standard library's table does not tie to the MIME type reported.
 _EXTRA_EXTENSIONS = {
-    "image/jpeg": {".jpeg", ".jpg"}, "image/tiff": {".tif", ".tiff"},
+    "image/jpeg": {".jpeg", ".jpg"}, "image/tiff": {".tif", ".tiff"}, "image/apng": {".apng", ".png"},
+    "image/jpx": {".jp2", ".jpf", ".jpx"}, "image/x-tga": {".tga"}, "image/qoi": {".qoi"},
     "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav", ".rf64"},
     "audio/x-caf": {".caf"}, "audio/x-w64": {".w64"}, "audio/eac3": {".eac3", ".ec3"}, "audio/x-wavpack": {".wv"},
-    "audio/x-tta": {".tta"},
-    "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"}, "audio/x-matroska": {".mka", ".mkv"},
-    "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
-    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
+    "audio/x-tta": {".tta"}, "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"},
+    "audio/x-matroska": {".mka", ".mkv"}, "video/x-matroska": {".mkv"}, "video/webm": {".webm"},
+    "video/quicktime": {".mov"}, "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"},
+    "video/h265": {".h265", ".hevc"},
 }
 
 
@@ -112,7 +113,9 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
     if not data:
         raise MediaRejected(EMPTY, "zero bytes")
     mime = detect_mime(data)
-    if mime is not None and mime.split("/")[0] in MEDIA_TYPES and mime.split("/")[0] != media_type \
+    if mime is not None and mime.split("/")[0] not in MEDIA_TYPES:  # a document, an archive, a font
+        raise MediaRejected(UNRECOGNISED, f"the bytes are {mime}, not a media format")
+    if mime is not None and mime.split("/")[0] != media_type \
             and not (media_type == "audio" and mime in _AUDIO_IN_VIDEO_CONTAINERS) \
             and not (media_type == "video" and mime in _VIDEO_IN_AUDIO_CONTAINERS):
         raise MediaRejected(WRONG_MEDIA_TYPE, f"the bytes are {mime}, not {media_type}")

@@ -2,6 +2,7 @@
 
 import io
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -58,6 +59,32 @@ def test_mime_comes_from_the_bytes_and_a_lying_extension_is_flagged():
     assert facts.extension_mismatch
     assert not inspect_media("image", "holiday.JPEG", image_bytes(fmt="JPEG")).extension_mismatch
     assert inspect_media("image", "no-extension", image_bytes()).extension_mismatch
+
+
+@pytest.mark.parametrize(("name", "fmt", "options"), [
+    ("anim.png", "PNG", {"save_all": True}),  # an animated PNG: image/apng, named .png
+    ("a.jp2", "JPEG2000", {}), ("a.tga", "TGA", {}), ("a.qoi", "QOI", {}),
+])
+def test_image_formats_under_their_usual_extensions_are_not_flagged(name, fmt, options):
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(image_bytes((24, 16))))
+    out = io.BytesIO()
+    image.save(out, fmt, append_images=[image.rotate(90)], **options)
+    facts = inspect_media("image", name, out.getvalue())
+    assert (facts.format, facts.width, facts.extension_mismatch) == (fmt, 24, False)
+
+
+@pytest.mark.parametrize("media_type", decoding.MEDIA_TYPES)
+def test_documents_and_archives_are_no_media_format(media_type):
+    """Not `corrupt` (nothing is damaged), nor an image format Pillow lacks."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("photo.txt", "not a photo")
+    for data, mime in ((b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "application/pdf"),
+                       (archive.getvalue(), "application/zip")):
+        error = rejected(media_type, "upload.bin", data)
+        assert (error.reason, error.detail) == (decoding.UNRECOGNISED, f"the bytes are {mime}, not a media format")
 
 
 def test_similar_images_have_close_perceptual_hashes():
