@@ -98,9 +98,9 @@ _EXTRA_EXTENSIONS = {
     "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav", ".rf64"},
     "audio/x-caf": {".caf"}, "audio/x-w64": {".w64"}, "audio/eac3": {".eac3", ".ec3"}, "audio/x-wavpack": {".wv"},
     "audio/x-tta": {".tta"}, "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"},
-    "audio/x-matroska": {".mka", ".mkv"}, "video/x-matroska": {".mkv"}, "video/webm": {".webm"},
-    "video/quicktime": {".mov"}, "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"},
-    "video/h265": {".h265", ".hevc"},
+    "audio/x-matroska": {".mka", ".mkv"}, "video/mp4": {".3g2", ".3gp", ".m4v", ".mp4"},
+    "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
+    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
 }
 
 
@@ -249,6 +249,8 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
         # libsndfile and FFmpeg alike would decode the part that is there, as if it were the whole.
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header declares {claim.declared} bytes of "
                                      f"samples, {claim.present} follow it")
+    if cut := _container_cut(data):  # an M4A, a WebM or Matroska voice note
+        raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {cut}")
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -463,6 +465,85 @@ def _inspect_audio(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     )
 
 
+# --- containers that declare their size ---------------------------------------------------------
+
+def _container_cut(data: bytes) -> str | None:
+    """Where a file ends before its own top-level structure says it does, or None: the boxes of an
+    ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
+    AVI. FFmpeg reads a cut Matroska or AVI as a shorter film, and an MP4 cut in its index as damaged
+    or as holding no codec it knows. A size a live writer leaves unknown is no claim."""
+    if data[4:8] in _ISO_BMFF_FIRST_BOXES:
+        return _cut_in(_iso_boxes(data), len(data))
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return _cut_in(_chunks(data, 12, 4, "little"), len(data))
+    if data[:4] == _EBML_MAGIC:
+        return _cut_in(_ebml_segments(data), len(data))
+    return None
+
+
+_ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")  # older QuickTime files: no ftyp
+_EBML_MAGIC, _MATROSKA_SEGMENT = b"\x1a\x45\xdf\xa3", 0x18538067
+
+
+def _cut_in(parts, length: int) -> str | None:
+    """The first of `parts` ((name, start, size): the part's bytes, or its body's) that runs past
+    `length`, as a detail. A name that is not printable ASCII is trailing junk, not a part (a
+    camera's padding), so it ends the walk; so does a size that is unknown."""
+    for name, offset, size in parts:
+        if size is None or not all(32 <= c < 127 for c in name):
+            return None
+        if offset + size > length:
+            return f"truncated: its '{name.decode()}' ends at byte {offset + size}, the file at byte {length}"
+    return None
+
+
+def _iso_boxes(data: bytes):
+    """(type, offset, size) of each top-level box; a size of 0 runs to the end of the file."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size, name = int.from_bytes(data[offset:offset + 4], "big"), data[offset + 4:offset + 8]
+        if size == 1 and offset + 16 <= len(data):
+            size = int.from_bytes(data[offset + 8:offset + 16], "big")  # a 64-bit size
+        if size == 0:
+            return
+        if size < 8:  # malformed: FFmpeg will say so
+            yield name, offset, None
+            return
+        yield name, offset, size
+        offset += size
+
+
+def _ebml_segments(data: bytes):
+    """(b"Segment", offset of its body, size or None if unknown) of each top-level Segment after the
+    EBML header; the walk stops at anything else it cannot size."""
+    at = 0
+    while at < len(data):
+        element, at = _ebml_vint(data, at, keep_marker=True)
+        size, at = _ebml_vint(data, at)
+        if element is None:
+            return
+        if element == _MATROSKA_SEGMENT:
+            yield b"Segment", at, size
+        if size is None:
+            return
+        at += size
+
+
+def _ebml_vint(data: bytes, at: int, keep_marker: bool = False) -> tuple[int | None, int]:
+    """An EBML variable-length integer at `at`: (value, offset after it). The value is None where
+    it is unknown (all its bits set: a live writer's size) or the bytes end."""
+    if at >= len(data) or data[at] == 0:
+        return None, len(data)
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None, len(data)
+    value = int.from_bytes(data[at:at + length], "big")
+    if keep_marker:  # an element ID keeps its length marker
+        return value, at + length
+    value &= (1 << (7 * length)) - 1
+    return (None if value == (1 << (7 * length)) - 1 else value), at + length
+
+
 # --- video -------------------------------------------------------------------------------------
 
 def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
@@ -471,6 +552,8 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     is stored landscape with a display rotation, which the size and the key frames follow."""
     import av
 
+    if cut := _container_cut(data):
+        raise MediaRejected(CORRUPT, f"{_video_mime(mime, '')}: {cut}")
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.video:

@@ -122,7 +122,9 @@ def test_broken_images(data, reason):
 
 
 def test_ffmpegs_refusal_is_told_in_its_own_words():
-    error = rejected("video", "v.mp4", video_bytes(frames=5, fps=5)[:200])
+    data = video_bytes(frames=5, fps=5)
+    never_indexed = data[:data.index(b"moov") - 4]  # whole boxes, but the index was never written
+    error = rejected("video", "v.mp4", never_indexed)
     assert (error.reason, error.detail) == (decoding.CORRUPT,
                                             "video/mp4: FFmpeg: Invalid data found when processing input")
 
@@ -476,12 +478,43 @@ def test_a_video_with_no_audio_is_not_audio():
     assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "video/mp4: video only, no audio stream")
 
 
-def test_an_mp4_cut_in_its_index_is_corrupt():
+def test_an_mp4_cut_or_damaged_in_its_index_is_corrupt():
     data = video_bytes(frames=5, fps=5)
     index = data.index(b"moov")
     assert index > data.index(b"mdat")  # the index (which names the streams) is written after the frames
     error = rejected("video", "v.mp4", data[:index + 4])
+    assert (error.reason, error.detail) == (
+        decoding.CORRUPT, f"video/mp4: truncated: its 'moov' ends at byte {len(data)}, the file at byte {index + 4}")
+    zeroed = data[:index + 4] + bytes(len(data) - index - 4)
+    error = rejected("video", "v.mp4", zeroed)
     assert (error.reason, error.detail) == (decoding.CORRUPT, "video/mp4: no stream at all (truncated or damaged)")
+
+
+@pytest.mark.parametrize(("codec", "container", "name", "mime"), [
+    ("mpeg4", "avi", "v.avi", "video/x-msvideo"), ("ffv1", "matroska", "v.mkv", "video/x-matroska"),
+    ("libvpx-vp9", "webm", "v.webm", "video/webm"),
+    ("h263", "3gp", "v.3gp", "video/mp4"),
+])
+def test_a_cut_avi_matroska_or_webm_is_corrupt_not_shorter(codec, container, name, mime):
+    """FFmpeg reads these cut as a shorter film; their RIFF chunks or EBML segment declare their size."""
+    size = (176, 144) if codec == "h263" else (64, 48)
+    data = video_bytes(frames=24, fps=12, size=size, codec=codec, container=container)
+    facts = inspect_media("video", name, data)
+    assert (facts.mime_type, facts.frame_count, facts.extension_mismatch) == (mime, 24, False)
+    error = rejected("video", name, data[: len(data) * 6 // 10])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.startswith(f"{mime}: truncated: its ")
+
+
+@pytest.mark.parametrize(("container", "name", "mime"), [
+    ("matroska", "note.mka", "audio/x-matroska"), ("mp4", "note.m4a", "audio/mp4"),
+])
+def test_a_cut_voice_note_is_corrupt_not_shorter(container, name, mime):
+    data = audio_in(container, "libopus" if container == "matroska" else "aac", 48_000)
+    assert inspect_media("audio", name, data).duration_s == pytest.approx(1.0, abs=0.03)
+    error = rejected("audio", name, data[: len(data) * 6 // 10])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.startswith(f"{mime}: truncated: its ")
 
 
 def test_an_unforeseen_decoder_failure_is_a_reason_not_a_crash(monkeypatch):
