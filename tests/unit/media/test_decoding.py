@@ -506,6 +506,16 @@ def test_a_cut_avi_matroska_or_webm_is_corrupt_not_shorter(codec, container, nam
     assert error.detail.startswith(f"{mime}: truncated: its ")
 
 
+def test_a_webm_recorded_live_is_taken_as_long_as_it_is():
+    """A browser's MediaRecorder cannot seek back: its segment's size is 'unknown', which claims nothing."""
+    data = bytearray(video_bytes(frames=24, fps=12, codec="libvpx-vp9", container="webm"))
+    size_at = data.index(b"\x18\x53\x80\x67") + 4
+    assert data[size_at] == 0x01  # an 8-byte size
+    data[size_at:size_at + 8] = b"\x01" + b"\xff" * 7
+    assert inspect_media("video", "live.webm", bytes(data)).frame_count == 24
+    assert inspect_media("video", "live.webm", bytes(data[: len(data) * 6 // 10])).frame_count < 24
+
+
 @pytest.mark.parametrize(("container", "name", "mime"), [
     ("matroska", "note.mka", "audio/x-matroska"), ("mp4", "note.m4a", "audio/mp4"),
 ])
