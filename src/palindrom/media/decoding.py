@@ -194,6 +194,22 @@ def _pillow_reads(mime: str) -> bool:
     return {"image/apng": "image/png"}.get(mime, mime) in Image.MIME.values()
 
 
+def eight_bit(image):
+    """The image with 8-bit samples, as a viewer shows it: 16-bit samples (a scanner's or a depth
+    camera's grayscale PNG or TIFF) scaled down and float samples in [0, 1] scaled up. Pillow's own
+    conversions clip them instead, to nearly all white and all black, which the perceptual hash and
+    the embedders would then describe."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16"):
+        return Image.fromarray((np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8), "L")
+    if image.mode == "F":
+        samples = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        scale = 255 if samples.size and samples.min() >= 0 and samples.max() <= 1 else 1
+        return Image.fromarray(np.clip(np.rint(samples * scale), 0, 255).astype(np.uint8), "L")
+    return image
+
+
 def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     import imagehash
     from PIL import Image
@@ -201,7 +217,8 @@ def _inspect_image(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     image, fmt = open_image(data, limits.max_pixels)
     return MediaFacts(
         media_type="image", mime_type=mime or Image.MIME.get(fmt, f"image/{fmt.lower()}"), extension_mismatch=False,
-        format=fmt, width=image.width, height=image.height, mode=image.mode, phash=str(imagehash.phash(image)),
+        format=fmt, width=image.width, height=image.height, mode=image.mode,
+        phash=str(imagehash.phash(eight_bit(image))),
     )
 
 

@@ -159,11 +159,11 @@ def _offline() -> bool:
 # --- images ----------------------------------------------------------------------------------
 
 def as_images(items: Sequence, max_pixels: int):
-    """Bytes (or already decoded Pillow images) → RGB Pillow images, EXIF-oriented."""
+    """Bytes (or already decoded Pillow images) → 8-bit RGB Pillow images, EXIF-oriented."""
     images = []
     for item in items:
         image = item if hasattr(item, "convert") else decoding.open_image(item, max_pixels)[0]
-        images.append(image.convert("RGB"))
+        images.append(decoding.eight_bit(image).convert("RGB"))
     return images
 
 

@@ -75,6 +75,32 @@ def test_image_formats_under_their_usual_extensions_are_not_flagged(name, fmt, o
     assert (facts.format, facts.width, facts.extension_mismatch) == (fmt, 24, False)
 
 
+def high_depth_twins() -> dict[str, bytes]:
+    """One grayscale picture as 8-bit PNG, 16-bit PNG and TIFF (a scanner's), and float TIFF in [0, 1]."""
+    from PIL import Image
+
+    gray = np.asarray(Image.open(io.BytesIO(image_bytes((96, 64), seed=3))).convert("L"))
+    twins = {}
+    for name, array, fmt in (("8.png", gray, "PNG"), ("16.png", gray.astype(np.uint16) * 257, "PNG"),
+                             ("16.tif", gray.astype(np.uint16) * 257, "TIFF"),
+                             ("f.tif", gray.astype(np.float32) / 255, "TIFF")):
+        out = io.BytesIO()
+        Image.fromarray(array).save(out, fmt)
+        twins[name] = out.getvalue()
+    return twins
+
+
+def test_16_bit_and_float_images_are_seen_as_shown_not_clipped():
+    """Pillow's conversion to 8 bits clips: a 16-bit scan turned nearly all white, a float one black."""
+    from palindrom.media import embedders
+
+    facts = {name: inspect_media("image", name, data) for name, data in high_depth_twins().items()}
+    assert [f.mode for f in facts.values()] == ["L", "I;16", "I;16", "F"]
+    assert len({f.phash for f in facts.values()}) == 1
+    pixels = [np.asarray(image) for image in embedders.as_images(list(high_depth_twins().values()), 10**6)]
+    assert all(np.array_equal(p, pixels[0]) for p in pixels)
+
+
 @pytest.mark.parametrize("media_type", decoding.MEDIA_TYPES)
 def test_documents_and_archives_are_no_media_format(media_type):
     """Not `corrupt` (nothing is damaged), nor an image format Pillow lacks."""
