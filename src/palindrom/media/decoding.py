@@ -570,7 +570,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     import av
 
     if cut := _container_cut(data):
-        raise MediaRejected(CORRUPT, f"{_video_mime(mime, '')}: {cut}")
+        raise MediaRejected(CORRUPT, f"{mime}: {cut}")
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.video:
