@@ -133,12 +133,16 @@ def _set_arrow_batches(spark: SparkSession, records: int, max_bytes: int) -> Non
 
 
 def _embedding_batch(sha256: list[str], vectors, modality: str, name: str, revision: str) -> pa.RecordBatch:
-    """The batch's rows of silver.media_embeddings; a vector with a NaN or infinite value (a model
-    overflowing in half precision, say) fails the task naming the objects, before anything is written."""
-    if not (finite := np.isfinite(vectors).all(axis=1)).all():
-        bad = [key for key, ok in zip(sha256, finite, strict=True) if not ok]
-        raise embedders.EmbedderError(f"{name}@{revision} gave {modality} vectors with NaN or infinite values for "
-                                      f"{len(bad)} of {len(sha256)} objects, e.g. sha256 {bad[0]}")
+    """The batch's rows of silver.media_embeddings; a vector that is not of unit length (one with a
+    NaN or infinite value, a model overflowing in half precision, say, or a zero vector) fails the task
+    naming the objects, before anything is written."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        unit = np.abs(np.linalg.norm(vectors.astype(np.float64), axis=1) - 1) <= 1e-3
+    if not unit.all():
+        bad = [key for key, ok in zip(sha256, unit, strict=True) if not ok]
+        raise embedders.EmbedderError(f"{name}@{revision} gave {modality} vectors that are not of unit length "
+                                      f"(NaN, infinite or zero) for {len(bad)} of {len(sha256)} objects, "
+                                      f"e.g. sha256 {bad[0]}")
     n = len(sha256)
     return pa.RecordBatch.from_arrays([
         pa.array(sha256, pa.string()), pa.array([modality] * n, pa.string()), pa.array([name] * n, pa.string()),

@@ -25,7 +25,10 @@ from palindrom.media import decoding
 
 DEFAULT_LIMITS = decoding.Limits()
 SIGNAL_IMAGE = {"name": "palindrom/signal-image-v1", "phash_bits": 64, "hist_bins": 16}
-SIGNAL_AUDIO = {"name": "palindrom/signal-audio-v1", "mel_bands": 32, "fmax_hz": 4000, "window_s": 0.032}
+# Digital silence (an empty recording too) has every band at the floor: it is given the direction of a
+# flat spectrum rather than a zero vector, which no cosine can be taken of.
+SIGNAL_AUDIO = {"name": "palindrom/signal-audio-v1", "mel_bands": 32, "fmax_hz": 4000, "window_s": 0.032,
+                "silence": "flat"}
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,10 @@ class SignalAudioEmbedder(Embedder):
                                 hop_length=n_fft // 2, power=2.0, mel_filters=mel)
             # dB of the power per window length (so the rate does not matter), 0 at -100 dB and below.
             spec = 10 * np.log10(np.maximum(power / n_fft**2, 1e-10)) + 100
-            rows.append(np.concatenate([spec.mean(axis=1), spec.std(axis=1)]) / 100.0)
+            row = np.concatenate([spec.mean(axis=1), spec.std(axis=1)]) / 100.0
+            if not row.any():  # (SIGNAL_AUDIO["silence"])
+                row[:bands] = 1.0
+            rows.append(row)
         return _normalise(np.stack(rows)) if rows else np.zeros((0, self.dim), np.float32)
 
 

@@ -28,11 +28,12 @@ def test_standard_import_path():
         _ = palindrom.data.NoSuchProcessor
 
 
-def test_a_vector_with_nan_or_infinity_is_refused_naming_the_object():
-    vectors = np.array([[0.6, 0.8], [np.nan, 1.0], [np.inf, 0.0]], dtype=np.float32)
+def test_a_vector_not_of_unit_length_is_refused_naming_the_object():
+    vectors = np.array([[0.6, 0.8], [np.nan, 1.0], [np.inf, 0.0], [0.0, 0.0], [0.6, 0.81]], dtype=np.float32)
     with pytest.raises(embedders.EmbedderError) as refused:
-        _embedding_batch(["a", "b", "c"], vectors, "image", "m", "r")
-    assert str(refused.value) == "m@r gave image vectors with NaN or infinite values for 2 of 3 objects, e.g. sha256 b"
+        _embedding_batch(["a", "b", "c", "d", "e"], vectors, "image", "m", "r")
+    assert str(refused.value) == ("m@r gave image vectors that are not of unit length (NaN, infinite or zero) "
+                                  "for 4 of 5 objects, e.g. sha256 b")
     batch = _embedding_batch(["a"], vectors[:1], "image", "m", "r")
     assert batch.column("vector").to_pylist() == [pytest.approx([0.6, 0.8])]
 

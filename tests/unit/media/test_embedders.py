@@ -113,6 +113,15 @@ def test_signal_audio_embedder_is_rate_independent():
     assert unit_norm(np.stack([low16, high16]))
 
 
+def test_signal_audio_embedder_gives_silence_a_direction_not_a_zero_vector():
+    model = load_embedder("audio", ModelSpec("signal", "signal-audio"), CPU)
+    silence, empty, tone = model.embed([audio_bytes(0.0, 16_000, silence_s=2.0), audio_bytes(0.0, 16_000),
+                                        audio_bytes(1.0, 16_000, freq=300.0)])
+    assert unit_norm(np.stack([silence, empty, tone]))
+    assert np.array_equal(silence, empty)
+    assert silence @ tone < 0.9
+
+
 def test_tiny_clip_through_the_production_path(tiny_clip):
     spec = ModelSpec("clip", str(tiny_clip))
     model = load_embedder("image", spec, Runtime(batch_size=2))
