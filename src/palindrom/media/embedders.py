@@ -24,7 +24,8 @@ from palindrom.logging import logger
 from palindrom.media import decoding
 
 DEFAULT_LIMITS = decoding.Limits()
-SIGNAL_IMAGE = {"name": "palindrom/signal-image-v1", "phash_bits": 64, "hist_bins": 16}
+# 16-bit and float samples are scaled to 8 bits as a viewer shows them (decoding.eight_bit), not clipped.
+SIGNAL_IMAGE = {"name": "palindrom/signal-image-v1", "phash_bits": 64, "hist_bins": 16, "samples": "8-bit as shown"}
 # Digital silence (an empty recording too) has every band at the floor: it is given the direction of a
 # flat spectrum rather than a zero vector, which no cosine can be taken of.
 SIGNAL_AUDIO = {"name": "palindrom/signal-audio-v1", "mel_bands": 32, "fmax_hz": 4000, "window_s": 0.032,
