@@ -301,14 +301,32 @@ def _soundfile_codec(info) -> str:
 def _length_known_to_libsndfile(info, data: bytes, claim: _DataClaim | None) -> bool:
     """Whether the header gives libsndfile the file's true length, on which the duration limit and the
     truncation check rest. Not so for an MP3 without a Xing/Info header (a VBR stream recorded live:
-    libsndfile guesses from its first frames' bit rate, 3 times too long in a test), a FLAC streamed
+    libsndfile guesses from its first frames' bit rate, 3 times too long in a test), a chained Ogg, a FLAC streamed
     without its sample count (2**63 - 1 frames), or a container whose writer could not seek back to
     fill in its data's size (_audio_data_claim: unknown; libsndfile reads such a WAV as empty)."""
     if info.frames == _SF_UNKNOWN_FRAMES:
         return False
     if info.subtype.startswith("MPEG_LAYER"):
         return _mpeg_audio_states_its_length(data)
+    if info.format == "OGG":
+        return not _ogg_is_chained(data)
     return claim is None or claim.declared is not None
+
+
+def _ogg_is_chained(data: bytes) -> bool:
+    """Whether an Ogg file is several streams one after the other (an internet radio's recording, or
+    files joined): a page that begins a stream after one that does not. libsndfile reads the first
+    alone, and its length as the file's. The pages are walked by their headers' sizes."""
+    offset, begun = 0, False
+    while offset + 27 <= len(data) and data[offset:offset + 4] == b"OggS":
+        segments = data[offset + 26]
+        table = data[offset + 27:offset + 27 + segments]
+        beginning = bool(data[offset + 5] & 0x02)  # header type: beginning of stream
+        if beginning and begun:
+            return True
+        begun = begun or not beginning
+        offset += 27 + segments + sum(table)
+    return False
 
 
 def _mpeg_audio_states_its_length(data: bytes) -> bool:
@@ -402,7 +420,9 @@ def _av_error(e: Exception, mime: str | None) -> MediaRejected:
     # FFmpeg's message alone: str(e) adds the error number and the name of the input ('<none>' here).
     message = getattr(e, "strerror", None) or str(e)
     lowered = message.lower()
-    if isinstance(e, av.error.DecoderNotFoundError) or ("decoder" in lowered and "not found" in lowered):
+    # PatchWelcome: FFmpeg knows the format but not this use of it (a chained Ogg whose rate changes).
+    if isinstance(e, av.error.DecoderNotFoundError | av.error.PatchWelcomeError) \
+            or ("decoder" in lowered and "not found" in lowered):
         return MediaRejected(UNSUPPORTED_CODEC, f"{mime}: {message}")
     return _unrecognised_or(CORRUPT, mime, f"FFmpeg: {message}")
 

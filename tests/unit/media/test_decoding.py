@@ -348,6 +348,24 @@ def test_au_and_caf_streamed_without_their_sizes_decode_whole(fmt, codec):
     assert (facts.duration_s, facts.sample_rate, facts.codec) == (1.5, 16_000, codec)
 
 
+@pytest.mark.parametrize(("subtype", "rate"), [("VORBIS", 16_000), ("OPUS", 48_000)])
+def test_a_chained_ogg_is_decoded_whole_not_as_its_first_stream(subtype, rate):
+    """Two Ogg streams one after the other (a radio recording; files joined): libsndfile reads the first."""
+    first, second = (audio_bytes(s, rate, fmt="OGG", subtype=subtype, freq=f) for s, f in ((1.0, 440.0), (2.0, 660.0)))
+    assert sf.info(io.BytesIO(first + second)).duration < 2.5  # libsndfile's length is one stream's
+    facts = inspect_media("audio", "radio.ogg", first + second)
+    assert (facts.codec, facts.sample_rate) == (subtype.lower(), rate)
+    assert facts.duration_s == pytest.approx(3.0, abs=0.05)  # Vorbis pads where the streams meet
+    assert inspect_media("audio", "one.ogg", first).duration_s == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_chained_ogg_whose_rate_changes_is_unsupported_not_corrupt():
+    joined = audio_bytes(1.0, 44_100, fmt="OGG") + audio_bytes(1.0, 16_000, fmt="OGG")
+    error = rejected("audio", "joined.ogg", joined)
+    assert (error.reason, error.detail) == (decoding.UNSUPPORTED_CODEC,
+                                            "audio/ogg: Not yet implemented in FFmpeg, patches welcome")
+
+
 def test_an_empty_wav_is_described_as_empty():
     facts = inspect_media("audio", "empty.wav", audio_bytes(0.0, 16_000))
     assert (facts.duration_s, facts.sample_rate, facts.channels) == (0.0, 16_000, 1)
