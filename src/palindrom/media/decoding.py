@@ -76,8 +76,17 @@ class MediaFacts:
 
 
 def detect_mime(data: bytes) -> str | None:
-    kind = filetype.guess(data)
+    # An ID3v2 tag names no format: taggers put one before FLAC too, which `filetype` would call MP3.
+    start = _id3v2_end(data)
+    kind = (start and filetype.guess(data[start:start + 8192])) or filetype.guess(data)
     return kind.mime if kind else _AUDIO_CONTAINER_MIME.get(_audio_container(data))
+
+
+def _id3v2_end(data: bytes) -> int:
+    """Where a leading ID3v2 tag ends (its size: four 7-bit bytes after a 10-byte header), or 0."""
+    if data[:3] != b"ID3" or len(data) < 10:
+        return 0
+    return 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
 
 
 def extension_mismatch(path: str, mime: str) -> bool:
@@ -332,9 +341,7 @@ def _ogg_is_chained(data: bytes) -> bool:
 def _mpeg_audio_states_its_length(data: bytes) -> bool:
     """Whether an MP3 (or MP2) carries its frame count: a Xing/Info (LAME) or VBRI header in its first
     frame, looked for after any ID3v2 tag (whose text could hold those letters)."""
-    start = 0
-    if data[:3] == b"ID3" and len(data) >= 10:  # the tag's size: four 7-bit bytes after a 10-byte header
-        start = 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+    start = _id3v2_end(data)
     first_frame = data[start:start + 2048]  # the largest MPEG audio frame is 1,441 bytes, after some padding
     return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 

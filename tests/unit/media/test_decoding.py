@@ -319,6 +319,15 @@ def test_audio_formats_only_a_decoder_recognises_are_named_by_it(muxer, encoder,
     assert facts.duration_s == pytest.approx(1.0, abs=0.05)
 
 
+def test_a_flac_behind_an_id3_tag_is_flac_not_mp3():
+    """Taggers put ID3v2 tags before FLAC too; the tag names no format (`filetype` says MP3)."""
+    frame = b"TIT2" + (6).to_bytes(4, "big") + b"\x00\x00\x00title"
+    tag = b"ID3\x03\x00\x00" + bytes([0, 0, 0, len(frame)]) + frame
+    facts = inspect_media("audio", "tagged.flac", tag + audio_bytes(1.5, 16_000, fmt="FLAC"))
+    assert (facts.mime_type, facts.codec, facts.duration_s, facts.extension_mismatch) == (
+        "audio/x-flac", "flac", 1.5, False)
+
+
 def test_little_endian_aiff_is_named_so():
     out = io.BytesIO()
     sf.write(out, tone(0.5, 8_000), 8_000, format="AIFF", subtype="PCM_16", endian="LITTLE")  # AIFC 'sowt'
