@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -298,9 +299,13 @@ class SignalAudioEmbedder(Embedder):
 
 
 class Wav2Vec2AudioEmbedder(_TransformersEmbedder):
-    """A wav2vec2-style encoder: audio resampled to its rate (FFmpeg's resampler), hidden states mean-pooled."""
+    """A wav2vec2-style encoder: audio resampled to its rate (FFmpeg's resampler), hidden states
+    mean-pooled. Audio longer than `window_seconds` is cut into equal windows no longer than that, each
+    run on its own, and the mean taken over all their frames: in one pass an hour-long recording's
+    convolutions alone hold tens of GB on the GPU, and attention grows with the square of its length."""
 
     modality = "audio"
+    window_seconds = 30.0
 
     def __init__(self, spec: ModelSpec, runtime: Runtime, max_seconds: float = decoding.Limits.max_audio_seconds):
         from transformers import AutoFeatureExtractor, AutoModel
@@ -319,9 +324,13 @@ class Wav2Vec2AudioEmbedder(_TransformersEmbedder):
                 # A clip shorter than one output frame (a recording stopped at once: 0 samples, or 24 ms
                 # for wav2vec2-base) would fail the convolutions, and the task with it: silence pads it.
                 wave = np.pad(wave, (0, max(0, self.min_samples - len(wave))))
-                inputs = self.extractor(wave, sampling_rate=rate, return_tensors="pt")
-                hidden = self.model(inputs["input_values"].to(self.device, self.dtype)).last_hidden_state
-                out.append(hidden.mean(dim=1).float().cpu().numpy()[0])
+                windows = np.array_split(wave, math.ceil(len(wave) / (self.window_seconds * rate)))
+                total, frames = 0, 0
+                for window in windows:
+                    inputs = self.extractor(window, sampling_rate=rate, return_tensors="pt")
+                    hidden = self.model(inputs["input_values"].to(self.device, self.dtype)).last_hidden_state[0]
+                    total, frames = total + hidden.float().sum(dim=0), frames + hidden.shape[0]
+                out.append((total / frames).cpu().numpy())
         return _normalise(np.stack(out)) if out else np.zeros((0, self.dim), np.float32)
 
 

@@ -167,6 +167,30 @@ def test_tiny_wav2vec2_embeds_clips_shorter_than_its_receptive_field(tiny_wav2ve
     assert agree(vectors[:1], model.embed([silence.getvalue()]))
 
 
+def test_tiny_wav2vec2_embeds_long_audio_in_bounded_windows(tiny_wav2vec2, monkeypatch):
+    """No pass sees more than `window_seconds`; the vector is the mean over every window's frames."""
+    import torch
+
+    model = load_embedder("audio", ModelSpec("wav2vec2", str(tiny_wav2vec2)), CPU)
+    monkeypatch.setattr(model, "window_seconds", 0.3)
+    passes, forward = [], model.model.forward
+
+    def spy(input_values, *args, **kwargs):
+        output = forward(input_values, *args, **kwargs)
+        passes.append((input_values.shape[-1], output.last_hidden_state[0].float().cpu()))
+        return output
+
+    monkeypatch.setattr(model.model, "forward", spy)
+    [vector] = model.embed([audio_bytes(1.0, 16_000, freq=300.0)])
+    assert [n for n, _ in passes] == [4000] * 4  # 1 s in four equal windows of at most 0.3 s
+    frames = torch.cat([hidden for _, hidden in passes])
+    expected = frames.mean(dim=0).numpy()
+    assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-6)
+    passes.clear()
+    model.embed([audio_bytes(0.25, 16_000)])
+    assert [n for n, _ in passes] == [4000]  # a clip within the window: one pass, as before
+
+
 def test_resample_keeps_duration_and_pitch():
     from pipelines.sample_media import tone
 
