@@ -8,8 +8,9 @@
 #                          other dependencies at constraints.txt's versions (9 MB); PyAV's into
 #                          .whl-pyav/ (36 MB)
 #   bench/gpu.sh run       there, carrying both folders: the gpu-marked core tests on CUDA, then
-#                          bench/embeddings.py --core-only in bf16 and fp16 at batch sizes 64 and 512;
-#                          logs and JSON results into $OUT (bench/results/gpu/ when unset)
+#                          bench/embeddings.py --core-only in bf16 and fp16 at batch sizes 64 and 512,
+#                          then bench/wav2vec2_windows.py on an hour's recording; logs and JSON results
+#                          into $OUT (bench/results/gpu/ when unset)
 #   bench/gpu.sh run-pyav  there, carrying .whl/ and .whl-pyav/: the three gpu-marked tests that
 #                          decode video or resample audio with PyAV (FFmpeg, 36 MB), which does not
 #                          fit beside the model in one trip
@@ -63,6 +64,8 @@ run() {
         | grep -v "Loading weights" || status=1
     done
   done
+  python3 bench/wav2vec2_windows.py --minutes 60 --out "$out/wav2vec2-windows.json" 2>&1 \
+    | grep -v -e "Loading weights" -e "Writing model" || status=1
   return "$status"
 }
 
