@@ -612,27 +612,26 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
                 raise MediaRejected(TOO_LARGE, f"{width}x{height} frames; the limit is {limits.max_pixels} pixels")
             # The codec's name, not its decoder's (mp3, not mp3float; av1, not libdav1d).
             codec, container_format = ctx.codec.canonical_name, container.format.name
-            count, first_pts, last_pts, rotation = 0, None, None, 0
+            count, rotation, timed = 0, 0, _FrameTimes()
             for frame in container.decode(stream):
                 count += 1
                 if count == 1 and math.isfinite(frame.rotation):  # NaN: a display matrix with no rotation
                     rotation = round(frame.rotation) % 360  # counter-clockwise, from the display matrix
                 if count > limits.max_video_frames:
                     raise MediaRejected(TOO_LARGE, f"more than {limits.max_video_frames} frames")
-                if frame.pts is not None:
-                    first_pts = frame.pts if first_pts is None else first_pts
-                    last_pts = frame.pts
+                timed.add(frame)
             rate = stream.average_rate or stream.guessed_rate
-            time_base, index = stream.time_base, stream.index
+            index = stream.index
         if count == 0:
             raise _unrecognised_or(CORRUPT, mime, "no video frame decodes")
-        fps = float(rate) if rate else None
-        if fps:
-            duration = count / fps
-        elif first_pts is not None and time_base:
-            duration = float((last_pts - first_pts) * time_base)
+        # The stated rate where the frames' own times agree with it (to 1%: Matroska keeps them to the
+        # millisecond); else the times: a variable-rate recording (a browser's, a phone's) in Matroska
+        # or WebM states a nominal rate that is not its average.
+        span, stated = timed.span(count), (float(rate) if rate else None)
+        if stated and (span is None or abs(count / stated - span) <= 0.01 * span):
+            fps, duration = stated, count / stated
         else:
-            duration = None
+            fps, duration = (count / span, span) if span else (None, None)
         wanted = sorted({min(count - 1, int((i + 0.5) * count / limits.key_frames)) for i in range(limits.key_frames)})
         frames, times = _key_frames(data, index, set(wanted), rotation)
         if rotation in (90, 270):
@@ -646,6 +645,30 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
         codec=codec, duration_s=duration, fps=fps, width=width, height=height, frame_count=count,
         key_frames=frames, key_frame_times_s=times,
     )
+
+
+class _FrameTimes:
+    """The span of a video's frames, from their presentation times: the first frame's start to the
+    last one's end (its own duration, else the mean interval)."""
+
+    def __init__(self):
+        self.first = self.last = self.last_duration = None
+
+    def add(self, frame) -> None:
+        if frame.pts is None or frame.time_base is None:
+            return
+        start = frame.pts * frame.time_base
+        self.first = start if self.first is None else min(self.first, start)
+        if self.last is None or start >= self.last:
+            self.last = start
+            self.last_duration = frame.duration * frame.time_base if frame.duration else None
+
+    def span(self, count: int) -> float | None:
+        if self.first is None:
+            return None
+        between = self.last - self.first
+        last = self.last_duration if self.last_duration is not None else (between / (count - 1) if count > 1 else 0)
+        return float(between + last) or None
 
 
 def _key_frames(data: bytes, stream_index: int, indices: set[int], rotation: int) -> tuple[list[bytes], list[float]]:

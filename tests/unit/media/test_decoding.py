@@ -3,6 +3,7 @@
 import io
 import time
 import zipfile
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -410,6 +411,35 @@ def test_video_facts_count_the_frames(codec, container, mime, expected_codec):
     assert facts.fps == pytest.approx(12)
     assert facts.duration_s == pytest.approx(37 / 12, abs=0.01)
     assert not facts.extension_mismatch
+
+
+@pytest.mark.parametrize(("codec", "container", "name"), [
+    ("libvpx-vp9", "webm", "screen.webm"), ("libx264", "matroska", "screen.mkv"), ("libx264", "mp4", "phone.mp4"),
+])
+def test_a_variable_frame_rate_video_lasts_as_long_as_its_frames(codec, container, name):
+    """A recording's frames come when they come (33 ms, then 100 ms, ...): Matroska and WebM state a
+    nominal 30 fps, which over 40 frames would make 1.33 s of 2.6."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=container) as muxer:
+        stream = muxer.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        at = 0
+        for i in range(40):
+            pixels = np.full((48, 64, 3), i * 6, np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = at, Fraction(1, 1000)
+            at += 33 if i % 2 == 0 else 100
+            for packet in stream.encode(frame):
+                muxer.mux(packet)
+        for packet in stream.encode(None):
+            muxer.mux(packet)
+    facts = inspect_media("video", name, out.getvalue())
+    assert facts.frame_count == 40
+    assert facts.duration_s == pytest.approx(2.56 + 0.033, abs=0.002)  # the last frame's start, plus its 33 ms
+    assert facts.fps == pytest.approx(40 / facts.duration_s)
 
 
 @pytest.mark.parametrize("rotation", [90, 270])
