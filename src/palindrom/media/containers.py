@@ -1,0 +1,192 @@
+"""What media containers say of themselves, read from their bytes without decoding: the chunked audio
+containers (WAV, RF64, Wave64, AIFF, AU, CAF) and the sizes they declare for their samples, the
+top-level sizes of ISO BMFF, Matroska/WebM and AVI files, chained Ogg streams, ID3v2 tags and MP3 frame
+count headers. `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
+shorter one, and libsndfile a chained Ogg as its first stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def id3v2_end(data: bytes) -> int:
+    """Where a leading ID3v2 tag ends (its size: four 7-bit bytes after a 10-byte header), or 0."""
+    if data[:3] != b"ID3" or len(data) < 10:
+        return 0
+    return 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+
+
+def ogg_is_chained(data: bytes) -> bool:
+    """Whether an Ogg file is several streams one after the other (an internet radio's recording, or
+    files joined): a page that begins a stream after one that does not. libsndfile reads the first
+    alone, and its length as the file's. The pages are walked by their headers' sizes."""
+    offset, begun = 0, False
+    while offset + 27 <= len(data) and data[offset:offset + 4] == b"OggS":
+        segments = data[offset + 26]
+        table = data[offset + 27:offset + 27 + segments]
+        beginning = bool(data[offset + 5] & 0x02)  # header type: beginning of stream
+        if beginning and begun:
+            return True
+        begun = begun or not beginning
+        offset += 27 + segments + sum(table)
+    return False
+
+
+def mpeg_audio_states_its_length(data: bytes) -> bool:
+    """Whether an MP3 (or MP2) carries its frame count: a Xing/Info (LAME) or VBRI header in its first
+    frame, looked for after any ID3v2 tag (whose text could hold those letters)."""
+    start = id3v2_end(data)
+    first_frame = data[start:start + 2048]  # the largest MPEG audio frame is 1,441 bytes, after some padding
+    return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
+
+
+# The chunked audio containers, by their first bytes: each header declares the size of its sample data.
+_W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"  # Sony Wave64's GUIDs
+_W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+AUDIO_CONTAINER_MIME = {"wav": "audio/x-wav", "w64": "audio/x-w64", "aiff": "audio/x-aiff", "au": "audio/basic",
+                         "caf": "audio/x-caf"}
+
+
+def audio_container(data: bytes) -> str | None:
+    """wav (RIFF, and RF64/BW64 for files over 4 GiB), w64, aiff (AIFF and AIFC), au, caf, or None."""
+    if data[:4] in (b"RIFF", b"RF64", b"BW64") and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:16] == _W64_RIFF:
+        return "w64"
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    return {b".snd": "au", b"caff": "caf"}.get(data[:4])
+
+
+@dataclass(frozen=True)
+class DataClaim:
+    declared: int | None  # bytes of samples the header declares; None where its writer could not say
+    present: int  # bytes after the data chunk's header, to the end of the file
+
+
+def audio_data_claim(data: bytes) -> DataClaim | None:
+    """What a chunked audio container's header says of its sample data, from its chunks, or None for
+    another format or no data chunk. libsndfile (and FFmpeg) read a truncated file as a shorter one,
+    for every codec: the bytes declared against the bytes there tell. Unknown (None) where a writer
+    that could not seek back left the size unset (a file written to a pipe): 0xFFFFFFFF in a WAV, RF64
+    or AU, 0 with samples after it in a WAV or RF64, -1 in a CAF."""
+    container = audio_container(data)
+    if container == "au":  # a fixed header: data offset and size
+        offset, size = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+        return DataClaim(None if size == 0xFFFFFFFF else size, len(data) - offset)
+    if container == "wav":
+        rf64_size = None  # RF64's data size, in its ds64 chunk (the data chunk's own says 0xFFFFFFFF)
+        for chunk, body, size in _chunks(data, 12, 4, "little"):
+            if chunk == b"ds64":
+                rf64_size = int.from_bytes(data[body + 8:body + 16], "little")
+            elif chunk == b"data":
+                present = len(data) - body
+                if size == 0xFFFFFFFF:
+                    size = rf64_size
+                return DataClaim(None if size is None or (size == 0 and present > 0) else size, present)
+    elif container == "w64":
+        for chunk, body, size in _chunks(data, 40, 16, "little", size_bytes=8, header_counted=True, align=8):
+            if chunk == _W64_DATA:
+                return DataClaim(size, len(data) - body)
+    elif container == "aiff":
+        for chunk, body, size in _chunks(data, 12, 4, "big"):
+            if chunk == b"SSND":  # after its offset and block size fields, `offset` bytes before the samples
+                skip = 8 + int.from_bytes(data[body:body + 4], "big")
+                return DataClaim(size - skip, len(data) - body - skip)
+    elif container == "caf":
+        for chunk, body, size in _chunks(data, 8, 4, "big", size_bytes=8, align=1):
+            if chunk == b"data":  # after a 4-byte edit count
+                return DataClaim(None if size == -1 else size - 4, len(data) - body - 4)
+    return None
+
+
+def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes: int = 4,
+            header_counted: bool = False, align: int = 2):
+    """(id, offset of the body, size of the body) of each chunk from `offset` on: RIFF and AIFF (4-byte
+    ids and sizes, even-padded), CAF (signed 8-byte sizes), Wave64 (16-byte ids, sizes counting the
+    24-byte header, padded to 8). Stops at a size no chunk can have (only a CAF's last chunk, -1)."""
+    while offset + id_bytes + size_bytes <= len(data):
+        body = offset + id_bytes + size_bytes
+        size = int.from_bytes(data[offset + id_bytes:body], byteorder, signed=size_bytes == 8)
+        size -= (id_bytes + size_bytes) if header_counted else 0
+        yield data[offset:offset + id_bytes], body, size
+        if size < 0:
+            return
+        offset = body + size + (-size % align)
+
+
+def container_cut(data: bytes) -> str | None:
+    """Where a file ends before its own top-level structure says it does, or None: the boxes of an
+    ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
+    AVI. FFmpeg reads a cut Matroska or AVI as a shorter film, and an MP4 cut in its index as damaged
+    or as holding no codec it knows. A size a live writer leaves unknown is no claim."""
+    if data[4:8] in _ISO_BMFF_FIRST_BOXES:
+        return _cut_in(_iso_boxes(data), len(data))
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return _cut_in(_chunks(data, 12, 4, "little"), len(data))
+    if data[:4] == _EBML_MAGIC:
+        return _cut_in(_ebml_segments(data), len(data))
+    return None
+
+
+_ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")  # older QuickTime files: no ftyp
+_EBML_MAGIC, _MATROSKA_SEGMENT = b"\x1a\x45\xdf\xa3", 0x18538067
+
+
+def _cut_in(parts, length: int) -> str | None:
+    """The first of `parts` ((name, start, size): the part's bytes, or its body's) that runs past
+    `length`, as a detail. A name that is not printable ASCII is trailing junk, not a part (a
+    camera's padding), so it ends the walk; so does a size that is unknown."""
+    for name, offset, size in parts:
+        if size is None or not all(32 <= c < 127 for c in name):
+            return None
+        if offset + size > length:
+            return f"truncated: its '{name.decode()}' ends at byte {offset + size}, the file at byte {length}"
+    return None
+
+
+def _iso_boxes(data: bytes):
+    """(type, offset, size) of each top-level box; a size of 0 runs to the end of the file."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size, name = int.from_bytes(data[offset:offset + 4], "big"), data[offset + 4:offset + 8]
+        if size == 1 and offset + 16 <= len(data):
+            size = int.from_bytes(data[offset + 8:offset + 16], "big")  # a 64-bit size
+        if size == 0:
+            return
+        if size < 8:  # malformed: FFmpeg will say so
+            yield name, offset, None
+            return
+        yield name, offset, size
+        offset += size
+
+
+def _ebml_segments(data: bytes):
+    """(b"Segment", offset of its body, size or None if unknown) of each top-level Segment after the
+    EBML header; the walk stops at anything else it cannot size."""
+    at = 0
+    while at < len(data):
+        element, at = _ebml_vint(data, at, keep_marker=True)
+        size, at = _ebml_vint(data, at)
+        if element is None:
+            return
+        if element == _MATROSKA_SEGMENT:
+            yield b"Segment", at, size
+        if size is None:
+            return
+        at += size
+
+
+def _ebml_vint(data: bytes, at: int, keep_marker: bool = False) -> tuple[int | None, int]:
+    """An EBML variable-length integer at `at`: (value, offset after it). The value is None where
+    it is unknown (all its bits set: a live writer's size) or the bytes end."""
+    if at >= len(data) or data[at] == 0:
+        return None, len(data)
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None, len(data)
+    value = int.from_bytes(data[at:at + length], "big")
+    if keep_marker:  # an element ID keeps its length marker
+        return value, at + length
+    value &= (1 << (7 * length)) - 1
+    return (None if value == (1 << (7 * length)) - 1 else value), at + length

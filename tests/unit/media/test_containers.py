@@ -1,0 +1,72 @@
+"""The container readers on their own: what they claim, and what they must not (junk after a file,
+sizes a live writer left unknown, Ogg streams multiplexed rather than chained)."""
+
+import io
+
+import pytest
+
+from palindrom.media import containers
+from pipelines.sample_media import audio_bytes, video_bytes
+
+
+def box(kind: bytes, body: bytes) -> bytes:
+    return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+
+def test_an_mp4_with_junk_after_its_boxes_is_not_cut():
+    """Cameras pad files: bytes that name no box end the walk instead of claiming a size."""
+    mp4 = video_bytes(frames=4, fps=4)
+    assert containers.container_cut(mp4) is None
+    assert containers.container_cut(mp4 + b"\x00" * 7) is None  # shorter than a box header
+    assert containers.container_cut(mp4 + b"\xff\xff\xff\xff\x01\x02\x03\x04" + bytes(64)) is None  # no box's name
+    assert containers.container_cut(mp4 + bytes(64)) is None  # a size of 0: to the end of the file
+    assert containers.container_cut(mp4 + box(b"free", bytes(100))[:50]) == (
+        f"truncated: its 'free' ends at byte {len(mp4) + 108}, the file at byte {len(mp4) + 50}")
+
+
+def test_a_64_bit_box_size_is_read():
+    mdat = (1).to_bytes(4, "big") + b"mdat" + (16 + 1000).to_bytes(8, "big") + bytes(400)
+    data = box(b"ftyp", b"isom\x00\x00\x02\x00isom") + mdat
+    ftyp = 20
+    assert containers.container_cut(data) == (
+        f"truncated: its 'mdat' ends at byte {ftyp + 1016}, the file at byte {len(data)}")
+
+
+def test_a_matroska_segment_of_unknown_size_claims_nothing():
+    webm = video_bytes(frames=4, fps=4, codec="libvpx-vp9", container="webm")
+    at = webm.index(b"\x18\x53\x80\x67") + 4
+    assert containers.container_cut(webm[: len(webm) - 10]).startswith("truncated: its 'Segment' ends at byte ")
+    live = webm[:at] + b"\x01" + b"\xff" * 7 + webm[at + 8:]
+    assert containers.container_cut(live[: len(live) - 10]) is None
+
+
+@pytest.mark.parametrize(("fmt", "declared"), [("WAV", 32_000), ("AIFF", 32_000), ("AU", 32_000), ("CAF", 32_000),
+                                               ("W64", 32_000), ("RF64", 32_000)])
+def test_the_declared_sample_bytes_of_each_chunked_container(fmt, declared):
+    data = audio_bytes(1.0, 16_000, fmt=fmt, subtype="PCM_16")
+    claim = containers.audio_data_claim(data)
+    assert (claim.declared, claim.present) == (declared, declared)
+    assert containers.audio_data_claim(data[:-1000]).present == declared - 1000
+
+
+def test_an_ogg_video_with_its_sound_is_multiplexed_not_chained():
+    """Video and sound begin together (their first pages come first), which is no chain."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="ogg") as muxer:
+        picture = muxer.add_stream("libvpx", rate=4)
+        picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
+        sound = muxer.add_stream("libopus", rate=48_000, layout="mono")
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
+            for packet in picture.encode(frame.reformat(format="yuv420p")):
+                muxer.mux(packet)
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 48_000), np.float32), format="flt", layout="mono")
+        samples.sample_rate = 48_000
+        for packet in [*sound.encode(samples), *sound.encode(None), *picture.encode(None)]:
+            muxer.mux(packet)
+    ogv = out.getvalue()
+    assert not containers.ogg_is_chained(ogv)
+    assert containers.ogg_is_chained(ogv + ogv)
