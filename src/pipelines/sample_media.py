@@ -132,10 +132,10 @@ def with_ogg_serial(data: bytes, serial: int) -> bytes:
 # --- video ---------------------------------------------------------------------------------------
 
 def video_bytes(frames: int = 48, fps: int = 24, size: tuple[int, int] = (96, 64), codec: str = "libx264",
-                container: str = "mp4", rotation: int = 0) -> bytes:
+                container: str = "mp4", rotation: int = 0, title: str | None = None) -> bytes:
     """A moving square on a colour ramp (blue growing to the right), encoded with FFmpeg through PyAV,
     with a display rotation (degrees counter-clockwise, as a phone records portrait) where `rotation`
-    is not 0; the same bytes on every call.
+    is not 0 and a title tag where `title` is given; the same bytes on every call.
     Bit-exact muxing leaves out the random ids (WebM's segment and track UIDs) and version strings;
     x264's macroblock-tree rate control is off: with it, the same frames came out encoded differently
     from one call to the next in a process (B-frames stay, as in the usual encoder settings)."""
@@ -144,6 +144,8 @@ def video_bytes(frames: int = 48, fps: int = 24, size: tuple[int, int] = (96, 64
     width, height = size
     out = io.BytesIO()
     with av.open(out, mode="w", format=container, options={"fflags": "+bitexact"}) as muxer:
+        if title:
+            muxer.metadata["title"] = title
         stream = muxer.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if rotation:

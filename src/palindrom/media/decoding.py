@@ -317,6 +317,15 @@ def _length_known_to_libsndfile(info, data: bytes, claim: containers.DataClaim |
     return claim is None or claim.declared is not None
 
 
+def _open_av(data: bytes):
+    """FFmpeg's reading of the bytes. Its tags (a title, an encoder) are decoded with replacement
+    characters where they are not UTF-8, as an old camera's Latin-1 title is not: PyAV refuses the
+    whole file otherwise, and no fact taken here comes from a tag."""
+    import av
+
+    return av.open(io.BytesIO(data), metadata_errors="replace")
+
+
 def _av_error(e: Exception, mime: str | None) -> MediaRejected:
     import av
 
@@ -348,7 +357,7 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> Decod
     import av
 
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with _open_av(data) as container:
             if not container.streams.audio:
                 raise _missing_stream(container, "audio", mime)
             stream = container.streams.best("audio") or container.streams.audio[0]  # FFmpeg's choice
@@ -416,7 +425,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     if cut := containers.container_cut(data):
         raise MediaRejected(CORRUPT, f"{mime}: {cut}")
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with _open_av(data) as container:
             if not container.streams.video:
                 raise _missing_stream(container, "video", mime)
             # FFmpeg's choice: not a cover picture or thumbnail stream listed before the film.
@@ -489,10 +498,9 @@ class _FrameTimes:
 
 
 def _key_frames(data: bytes, stream_index: int, indices: set[int], rotation: int) -> tuple[list[bytes], list[float]]:
-    import av
 
     frames, times = [], []
-    with av.open(io.BytesIO(data)) as container:
+    with _open_av(data) as container:
         stream = container.streams[stream_index]
         for i, frame in enumerate(container.decode(stream)):
             if i in indices:

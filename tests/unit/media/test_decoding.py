@@ -442,6 +442,15 @@ def test_a_variable_frame_rate_video_lasts_as_long_as_its_frames(codec, containe
     assert facts.fps == pytest.approx(40 / facts.duration_s)
 
 
+@pytest.mark.parametrize(("container", "name"), [("mp4", "old.mp4"), ("matroska", "old.mkv")])
+def test_a_video_whose_tags_are_not_utf8_is_described(container, name):
+    """An old camera's Latin-1 title: PyAV refused the whole file ('utf-8' codec can't decode)."""
+    data = video_bytes(frames=6, fps=6, container=container, title="holiday-MARKER")
+    data = data.replace(b"MARKER", b"\xe9t\xe9\xbc\xbc!")
+    facts = inspect_media("video", name, data)
+    assert (facts.frame_count, facts.width) == (6, 96)
+
+
 @pytest.mark.parametrize("rotation", [90, 270])
 def test_a_video_recorded_portrait_is_described_and_sampled_upright(rotation):
     from PIL import Image
