@@ -32,6 +32,46 @@ def ogg_is_chained(data: bytes) -> bool:
     return False
 
 
+# MPEG audio frame headers: kbit/s by (MPEG-1 or not, layer) and bit-rate index; Hz by version.
+_MPEG_KBPS = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_HZ = {3: (44_100, 48_000, 32_000), 2: (22_050, 24_000, 16_000), 0: (11_025, 12_000, 8_000)}
+
+
+def _mpeg_frame_bytes(header: bytes) -> int | None:
+    """The length of the MPEG audio frame this 4-byte header begins, or None if it is not one."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (header[1] >> 3) & 3, 4 - ((header[1] >> 1) & 3)  # layer: 1, 2 or 3 (4: reserved)
+    rate_index, hz_index, padding = header[2] >> 4, (header[2] >> 2) & 3, (header[2] >> 1) & 1
+    if version == 1 or layer == 4 or rate_index in (0, 15) or hz_index == 3:  # reserved, or free format
+        return None
+    bits = _MPEG_KBPS[(version == 3, layer)][rate_index] * 1000
+    hz = _MPEG_HZ[version][hz_index]
+    if layer == 1:
+        return (12 * bits // hz + padding) * 4
+    return (144 if layer == 2 or version == 3 else 72) * bits // hz + padding
+
+
+def mpeg_audio_cut(data: bytes) -> str | None:
+    """Where an MP3 (or MP2) ends inside its last frame, or None. Without a Xing header nothing
+    states an MPEG audio stream's length, and its decoders drop a partial last frame silently; but
+    each frame's header gives its size, so a file cut at any byte but a frame's end shows. The walk
+    starts after an ID3v2 tag and stops at whatever is not a frame (an ID3v1 or APE tag at the end)."""
+    offset = id3v2_end(data)
+    while (size := _mpeg_frame_bytes(data[offset:offset + 4])) is not None:
+        if offset + size > len(data):
+            return f"truncated: its last frame ends at byte {offset + size}, the file at byte {len(data)}"
+        offset += size
+    return None
+
+
 def mpeg_audio_states_its_length(data: bytes) -> bool:
     """Whether an MP3 (or MP2) carries its frame count: a Xing/Info (LAME) or VBRI header in its first
     frame, looked for after any ID3v2 tag (whose text could hold those letters)."""

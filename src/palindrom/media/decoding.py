@@ -272,6 +272,8 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
                                      f"samples, {claim.present} follow it")
     if cut := containers.container_cut(data):  # an M4A, a WebM or Matroska voice note
         raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {cut}")
+    if mime == "audio/mpeg" and (cut := containers.mpeg_audio_cut(data)):
+        raise MediaRejected(CORRUPT, f"{mime}: {cut}")
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):

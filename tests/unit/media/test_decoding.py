@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from palindrom.media import decoding
+from palindrom.media import containers, decoding
 from palindrom.media.decoding import Limits, MediaRejected, inspect_media
 from pipelines.sample_media import SAMPLE_MEDIA, audio_bytes, bomb_png, image_bytes, tone, video_bytes
 
@@ -229,9 +229,34 @@ def test_a_truncated_mp3_that_states_its_length_is_corrupt():
             container.mux(packet)
     data = out.getvalue()
     assert inspect_media("audio", "a.mp3", data).duration_s == pytest.approx(3.0, abs=0.05)
-    error = rejected("audio", "a.mp3", data[: len(data) // 2])
+    at_a_frames_end = containers.id3v2_end(data)
+    while at_a_frames_end < len(data) // 2:
+        at_a_frames_end += containers._mpeg_frame_bytes(data[at_a_frames_end:at_a_frames_end + 4])
+    error = rejected("audio", "a.mp3", data[:at_a_frames_end])  # whole frames: only the Xing count tells
     assert error.reason == decoding.CORRUPT
     assert error.detail.startswith("audio/mpeg: truncated: the header promises 132300 frames")
+
+
+@pytest.mark.parametrize("rate", [44_100, 22_050, 8_000])  # MPEG-1, MPEG-2 and MPEG-2.5 layer III
+def test_an_mp3_cut_inside_a_frame_is_corrupt_without_a_frame_count(rate):
+    """Most MP3s state no length (no Xing header: CBR from older encoders); FFmpeg drops a partial
+    last frame silently, but each frame's header gives its size."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3", options={"write_xing": "0"}) as container:
+        stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone(3.0, rate)[:, 0][None, :], format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    data = out.getvalue()
+    whole = inspect_media("audio", "a.mp3", data).duration_s
+    assert whole == pytest.approx(3.0, abs=0.2)  # with the encoder's delay: 3.17 s at 8 kHz
+    assert inspect_media("audio", "a.mp3", data + b"TAG" + bytes(125)).duration_s == whole  # an ID3v1 tag after
+    error = rejected("audio", "a.mp3", data[: len(data) // 2 + 7])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.startswith("audio/mpeg: truncated: its last frame ends at byte ")
 
 
 def test_a_vbr_mp3_without_its_frame_count_header_decodes_whole():
