@@ -1,7 +1,7 @@
 """What media containers say of themselves, read from their bytes without decoding: the chunked audio
 containers (WAV, RF64, Wave64, AIFF, AU, CAF) and the sizes they declare for their samples, the
-top-level sizes of ISO BMFF, Matroska/WebM and AVI files, chained Ogg streams, ID3v2 tags and MP3 frame
-count headers. `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
+top-level sizes of ISO BMFF, Matroska/WebM and AVI files, chained Ogg streams, ID3v2 tags, MPEG audio
+frames and MP3 frame count headers. `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
 shorter one, and libsndfile a chained Ogg as its first stream."""
 
 from __future__ import annotations
