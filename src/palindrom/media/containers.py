@@ -59,7 +59,7 @@ def _mpeg_frame_bytes(header: bytes) -> int | None:
     return (144 if layer == 2 or version == 3 else 72) * bits // hz + padding
 
 
-def mpeg_audio_cut(data: bytes) -> str | None:
+def _mpeg_audio_cut(data: bytes) -> str | None:
     """Where an MP3 (or MP2) ends inside its last frame, or None. Without a Xing header nothing
     states an MPEG audio stream's length, and its decoders drop a partial last frame silently; but
     each frame's header gives its size, so a file cut at any byte but a frame's end shows. The walk
@@ -158,14 +158,17 @@ def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes:
 def container_cut(data: bytes) -> str | None:
     """Where a file ends before its own top-level structure says it does, or None: the boxes of an
     ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
-    AVI. FFmpeg reads a cut Matroska or AVI as a shorter film, and an MP4 cut in its index as damaged
-    or as holding no codec it knows. A size a live writer leaves unknown is no claim."""
+    AVI, the frames of an MP3 or MP2. FFmpeg reads a cut Matroska, AVI or MP3 as a shorter one, and an
+    MP4 cut in its index as damaged or as holding no codec it knows. A size a live writer leaves
+    unknown is no claim."""
     if data[4:8] in _ISO_BMFF_FIRST_BOXES:
         return _cut_in(_iso_boxes(data), len(data))
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
         return _cut_in(_chunks(data, 12, 4, "little"), len(data))
     if data[:4] == _EBML_MAGIC:
         return _cut_in(_ebml_segments(data), len(data))
+    if data[:3] == b"ID3" or _mpeg_frame_bytes(data[:4]) is not None:
+        return _mpeg_audio_cut(data)
     return None
 
 

@@ -270,10 +270,8 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
         # libsndfile and FFmpeg alike would decode the part that is there, as if it were the whole.
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header declares {claim.declared} bytes of "
                                      f"samples, {claim.present} follow it")
-    if cut := containers.container_cut(data):  # an M4A, a WebM or Matroska voice note
+    if cut := containers.container_cut(data):  # an MP3; an M4A, a WebM or Matroska voice note
         raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {cut}")
-    if mime == "audio/mpeg" and (cut := containers.mpeg_audio_cut(data)):
-        raise MediaRejected(CORRUPT, f"{mime}: {cut}")
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):

@@ -95,10 +95,11 @@ def test_16_bit_and_float_images_are_seen_as_shown_not_clipped():
     """Pillow's conversion to 8 bits clips: a 16-bit scan turned nearly all white, a float one black."""
     from palindrom.media import embedders
 
-    facts = {name: inspect_media("image", name, data) for name, data in high_depth_twins().items()}
+    twins = high_depth_twins()
+    facts = {name: inspect_media("image", name, data) for name, data in twins.items()}
     assert [f.mode for f in facts.values()] == ["L", "I;16", "I;16", "F"]
     assert len({f.phash for f in facts.values()}) == 1
-    pixels = [np.asarray(image) for image in embedders.as_images(list(high_depth_twins().values()), 10**6)]
+    pixels = [np.asarray(image) for image in embedders.as_images(list(twins.values()), 10**6)]
     assert all(np.array_equal(p, pixels[0]) for p in pixels)
 
 
