@@ -4,7 +4,8 @@
 loads it once and reuses it for every batch and task it runs. Every embedder returns float32
 vectors, L2-normalised, and names itself by `model_name` and `model_revision` for lineage:
 the Hugging Face commit for a hub model, the SHA-256 of the weights for a local or packaged one,
-and, for the weight-free signal embedders, the SHA-256 of their parameters.
+and, for the weight-free signal embedders, the SHA-256 of their parameters. A CLIP or wav2vec2
+revision also names the preprocessing our code does around the model (`PREPROCESSING`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ SIGNAL_IMAGE = {"name": "palindrom/signal-image-v1", "phash_bits": 64, "hist_bin
 # flat spectrum rather than a zero vector, which no cosine can be taken of.
 SIGNAL_AUDIO = {"name": "palindrom/signal-audio-v1", "mel_bands": 32, "fmax_hz": 4000, "window_s": 0.032,
                 "silence": "flat"}
+# What our code does around a neural model's own preprocessor is part of what its vectors mean, so a
+# CLIP or wav2vec2 `model_revision` is "<commit or weights' SHA-256>+<12 hex of this entry's SHA-256>":
+# a change to that code (a new window length, another resampler) adds rows beside the old ones instead
+# of mixing two kinds of vector under one revision. Change the entry whenever the code changes a vector.
+PREPROCESSING = {
+    "clip": {"orientation": "EXIF", "samples": "8-bit as shown", "colour": "RGB",
+             "video": "mean of the key frames' vectors"},
+    "wav2vec2": {"channels": "mean", "resampler": "libswresample", "short": "silence to the receptive field",
+                 "window_s": 30.0, "pooling": "mean over every window's frames"},
+}
+
+
+def params_sha256(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -106,10 +121,14 @@ def _model_identity(spec: ModelSpec) -> tuple[str, str, str]:
     if not local:
         if not spec.revision:
             raise EmbedderError(f"hub model {spec.model!r} must pin `revision` to a commit")
-        return path, spec.model, spec.revision
-    if not Path(path).is_dir():
+        name, revision = spec.model, spec.revision
+    elif not Path(path).is_dir():
         raise EmbedderError(f"model folder {path} does not exist")
-    return path, spec.name or Path(path).name, weights_sha256(path)
+    else:
+        name, revision = spec.name or Path(path).name, weights_sha256(path)
+    if spec.kind in PREPROCESSING:
+        revision += "+" + params_sha256(PREPROCESSING[spec.kind])[:12]
+    return path, name, revision
 
 
 class Embedder:
@@ -177,7 +196,7 @@ class SignalImageEmbedder(Embedder):
 
     modality = "image"
     model_name = SIGNAL_IMAGE["name"]
-    model_revision = hashlib.sha256(json.dumps(SIGNAL_IMAGE, sort_keys=True).encode()).hexdigest()
+    model_revision = params_sha256(SIGNAL_IMAGE)
     dim = SIGNAL_IMAGE["phash_bits"] + 3 * SIGNAL_IMAGE["hist_bins"]
 
     def __init__(self, max_pixels: int = decoding.Limits.max_pixels):
@@ -270,7 +289,7 @@ class SignalAudioEmbedder(Embedder):
 
     modality = "audio"
     model_name = SIGNAL_AUDIO["name"]
-    model_revision = hashlib.sha256(json.dumps(SIGNAL_AUDIO, sort_keys=True).encode()).hexdigest()
+    model_revision = params_sha256(SIGNAL_AUDIO)
     dim = 2 * SIGNAL_AUDIO["mel_bands"]
 
     def __init__(self, max_seconds: float = decoding.Limits.max_audio_seconds):
@@ -305,7 +324,7 @@ class Wav2Vec2AudioEmbedder(_TransformersEmbedder):
     convolutions alone hold tens of GB on the GPU, and attention grows with the square of its length."""
 
     modality = "audio"
-    window_seconds = 30.0
+    window_seconds = PREPROCESSING["wav2vec2"]["window_s"]
 
     def __init__(self, spec: ModelSpec, runtime: Runtime, max_seconds: float = decoding.Limits.max_audio_seconds):
         from transformers import AutoFeatureExtractor, AutoModel

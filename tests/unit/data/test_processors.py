@@ -97,7 +97,7 @@ def test_clip_configured_through_config(spark_session, tiny_clip):
     rows = processor.extract_embeddings(bronze(spark_session, {"a.png": image_bytes(seed=1)})).collect()
     assert rows[0]["dim"] == 16
     assert rows[0]["model_name"] == "tiny-clip"
-    assert rows[0]["model_revision"] == embedders.weights_sha256(str(tiny_clip))
+    assert rows[0]["model_revision"] == embedders.identity("image", embedders.ModelSpec("clip", str(tiny_clip)))[1]
 
 
 def test_video_embeddings_from_key_frames(spark_session):

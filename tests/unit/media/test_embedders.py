@@ -7,6 +7,7 @@ machine that cannot take the 90 MB package gets the same model as a folder throu
 
 import hashlib
 import io
+import json
 import os
 from pathlib import Path
 
@@ -130,7 +131,9 @@ def test_tiny_clip_through_the_production_path(tiny_clip):
     assert unit_norm(vectors)
     assert not np.allclose(vectors[0], vectors[1])
     assert model.model_name == "tiny-clip"
-    assert model.model_revision == embedders.weights_sha256(str(tiny_clip))
+    preprocessing = hashlib.sha256(json.dumps(embedders.PREPROCESSING["clip"], sort_keys=True).encode())
+    assert model.model_revision == f"{embedders.weights_sha256(str(tiny_clip))}+{preprocessing.hexdigest()[:12]}"
+    assert embedders.identity("image", spec) == ("tiny-clip", model.model_revision)
     # The same image in one batch or another gives the same vector (batching changes nothing).
     assert agree(model.embed([image_bytes(seed=3)]), vectors[2:])
 
@@ -189,6 +192,21 @@ def test_tiny_wav2vec2_embeds_long_audio_in_bounded_windows(tiny_wav2vec2, monke
     passes.clear()
     model.embed([audio_bytes(0.25, 16_000)])
     assert [n for n, _ in passes] == [4000]  # a clip within the window: one pass, as before
+
+
+def test_a_change_to_our_preprocessing_is_a_new_revision(tiny_wav2vec2, monkeypatch):
+    """The same weights behind other windows give other vectors: they must not share a revision."""
+    hub = ModelSpec("wav2vec2", "facebook/wav2vec2-base", revision="0" * 40)
+    local = ModelSpec("wav2vec2", str(tiny_wav2vec2))
+    before = [embedders.identity("audio", spec)[1] for spec in (hub, local)]
+    assert before[0].startswith("0" * 40 + "+")
+    assert before[1].startswith(embedders.weights_sha256(str(tiny_wav2vec2)) + "+")
+    monkeypatch.setitem(embedders.PREPROCESSING["wav2vec2"], "window_s", 10.0)
+    after = [embedders.identity("audio", spec)[1] for spec in (hub, local)]
+    assert [a.split("+")[0] for a in after] == [b.split("+")[0] for b in before]
+    assert all(a != b for a, b in zip(after, before, strict=True))
+    # The text model's preprocessing is its own (tokenizer, pooling), in its weights' folder.
+    assert embedders.identity("text", MINILM)[1] == embedders.weights_sha256(embedders.model_path(MINILM)[0])
 
 
 def test_resample_keeps_duration_and_pitch():

@@ -101,7 +101,7 @@ def test_process_media_incrementally(spark_session, lake_config, tiny_clip):
                 .groupBy("model_name", "model_revision").count().collect()}
     signal = embedders.SignalImageEmbedder
     assert by_model == {(signal.model_name, signal.model_revision): 2,
-                        ("tiny-clip", embedders.weights_sha256(str(tiny_clip))): 2}
+                        embedders.identity("image", embedders.ModelSpec("clip", str(tiny_clip))): 2}
 
 
 def test_the_quarantine_is_read_only_for_the_batches_a_run_processes(spark_session, lake_config):
