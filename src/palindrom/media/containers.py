@@ -1,5 +1,6 @@
-"""What media containers say of themselves, read from their bytes without decoding: the chunked audio
-containers (WAV, RF64, Wave64, AIFF, AU, CAF) and the sizes they declare for their samples, the
+"""What media containers say of themselves, read from their bytes without decoding: the audio
+containers whose headers declare the size of their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST
+SPHERE, AVR, Amiga 8SVX/16SV) and the blocks of a Creative Voice File, the
 top-level sizes of ISO BMFF, Matroska/WebM and AVI files, chained Ogg streams, ID3v2 tags, MPEG audio
 frames and MP3 frame count headers. `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
 shorter one, and libsndfile a chained Ogg as its first stream."""
@@ -80,22 +81,33 @@ def mpeg_audio_states_its_length(data: bytes) -> bool:
     return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
-# The chunked audio containers, by their first bytes: each header declares the size of its sample data.
+# The audio containers libsndfile reads, by their first bytes: each header declares the size of its
+# sample data. The MIME types of the rarer ones are GStreamer's names ("audio/x-" and libsndfile's).
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"  # Sony Wave64's GUIDs
 _W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+_VOC_MAGIC = b"Creative Voice File\x1a"
 AUDIO_CONTAINER_MIME = {"wav": "audio/x-wav", "w64": "audio/x-w64", "aiff": "audio/x-aiff", "au": "audio/basic",
-                         "caf": "audio/x-caf"}
+                        "caf": "audio/x-caf", "nist": "audio/x-nist", "avr": "audio/x-avr", "svx": "audio/x-svx",
+                        "voc": "audio/x-voc"}
 
 
 def audio_container(data: bytes) -> str | None:
-    """wav (RIFF, and RF64/BW64 for files over 4 GiB), w64, aiff (AIFF and AIFC), au, caf, or None."""
+    """wav (RIFF, and RF64/BW64 for files over 4 GiB), w64, aiff (AIFF and AIFC), au, caf, nist (NIST
+    SPHERE: the speech corpora's format), avr (Audio Visual Research), svx (Amiga IFF 8SVX/16SV), voc
+    (Creative Voice File), or None."""
     if data[:4] in (b"RIFF", b"RF64", b"BW64") and data[8:12] == b"WAVE":
         return "wav"
     if data[:16] == _W64_RIFF:
         return "w64"
     if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
         return "aiff"
-    return {b".snd": "au", b"caff": "caf"}.get(data[:4])
+    if data[:4] == b"FORM" and data[8:12] in (b"8SVX", b"16SV"):
+        return "svx"
+    if data[:20] == _VOC_MAGIC:
+        return "voc"
+    if data[:8] == b"NIST_1A\n":
+        return "nist"
+    return {b".snd": "au", b"caff": "caf", b"2BIT": "avr"}.get(data[:4])
 
 
 @dataclass(frozen=True)
@@ -137,7 +149,40 @@ def audio_data_claim(data: bytes) -> DataClaim | None:
         for chunk, body, size in _chunks(data, 8, 4, "big", size_bytes=8, align=1):
             if chunk == b"data":  # after a 4-byte edit count
                 return DataClaim(None if size == -1 else size - 4, len(data) - body - 4)
+    elif container == "svx":
+        for chunk, body, size in _chunks(data, 12, 4, "big"):
+            if chunk == b"BODY":
+                return DataClaim(size, len(data) - body)
+    elif container == "avr":  # a 128-byte header: 0xFFFF for stereo, bits a sample, sample frames
+        channels = 2 if data[12:14] == b"\xff\xff" else 1
+        bits, frames = int.from_bytes(data[14:16], "big"), int.from_bytes(data[26:30], "big")
+        return DataClaim(frames * channels * (bits // 8), max(0, len(data) - 128))
+    elif container == "nist":
+        return _nist_claim(data)
     return None
+
+
+def _nist_claim(data: bytes) -> DataClaim | None:
+    """A NIST SPHERE header is text: "NIST_1A", its own size, then `name -type value` lines up to
+    "end_head". Its samples are sample_count x channel_count x sample_n_bytes bytes, unless they are
+    compressed (shorten, wavpack: no decoder here reads those), where no size is claimed."""
+    lines = data[:64].split(b"\n")
+    if len(lines) < 3 or not lines[1].strip().isdigit():
+        return None
+    header = int(lines[1])
+    fields = {}
+    for line in data[:header].split(b"\n")[2:]:
+        parts = line.split(maxsplit=2)
+        if parts == [b"end_head"]:
+            break
+        if len(parts) == 3:
+            fields[parts[0]] = parts[2]
+    coding = fields.get(b"sample_coding", b"pcm")
+    if not all(fields.get(k, b"").isdigit() for k in (b"sample_count", b"channel_count", b"sample_n_bytes")) \
+            or coding.split(b",")[0] not in (b"pcm", b"ulaw", b"mu-law", b"alaw") or b"," in coding:
+        return None
+    declared = int(fields[b"sample_count"]) * int(fields[b"channel_count"]) * int(fields[b"sample_n_bytes"])
+    return DataClaim(declared, max(0, len(data) - header))
 
 
 def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes: int = 4,
@@ -158,9 +203,9 @@ def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes:
 def container_cut(data: bytes) -> str | None:
     """Where a file ends before its own top-level structure says it does, or None: the boxes of an
     ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
-    AVI, the frames of an MP3 or MP2. FFmpeg reads a cut Matroska, AVI or MP3 as a shorter one, and an
-    MP4 cut in its index as damaged or as holding no codec it knows. A size a live writer leaves
-    unknown is no claim."""
+    AVI, the frames of an MP3 or MP2, the blocks of a Creative Voice File. FFmpeg reads a cut
+    Matroska, AVI or MP3 as a shorter one, and an MP4 cut in its index as damaged or as holding no
+    codec it knows. A size a live writer leaves unknown is no claim."""
     if data[4:8] in _ISO_BMFF_FIRST_BOXES:
         return _cut_in(_iso_boxes(data), len(data))
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
@@ -169,7 +214,23 @@ def container_cut(data: bytes) -> str | None:
         return _cut_in(_ebml_segments(data), len(data))
     if data[:3] == b"ID3" or _mpeg_frame_bytes(data[:4]) is not None:
         return _mpeg_audio_cut(data)
+    if data[:20] == _VOC_MAGIC:
+        return _cut_in(_voc_blocks(data), len(data))
     return None
+
+
+_VOC_BLOCKS = {1: b"sound data", 2: b"sound continuation", 3: b"silence", 4: b"marker", 5: b"text",
+               6: b"repeat", 7: b"end repeat", 8: b"extended", 9: b"sound data"}
+
+
+def _voc_blocks(data: bytes):
+    """(name, offset of its body, size) of each block of a Creative Voice File, from the offset its
+    header gives (bytes 20-21) to the terminator (type 0), each a type byte and a 3-byte size."""
+    offset = int.from_bytes(data[20:22], "little")
+    while offset < len(data) and data[offset] in _VOC_BLOCKS:
+        size = int.from_bytes(data[offset + 1:offset + 4], "little") if offset + 4 <= len(data) else 0
+        yield _VOC_BLOCKS[data[offset]], offset + 4, size
+        offset += 4 + size
 
 
 _ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")  # older QuickTime files: no ftyp

@@ -101,7 +101,11 @@ _EXTRA_EXTENSIONS = {
     "image/jpx": {".jp2", ".jpf", ".jpx"}, "image/x-tga": {".tga"}, "image/qoi": {".qoi"},
     "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav", ".rf64"},
     "audio/x-caf": {".caf"}, "audio/x-w64": {".w64"}, "audio/eac3": {".eac3", ".ec3"}, "audio/x-wavpack": {".wv"},
-    "audio/x-tta": {".tta"}, "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"},
+    "audio/x-tta": {".tta"}, "audio/x-nist": {".sph", ".nist"}, "audio/x-avr": {".avr"},
+    "audio/x-svx": {".8svx", ".16sv", ".svx", ".iff"}, "audio/x-voc": {".voc"}, "audio/x-ircam": {".sf", ".ircam"},
+    "audio/x-htk": {".htk"}, "audio/x-paf": {".paf", ".fap"}, "audio/x-mpc2k": {".snd"}, "audio/x-pvf": {".pvf"},
+    "audio/x-sds": {".sds"}, "audio/x-xi": {".xi"}, "audio/x-wve": {".wve"}, "audio/x-mat4": {".mat"},
+    "audio/x-mat5": {".mat"}, "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"},
     "audio/x-matroska": {".mka", ".mkv"}, "video/mp4": {".3g2", ".3gp", ".m4v", ".mp4"},
     "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
     "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
@@ -234,7 +238,8 @@ _SOUNDFILE_CODECS = {"PCM_U8": "pcm_u8", "PCM_S8": "pcm_s8", "VORBIS": "vorbis",
                      "MPEG_LAYER_I": "mp1"}
 _SOUNDFILE_PCM = {"PCM_16": "pcm_s16", "PCM_24": "pcm_s24", "PCM_32": "pcm_s32", "FLOAT": "pcm_f32",
                   "DOUBLE": "pcm_f64"}
-_BIG_ENDIAN_FORMATS = ("AIFF", "AU", "CAF")  # libsndfile's formats whose samples are big-endian unless marked
+# libsndfile's formats whose samples are big-endian unless marked (its NIST, IRCAM, PAF and MAT files say).
+_BIG_ENDIAN_FORMATS = ("AIFF", "AU", "CAF", "AVR", "SVX", "HTK", "PVF")
 # MIME types of the audio formats FFmpeg reads and neither `filetype` nor containers.audio_container recognises.
 _FFMPEG_AUDIO_FORMATS = {"mp3": "audio/mpeg", "ac3": "audio/ac3", "eac3": "audio/eac3", "wv": "audio/x-wavpack",
                          "tta": "audio/x-tta"}
@@ -278,6 +283,8 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
         return _decode_audio_av(data, mime, max_seconds)
     if not _length_known_to_libsndfile(info, data, claim):
         return _decode_audio_av(data, mime, max_seconds)  # FFmpeg counts as it decodes
+    # A format read by libsndfile alone (HTK, IRCAM, MPC2K, ...): GStreamer's naming, "audio/x-" and its name.
+    mime = mime or f"audio/x-{info.format.lower()}"
     if info.samplerate <= 0 or info.channels <= 0:
         raise MediaRejected(CORRUPT, f"{mime}: header gives {info.samplerate} Hz, {info.channels} channels")
     if info.frames / info.samplerate > max_seconds:

@@ -41,12 +41,31 @@ def test_a_matroska_segment_of_unknown_size_claims_nothing():
 
 
 @pytest.mark.parametrize(("fmt", "declared"), [("WAV", 32_000), ("AIFF", 32_000), ("AU", 32_000), ("CAF", 32_000),
-                                               ("W64", 32_000), ("RF64", 32_000)])
+                                               ("W64", 32_000), ("RF64", 32_000), ("NIST", 32_000),
+                                               ("AVR", 32_000), ("SVX", 32_000)])
 def test_the_declared_sample_bytes_of_each_chunked_container(fmt, declared):
     data = audio_bytes(1.0, 16_000, fmt=fmt, subtype="PCM_16")
     claim = containers.audio_data_claim(data)
     assert (claim.declared, claim.present) == (declared, declared)
     assert containers.audio_data_claim(data[:-1000]).present == declared - 1000
+
+
+def test_a_nist_header_claims_no_size_for_compressed_samples():
+    """Shorten-compressed SPHERE files (as some LDC corpora ship) hold fewer bytes than their samples."""
+    data = audio_bytes(1.0, 16_000, fmt="NIST", subtype="PCM_16")
+    assert b"sample_coding -s3 pcm\n" in data
+    shortened = data.replace(b"sample_coding -s3 pcm\n", b"sample_coding -s26 pcm,embedded-shorten-v2.00\n")
+    assert containers.audio_data_claim(shortened) is None
+    assert containers.audio_data_claim(data.replace(b"sample_count -i 16000\n", b"")) is None
+
+
+def test_the_blocks_of_a_creative_voice_file():
+    data = audio_bytes(1.0, 16_000, fmt="VOC", subtype="PCM_16")
+    assert containers.container_cut(data) is None
+    assert containers.container_cut(data + b"junk") is None  # after the terminator
+    assert containers.container_cut(data[:30]) == "truncated: its 'sound data' ends at byte 32042, the file at byte 30"
+    header_cut = data[:int.from_bytes(data[20:22], "little") + 2]  # inside the first block's size
+    assert containers.container_cut(header_cut).startswith("truncated: its 'sound data' ends at byte ")
 
 
 def test_an_ogg_video_with_its_sound_is_multiplexed_not_chained():

@@ -305,20 +305,47 @@ def test_audio_level_and_silence():
     ("W64", "PCM_16", 2, "audio/x-w64", "pcm_s16le"), ("AIFF", "PCM_16", 1, "audio/x-aiff", "pcm_s16be"),
     ("AIFF", "FLOAT", 1, "audio/x-aiff", "pcm_f32be"), ("AU", "PCM_24", 1, "audio/basic", "pcm_s24be"),
     ("CAF", "PCM_16", 1, "audio/x-caf", "pcm_s16be"), ("CAF", "ALAC_16", 1, "audio/x-caf", "alac_16"),
+    ("NIST", "PCM_16", 1, "audio/x-nist", "pcm_s16le"), ("NIST", "PCM_24", 2, "audio/x-nist", "pcm_s24le"),
+    ("NIST", "ULAW", 1, "audio/x-nist", "pcm_mulaw"), ("AVR", "PCM_16", 2, "audio/x-avr", "pcm_s16be"),
+    ("SVX", "PCM_16", 1, "audio/x-svx", "pcm_s16be"),
 ])
 def test_truncated_chunked_audio_is_corrupt_not_shorter(fmt, subtype, channels, mime, codec):
-    """libsndfile (and FFmpeg) read a cut WAV, AIFF, AU, CAF or Wave64 as a shorter file, for every
-    codec: the size its header declares for the samples tells."""
+    """libsndfile (and FFmpeg) read a cut WAV, AIFF, AU, CAF, Wave64, NIST SPHERE, AVR or 8SVX file as a
+    shorter one, for every codec: the size its header declares for the samples tells."""
     out = io.BytesIO()
     sf.write(out, tone(1.0, 16_000).repeat(channels, axis=1), 16_000, format=fmt, subtype=subtype)
     data = out.getvalue()
-    name = f"a.{ {'WAVEX': 'wav', 'RF64': 'wav', 'AIFF': 'aiff'}.get(fmt, fmt.lower())}"
+    name = f"a.{ {'WAVEX': 'wav', 'RF64': 'wav', 'AIFF': 'aiff', 'NIST': 'sph', 'SVX': '8svx'}.get(fmt, fmt.lower())}"
     facts = inspect_media("audio", name, data)
     assert (facts.mime_type, facts.codec, facts.extension_mismatch) == (mime, codec, False)
     assert facts.duration_s == pytest.approx(1.0, abs=0.02)  # ADPCM pads its last block
     error = rejected("audio", name, data[: len(data) * 6 // 10])
     assert error.reason == decoding.CORRUPT
     assert error.detail.startswith(f"{mime}: truncated: the header declares ")
+
+
+def test_a_cut_creative_voice_file_is_corrupt_not_shorter():
+    data = audio_bytes(1.0, 16_000, channels=2, fmt="VOC", subtype="PCM_16")
+    facts = inspect_media("audio", "a.voc", data)
+    assert (facts.mime_type, facts.codec, facts.channels, facts.extension_mismatch) == (
+        "audio/x-voc", "pcm_s16le", 2, False)
+    error = rejected("audio", "a.voc", data[:-1000])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail == (f"audio/x-voc: truncated: its 'sound data' ends at byte {len(data) - 1}, "
+                            f"the file at byte {len(data) - 1000}")
+
+
+@pytest.mark.parametrize(("fmt", "name", "mime", "codec"), [
+    ("HTK", "a.htk", "audio/x-htk", "pcm_s16be"), ("PVF", "a.pvf", "audio/x-pvf", "pcm_s16be"),
+    ("IRCAM", "a.sf", "audio/x-ircam", "pcm_s16le"), ("PAF", "a.paf", "audio/x-paf", "pcm_s16be"),
+    ("MPC2K", "a.snd", "audio/x-mpc2k", "pcm_s16le"), ("MAT5", "a.mat", "audio/x-mat5", "pcm_s16le"),
+])
+def test_formats_only_libsndfile_reads_are_named_by_it_with_their_byte_order(fmt, name, mime, codec):
+    """No magic numbers of theirs are known before decoding: libsndfile's name for the format gives the
+    MIME type (GStreamer's naming), and the byte order is the format's own where the header does not say."""
+    facts = inspect_media("audio", name, audio_bytes(1.0, 16_000, fmt=fmt, subtype="PCM_16"))
+    assert (facts.mime_type, facts.codec, facts.extension_mismatch) == (mime, codec, False)
+    assert facts.duration_s == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(("muxer", "encoder", "name", "mime"), [
