@@ -372,6 +372,7 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> Decod
                 raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
             rate, codec = stream.codec_context.sample_rate, stream.codec_context.codec.canonical_name
             format_name = container.format.name
+            stated = _samples_an_edit_list_plays(container, stream, rate)
             resampler = av.AudioResampler(format="fltp")
             chunks, frames = [], 0
             for frame in container.decode(stream):
@@ -390,7 +391,17 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> Decod
     if mime is None:  # decoded whole, so FFmpeg's reading of the format holds
         first = format_name.split(",")[0]
         mime = _FFMPEG_AUDIO_FORMATS.get(first, f"audio/{first}")
-    return DecodedAudio(np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec, mime)
+    return DecodedAudio(np.concatenate(chunks, axis=1).T[:stated].astype(np.float32), rate, codec, mime)
+
+
+def _samples_an_edit_list_plays(container, stream, rate: int) -> int | None:
+    """How many samples an MP4/M4A/MOV says its audio plays (its edit list's length), or None.
+    FFmpeg skips the encoder's priming at the start that the edit list leaves out, but decodes the
+    padding of the last frame (up to 1,023 samples of AAC), so a second of AAC would last 1.02 s.
+    Other containers state no exact length (an ADTS stream's is an estimate from its bit rate)."""
+    if "mp4" not in container.format.name.split(",") or not stream.duration:
+        return None
+    return round(stream.duration * stream.time_base * rate)
 
 
 def level_dbfs(samples: np.ndarray) -> float:

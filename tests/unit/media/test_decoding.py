@@ -590,7 +590,7 @@ def audio_in(container_format: str, codec: str, rate: int) -> bytes:
     with av.open(out, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(tone(1.0, rate)[:, 0][None, :], format="fltp", layout="mono")
-        frame.sample_rate = rate
+        frame.sample_rate, frame.pts = rate, 0  # timed, as a recorder's are: MP4 then has an edit list
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
     return out.getvalue()
@@ -603,6 +603,14 @@ def test_audio_only_container_is_not_a_video():
     facts = inspect_media("audio", "voice.m4a", data)  # ... which is fine as audio
     assert facts.codec == "aac"
     assert facts.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize(("container", "codec"), [("mp4", "aac"), ("mp4", "libmp3lame"), ("mov", "aac"),
+                                                  ("ipod", "alac")])
+def test_an_mp4s_audio_lasts_what_its_edit_list_says(container, codec):
+    """Not what the last frame's padding adds: FFmpeg decodes it (a second of AAC: 1.02 s)."""
+    facts = inspect_media("audio", "voice.m4a", audio_in(container, codec, 44_100))
+    assert facts.duration_s == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(("container", "codec", "rate", "names", "mime"), [
