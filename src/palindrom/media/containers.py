@@ -1,7 +1,8 @@
 """What media containers say of themselves, read from their bytes without decoding: the audio
 containers whose headers declare the size of their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST
 SPHERE, AVR, Amiga 8SVX/16SV) and the blocks of a Creative Voice File, the
-top-level sizes of ISO BMFF, Matroska/WebM and AVI files, chained Ogg streams, ID3v2 tags, MPEG audio
+sizes the video containers give their parts (ISO BMFF, Matroska/WebM, AVI, FLV, ASF, MPEG program
+and transport streams), chained Ogg streams, ID3v2 tags, MPEG audio
 frames and MP3 frame count headers. `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
 shorter one, and libsndfile a chained Ogg as its first stream."""
 
@@ -201,11 +202,13 @@ def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes:
 
 
 def container_cut(data: bytes) -> str | None:
-    """Where a file ends before its own top-level structure says it does, or None: the boxes of an
+    """Where a file ends before its own structure says it does, or None: the top-level boxes of an
     ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
-    AVI, the frames of an MP3 or MP2, the blocks of a Creative Voice File. FFmpeg reads a cut
-    Matroska, AVI or MP3 as a shorter one, and an MP4 cut in its index as damaged or as holding no
-    codec it knows. A size a live writer leaves unknown is no claim."""
+    AVI, the tags of an FLV, an ASF's (WMV, WMA) stated size, the packs and packets of an MPEG program
+    stream (MPG, VOB), the packets of an MPEG transport stream, the frames of an MP3 or MP2, the
+    blocks of a Creative Voice File. FFmpeg reads each of these cut as a shorter one, except an MP4
+    cut in its index: damaged, or holding no codec it knows. A size a live writer leaves unknown is no
+    claim. A transport or program stream cut exactly between two packets cannot be told from a whole one."""
     if data[4:8] in _ISO_BMFF_FIRST_BOXES:
         return _cut_in(_iso_boxes(data), len(data))
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
@@ -216,6 +219,88 @@ def container_cut(data: bytes) -> str | None:
         return _mpeg_audio_cut(data)
     if data[:20] == _VOC_MAGIC:
         return _cut_in(_voc_blocks(data), len(data))
+    if data[:4] == b"FLV\x01":
+        return _cut_in(_flv_tags(data), len(data))
+    if data[:16] == _ASF_HEADER:
+        return _asf_cut(data)
+    if data[:4] == b"\x00\x00\x01\xba":
+        return _cut_in(_program_stream_packets(data), len(data))
+    return _transport_stream_cut(data)
+
+
+_FLV_TAGS = {8: b"audio tag", 9: b"video tag", 18: b"script tag"}
+
+
+def _flv_tags(data: bytes):
+    """(name, offset, size) of each tag of an FLV file: an 11-byte header, its data, then the 4-byte
+    size of the tag before the next (FFmpeg writes one after the last tag too)."""
+    offset = int.from_bytes(data[5:9], "big") + 4  # the file header, then the size of "tag 0"
+    while offset < len(data) and (name := _FLV_TAGS.get(data[offset] & 0x1F)) is not None:
+        size = 11 + int.from_bytes(data[offset + 1:offset + 4], "big") + 4
+        yield name, offset, size
+        offset += size
+
+
+_ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")  # the GUIDs of ASF's header object
+_ASF_FILE_PROPERTIES = bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365")  # ... and its file properties
+
+
+def _asf_cut(data: bytes) -> str | None:
+    """An ASF file's header object holds a File Properties object that states the file's size, except
+    where it was broadcast (bit 0 of its flags: the size is then not known) or left 0."""
+    header_end = int.from_bytes(data[16:24], "little")
+    if header_end > len(data):
+        return f"truncated: its 'Header' ends at byte {header_end}, the file at byte {len(data)}"
+    offset = 30  # the header object's own 16-byte id, 8-byte size, 4-byte count and 2 reserved bytes
+    while offset + 24 <= header_end:
+        size = int.from_bytes(data[offset + 16:offset + 24], "little")
+        if data[offset:offset + 16] == _ASF_FILE_PROPERTIES and size >= 92 and offset + 92 <= len(data):
+            stated, flags = int.from_bytes(data[offset + 40:offset + 48], "little"), data[offset + 88]
+            if stated > len(data) and not flags & 1:
+                return f"truncated: its header states {stated} bytes, the file has {len(data)}"
+            return None
+        if size < 24:
+            return None
+        offset += size
+    return None
+
+
+def _program_stream_packets(data: bytes):
+    """(name, offset, size) of each pack header, system header and packet of an MPEG-1 or MPEG-2
+    program stream, to its end code; a pack header is 12 bytes (MPEG-1) or 14 and its stuffing
+    (MPEG-2), the others give their length after their start code. Anything else ends the walk."""
+    offset = 0
+    while offset + 4 <= len(data) and data[offset:offset + 3] == b"\x00\x00\x01":
+        code = data[offset + 3]
+        if code == 0xBA:
+            mpeg2 = offset + 14 <= len(data) and data[offset + 4] >> 6 == 1
+            name, size = b"pack header", (14 + (data[offset + 13] & 7) if mpeg2 else 12)
+        elif code >= 0xBB and code != 0xB9:
+            name = b"system header" if code == 0xBB else b"packet"
+            size = 6 + int.from_bytes(data[offset + 4:offset + 6], "big") if offset + 6 <= len(data) else 6
+        else:  # the end code (0xB9), or not a program stream's
+            return
+        yield name, offset, size
+        offset += size
+
+
+def transport_stream_packet(data: bytes) -> int | None:
+    """The packet size of an MPEG transport stream, or None for other bytes: 188, or 192 in a Blu-ray's
+    M2TS (a 4-byte time code first). Each packet begins with the sync byte 0x47; the bytes are taken
+    for a transport stream where their first three packets do."""
+    for unit, sync in ((188, 0), (192, 4)):
+        if len(data) >= 3 * unit and all(data[i * unit + sync] == 0x47 for i in range(3)):
+            return unit
+    return None
+
+
+def _transport_stream_cut(data: bytes) -> str | None:
+    """A partial packet at the end of a transport stream, sync byte and all, was cut."""
+    if (unit := transport_stream_packet(data)) is None:
+        return None
+    last, sync = len(data) - len(data) % unit, unit - 188
+    if last + sync < len(data) and data[last + sync] == 0x47:
+        return f"truncated: its last packet ends at byte {last + unit}, the file at byte {len(data)}"
     return None
 
 

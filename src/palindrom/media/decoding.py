@@ -81,7 +81,11 @@ def detect_mime(data: bytes) -> str | None:
     # An ID3v2 tag names no format: taggers put one before FLAC too, which `filetype` would call MP3.
     start = containers.id3v2_end(data)
     kind = (start and filetype.guess(data[start:start + 8192])) or filetype.guess(data)
-    return kind.mime if kind else containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data))
+    if kind:
+        return kind.mime
+    if containers.transport_stream_packet(data):
+        return "video/mp2t"
+    return containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data))
 
 
 def extension_mismatch(path: str, mime: str) -> bool:
@@ -108,7 +112,8 @@ _EXTRA_EXTENSIONS = {
     "audio/x-mat5": {".mat"}, "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"},
     "audio/x-matroska": {".mka", ".mkv"}, "video/mp4": {".3g2", ".3gp", ".m4v", ".mp4"},
     "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
-    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
+    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/mpeg": {".mpg", ".mpeg", ".vob"},
+    "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
 }
 
 
@@ -138,10 +143,11 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
     return facts
 
 
-# Containers filetype calls video/* that often hold audio only (e.g. .m4a, a browser's .webm voice
-# note), with their audio MIME types (QuickTime has none of its own).
+# Containers the bytes show to be video/* that often hold audio only (e.g. .m4a, a browser's .webm voice
+# note), with their audio MIME types (QuickTime and MPEG-TS have none of their own).
 _AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4": "audio/mp4", "video/webm": "audio/webm",
-                              "video/x-matroska": "audio/x-matroska", "video/quicktime": "video/quicktime"}
+                              "video/x-matroska": "audio/x-matroska", "video/quicktime": "video/quicktime",
+                              "video/mp2t": "video/mp2t"}
 # ... and the one it calls audio/* that may hold video (Ogg: Theora or VP8, an .ogv), with its video MIME type.
 _VIDEO_IN_AUDIO_CONTAINERS = {"audio/ogg": "video/ogg"}
 # MIME types of the video containers `filetype` does not recognise, by FFmpeg's name for the format.

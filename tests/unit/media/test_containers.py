@@ -68,6 +68,41 @@ def test_the_blocks_of_a_creative_voice_file():
     assert containers.container_cut(header_cut).startswith("truncated: its 'sound data' ends at byte ")
 
 
+@pytest.mark.parametrize(("options", "unit"), [({}, 188), ({"mpegts_m2ts_mode": "1"}, 192)])
+def test_a_transport_stream_is_cut_only_inside_a_packet(options, unit):
+    """188-byte packets (a Blu-ray's M2TS: 192, a time code before each): a partial one at the end was
+    cut; a cut between two packets cannot be seen, and bytes after the last that begin no packet are junk."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mpegts", options=options) as muxer:
+        stream = muxer.add_stream("mpeg2video", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(12):
+            for packet in stream.encode(av.VideoFrame(64, 48, "yuv420p")):
+                muxer.mux(packet)
+        for packet in stream.encode(None):
+            muxer.mux(packet)
+    data = out.getvalue()
+    assert containers.transport_stream_packet(data) == unit
+    assert len(data) % unit == 0
+    assert containers.container_cut(data) is None
+    assert containers.container_cut(data[:-unit]) is None
+    assert containers.container_cut(data + b"\x00" * 50) is None
+    assert containers.container_cut(data[:-100]) == (
+        f"truncated: its last packet ends at byte {len(data)}, the file at byte {len(data) - 100}")
+
+
+def test_a_broadcast_asf_states_no_size():
+    """Streamed as it was recorded (bit 0 of its File Properties flags), its size field is not valid."""
+    data = video_bytes(frames=4, fps=4, codec="wmv2", container="asf")
+    properties = data.index(bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365"))
+    assert containers.container_cut(data[:-100]).startswith(f"truncated: its header states {len(data)} bytes")
+    broadcast = bytearray(data)
+    broadcast[properties + 88] |= 1
+    assert containers.container_cut(bytes(broadcast[:-100])) is None
+
+
 def test_an_ogg_video_with_its_sound_is_multiplexed_not_chained():
     """Video and sound begin together (their first pages come first), which is no chain."""
     import av

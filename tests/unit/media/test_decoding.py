@@ -646,15 +646,19 @@ def test_an_mp4_cut_or_damaged_in_its_index_is_corrupt():
 @pytest.mark.parametrize(("codec", "container", "name", "mime"), [
     ("mpeg4", "avi", "v.avi", "video/x-msvideo"), ("ffv1", "matroska", "v.mkv", "video/x-matroska"),
     ("libvpx-vp9", "webm", "v.webm", "video/webm"),
-    ("h263", "3gp", "v.3gp", "video/mp4"),
+    ("h263", "3gp", "v.3gp", "video/mp4"), ("flv", "flv", "v.flv", "video/x-flv"),
+    ("libx264", "flv", "v.flv", "video/x-flv"), ("wmv2", "asf", "v.wmv", "video/x-ms-wmv"),
+    ("mpeg2video", "mpeg", "v.mpg", "video/mpeg"), ("mpeg2video", "vob", "v.vob", "video/mpeg"),
+    ("libx264", "mpegts", "v.ts", "video/mp2t"),
 ])
-def test_a_cut_avi_matroska_or_webm_is_corrupt_not_shorter(codec, container, name, mime):
-    """FFmpeg reads these cut as a shorter film; their RIFF chunks or EBML segment declare their size."""
+def test_a_cut_video_container_is_corrupt_not_shorter(codec, container, name, mime):
+    """FFmpeg reads these cut as a shorter film; the sizes they give their parts tell."""
     size = (176, 144) if codec == "h263" else (64, 48)
     data = video_bytes(frames=24, fps=12, size=size, codec=codec, container=container)
     facts = inspect_media("video", name, data)
     assert (facts.mime_type, facts.frame_count, facts.extension_mismatch) == (mime, 24, False)
-    error = rejected("video", name, data[: len(data) * 6 // 10])
+    # +1: not between two packets, where a program or transport stream cut cannot be told from a whole one
+    error = rejected("video", name, data[: len(data) * 6 // 10 + 1])
     assert error.reason == decoding.CORRUPT
     assert error.detail.startswith(f"{mime}: truncated: its ")
 
