@@ -617,6 +617,7 @@ def test_an_mp4s_audio_lasts_what_its_edit_list_says(container, codec):
     ("mp4", "aac", 16_000, ("voice.m4a", "voice.mp4"), "audio/mp4"),
     ("webm", "libopus", 48_000, ("voice.weba", "voice.webm"), "audio/webm"),  # a browser's MediaRecorder
     ("matroska", "libopus", 48_000, ("voice.mka",), "audio/x-matroska"),
+    ("mpegts", "aac", 48_000, ("radio.ts",), "video/mp2t"),  # a broadcast's sound: the container's own type
 ])
 def test_audio_in_a_video_container_is_named_as_audio(container, codec, rate, names, mime):
     data = audio_in(container, codec, rate)
