@@ -695,11 +695,14 @@ def test_damaged_media_get_a_reason_from_the_decoders_never_a_crash():
     corpus = [(m.media_type, m.path, m.make()) for m in SAMPLE_MEDIA if m.reason is None]
     corpus += [("audio", f"a.{fmt.lower()}", audio_bytes(0.5, 16_000, fmt=fmt, subtype=subtype))
                for fmt, subtype in (("AIFF", "PCM_16"), ("CAF", "PCM_16"), ("AU", "PCM_16"), ("W64", "PCM_16"),
-                                    ("RF64", "PCM_16"), ("WAV", "IMA_ADPCM"), ("MP3", "MPEG_LAYER_III"))]
+                                    ("RF64", "PCM_16"), ("WAV", "IMA_ADPCM"), ("MP3", "MPEG_LAYER_III"),
+                                    ("NIST", "PCM_16"), ("AVR", "PCM_16"), ("SVX", "PCM_16"), ("VOC", "PCM_16"))]
     corpus += [("video", f"v.{container}", video_bytes(frames=6, fps=6, codec=codec, container=container))
-               for codec, container in (("mpeg4", "avi"), ("libx264", "matroska"), ("libx264", "mov"))]
+               for codec, container in (("mpeg4", "avi"), ("libx264", "matroska"), ("libx264", "mov"),
+                                        ("flv", "flv"), ("wmv2", "asf"), ("mpeg2video", "vob"),
+                                        ("libx264", "mpegts"))]
     outcomes, unforeseen = set(), []
-    for _ in range(600):
+    for _ in range(800):
         media_type, path, data = rng.choice(corpus)
         damaged = bytearray(data)
         for _ in range(rng.choice((1, 4, 16))):
