@@ -152,6 +152,9 @@ _AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4": "audio/mp4", "video/webm": "audio/web
 _VIDEO_IN_AUDIO_CONTAINERS = {"audio/ogg": "video/ogg"}
 # MIME types of the video containers `filetype` does not recognise, by FFmpeg's name for the format.
 _FFMPEG_VIDEO_FORMATS = {"mpegts": "video/mp2t", "h264": "video/h264", "hevc": "video/h265"}
+# MIME types of the audio formats FFmpeg reads and neither `filetype` nor containers.audio_container recognises.
+_FFMPEG_AUDIO_FORMATS = {"mp3": "audio/mpeg", "ac3": "audio/ac3", "eac3": "audio/eac3", "wv": "audio/x-wavpack",
+                         "tta": "audio/x-tta"}
 
 
 def _video_mime(mime: str | None, format_name: str) -> str:
@@ -161,6 +164,15 @@ def _video_mime(mime: str | None, format_name: str) -> str:
         return _VIDEO_IN_AUDIO_CONTAINERS.get(mime, mime)
     first = format_name.split(",")[0]
     return _FFMPEG_VIDEO_FORMATS.get(first, f"video/{first}")
+
+
+def _audio_mime(mime: str | None, format_name: str) -> str:
+    """The MIME type of a container that holds audio: the one from the bytes, else one from FFmpeg's
+    name for the format (an AC-3 or MP2 stream, which `filetype` does not recognise)."""
+    if mime is not None:
+        return mime
+    first = format_name.split(",")[0]
+    return _FFMPEG_AUDIO_FORMATS.get(first, f"audio/{first}")
 
 
 def _unrecognised_or(reason: str, mime: str | None, detail: str) -> MediaRejected:
@@ -246,9 +258,6 @@ _SOUNDFILE_PCM = {"PCM_16": "pcm_s16", "PCM_24": "pcm_s24", "PCM_32": "pcm_s32",
                   "DOUBLE": "pcm_f64"}
 # libsndfile's formats whose samples are big-endian unless marked (its NIST, IRCAM, PAF and MAT files say).
 _BIG_ENDIAN_FORMATS = ("AIFF", "AU", "CAF", "AVR", "SVX", "HTK", "PVF")
-# MIME types of the audio formats FFmpeg reads and neither `filetype` nor containers.audio_container recognises.
-_FFMPEG_AUDIO_FORMATS = {"mp3": "audio/mpeg", "ac3": "audio/ac3", "eac3": "audio/eac3", "wv": "audio/x-wavpack",
-                         "tta": "audio/x-tta"}
 
 
 _SF_UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's frame count where the header gives none (SF_COUNT_MAX)
@@ -358,8 +367,7 @@ def _missing_stream(container, wanted: str, mime: str | None) -> MediaRejected:
     cut short or damaged (an MP4 whose index, written last, is missing)."""
     other = "video" if wanted == "audio" else "audio"
     if getattr(container.streams, other):
-        first_name = container.format.name.split(",")[0]
-        shown = _video_mime(mime, container.format.name) if other == "video" else mime or f"audio/{first_name}"
+        shown = (_video_mime if other == "video" else _audio_mime)(mime, container.format.name)
         return MediaRejected(WRONG_MEDIA_TYPE, f"{shown}: {other} only, no {wanted} stream")
     if not container.streams:
         return _unrecognised_or(CORRUPT, mime, "no stream at all (truncated or damaged)")
@@ -394,9 +402,7 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> Decod
         raise _av_error(e, mime) from None
     if not chunks or not rate:
         raise _unrecognised_or(CORRUPT, mime, "no audio frames decode")
-    if mime is None:  # decoded whole, so FFmpeg's reading of the format holds
-        first = format_name.split(",")[0]
-        mime = _FFMPEG_AUDIO_FORMATS.get(first, f"audio/{first}")
+    mime = _audio_mime(mime, format_name)  # decoded whole, so FFmpeg's reading of the format holds
     return DecodedAudio(np.concatenate(chunks, axis=1).T[:stated].astype(np.float32), rate, codec, mime)
 
 

@@ -627,6 +627,15 @@ def test_audio_in_a_video_container_is_named_as_audio(container, codec, rate, na
     assert inspect_media("audio", "voice.wav", data).extension_mismatch
 
 
+@pytest.mark.parametrize(("muxer", "codec", "mime"), [("mp2", "mp2", "audio/mpeg"), ("ac3", "ac3", "audio/ac3")])
+def test_audio_among_videos_is_named_as_the_audio_path_names_it(muxer, codec, mime):
+    """FFmpeg's name for an MP2 stream's format is "mp3": the same table names it both ways."""
+    data = audio_in(muxer, codec, 48_000)
+    assert inspect_media("audio", f"a.{muxer}", data).mime_type == mime
+    error = rejected("video", f"a.{muxer}", data)
+    assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, f"{mime}: audio only, no video stream")
+
+
 def test_a_video_with_no_audio_is_not_audio():
     error = rejected("audio", "clip.m4a", video_bytes(frames=5, fps=5))
     assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "video/mp4: video only, no audio stream")
