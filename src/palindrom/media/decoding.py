@@ -293,7 +293,7 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
     if cut := containers.container_cut(data):  # an MP3; an M4A, a WebM or Matroska voice note
         raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {cut}")
     try:
-        info = sf.info(io.BytesIO(data))
+        info = sf.info(_SoundfileBytes(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return _decode_audio_av(data, mime, max_seconds)
     if not _length_known_to_libsndfile(info, data, claim):
@@ -305,13 +305,24 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
     if info.frames / info.samplerate > max_seconds:
         raise MediaRejected(TOO_LARGE, f"{info.frames / info.samplerate:.0f} s; the limit is {max_seconds:.0f} s")
     try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        samples, rate = sf.read(_SoundfileBytes(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise MediaRejected(CORRUPT, f"{mime}: soundfile: {e}") from None
     if len(samples) < info.frames:  # an MP3 whose Xing header counts more frames than it holds
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header promises {info.frames} frames, "
                                      f"{len(samples)} decode")
     return DecodedAudio(samples, rate, _soundfile_codec(info), mime)
+
+
+class _SoundfileBytes(io.BytesIO):
+    """The bytes as libsndfile's virtual file. A damaged header can make libsndfile seek before the
+    start, which BytesIO refuses with an exception that soundfile's callback can only print to
+    stderr (a worker's log, once per such file); here the position stays put instead, and libsndfile
+    sees its seek fail."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        start = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: len(self.getbuffer())}[whence]
+        return super().seek(offset, whence) if start + offset >= 0 else self.tell()
 
 
 def _soundfile_codec(info) -> str:

@@ -734,6 +734,15 @@ def test_damaged_media_get_a_reason_from_the_decoders_never_a_crash():
     assert {"described", decoding.CORRUPT, decoding.UNRECOGNISED} <= outcomes
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_header_that_sends_libsndfile_before_the_start_is_corrupt_and_quiet():
+    """An AIFF whose sample chunk's id is damaged: libsndfile seeks to -1, which BytesIO refused with an
+    exception soundfile's callback could only print ("Exception ignored from cffi callback")."""
+    data = audio_bytes(0.5, 16_000, fmt="AIFF", subtype="PCM_16").replace(b"SSND", b"S\x9eND")
+    error = rejected("audio", "a.aiff", data)
+    assert (error.reason, error.detail) == (decoding.CORRUPT, "audio/x-aiff: no audio frames decode")
+
+
 def test_an_unforeseen_decoder_failure_is_a_reason_not_a_crash(monkeypatch):
     def explode(data, mime, limits):
         raise ZeroDivisionError("inside the decoder")
