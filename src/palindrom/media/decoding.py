@@ -88,21 +88,24 @@ def detect_mime(data: bytes) -> str | None:
     return containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data))
 
 
-def extension_mismatch(path: str, mime: str) -> bool:
-    """True when the file name's extension is not one the detected MIME type uses."""
+def extension_mismatch(path: str, mime: str, image_format: str | None = None) -> bool:
+    """True when the file name's extension is not one the detected MIME type uses, nor (for an image)
+    one Pillow registers for the format it read (`.pcx`, `.ppm`, `.j2k`, `.sgi`, ...)."""
     suffix = PurePosixPath(path).suffix.lower()
     if not suffix:
         return True
     kind = filetype.get_type(mime=mime)
     accepted = set(mimetypes.guess_all_extensions(mime)) | ({f".{kind.extension}"} if kind else set())
     accepted |= _EXTRA_EXTENSIONS.get(mime, set())
+    if image_format is not None:
+        from PIL import Image
+
+        accepted |= {ext for ext, fmt in Image.registered_extensions().items() if fmt == image_format}
     return suffix not in accepted
 
 
-# Extensions the standard library's table does not tie to the MIME type reported.
+# Extensions the standard library's table does not tie to the MIME type reported (images: Pillow's own).
 _EXTRA_EXTENSIONS = {
-    "image/jpeg": {".jpeg", ".jpg"}, "image/tiff": {".tif", ".tiff"}, "image/apng": {".apng", ".png"},
-    "image/jpx": {".jp2", ".jpf", ".jpx"}, "image/x-tga": {".tga"}, "image/qoi": {".qoi"},
     "audio/ogg": {".oga", ".ogg", ".opus"}, "audio/x-flac": {".flac"}, "audio/x-wav": {".wav", ".rf64"},
     "audio/x-caf": {".caf"}, "audio/x-w64": {".w64"}, "audio/eac3": {".eac3", ".ec3"}, "audio/x-wavpack": {".wv"},
     "audio/x-tta": {".tta"}, "audio/x-nist": {".sph", ".nist"}, "audio/x-avr": {".avr"},
@@ -139,7 +142,8 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
         raise
     except Exception as e:  # bad media never stops a run: an unforeseen decoder failure is a reason too
         raise MediaRejected(DECODER_ERROR, f"{mime or 'unknown format'}: {type(e).__name__}: {e}") from e
-    facts.extension_mismatch = extension_mismatch(path, facts.mime_type)
+    image_format = facts.format if media_type == "image" else None
+    facts.extension_mismatch = extension_mismatch(path, facts.mime_type, image_format)
     return facts
 
 

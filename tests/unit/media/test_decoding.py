@@ -64,9 +64,12 @@ def test_mime_comes_from_the_bytes_and_a_lying_extension_is_flagged():
 
 @pytest.mark.parametrize(("name", "fmt", "options"), [
     ("anim.png", "PNG", {"save_all": True}),  # an animated PNG: image/apng, named .png
-    ("a.jp2", "JPEG2000", {}), ("a.tga", "TGA", {}), ("a.qoi", "QOI", {}),
+    ("a.jp2", "JPEG2000", {}), ("a.j2k", "JPEG2000", {}), ("a.tga", "TGA", {}), ("a.qoi", "QOI", {}),
+    ("a.pcx", "PCX", {}), ("a.ppm", "PPM", {}), ("a.pgm", "PPM", {}), ("a.sgi", "SGI", {}),
+    ("a.rgb", "SGI", {}), ("a.dds", "DDS", {}), ("a.dib", "DIB", {}),
 ])
 def test_image_formats_under_their_usual_extensions_are_not_flagged(name, fmt, options):
+    """Any extension Pillow registers for the format it read is the format's own."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(image_bytes((24, 16))))
