@@ -1,10 +1,10 @@
-"""What media containers say of themselves, read from their bytes without decoding: the audio
-containers whose headers declare the size of their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST
-SPHERE, AVR, Amiga 8SVX/16SV) and the blocks of a Creative Voice File, the
-sizes the video containers give their parts (ISO BMFF, Matroska/WebM, AVI, FLV, ASF, MPEG program
-and transport streams), chained Ogg streams, ID3v2 tags, MPEG audio
-frames and MP3 frame count headers. `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
-shorter one, and libsndfile a chained Ogg as its first stream."""
+"""What media containers say of themselves, read from their bytes without decoding: the sizes the
+audio containers declare for their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST SPHERE, AVR,
+Amiga 8SVX/16SV) and the blocks of a Creative Voice File; the sizes the video containers give their
+parts (ISO BMFF, Matroska/WebM, AVI, FLV, ASF, MPEG program and transport streams); chained Ogg
+streams, ID3v2 tags, MPEG audio frames and MP3 frame count headers. `decoding` holds the decoders to
+them: libsndfile and FFmpeg read a cut file as a shorter one, and libsndfile a chained Ogg as its
+first stream."""
 
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ def mpeg_audio_states_its_length(data: bytes) -> bool:
     return any(tag in first_frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
-# The audio containers libsndfile reads, by their first bytes: each header declares the size of its
-# sample data. The MIME types of the rarer ones are GStreamer's names ("audio/x-" and libsndfile's).
+# The audio containers libsndfile reads whose headers declare the size of their samples (a VOC file's
+# blocks do), by their first bytes. The rarer ones' MIME types are GStreamer's ("audio/x-" and a name).
 _W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"  # Sony Wave64's GUIDs
 _W64_DATA = b"data\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
 _VOC_MAGIC = b"Creative Voice File\x1a"
@@ -273,8 +273,9 @@ def _program_stream_packets(data: bytes):
     while offset + 4 <= len(data) and data[offset:offset + 3] == b"\x00\x00\x01":
         code = data[offset + 3]
         if code == 0xBA:
-            mpeg2 = offset + 14 <= len(data) and data[offset + 4] >> 6 == 1
-            name, size = b"pack header", (14 + (data[offset + 13] & 7) if mpeg2 else 12)
+            mpeg2 = offset + 4 < len(data) and data[offset + 4] >> 6 == 1  # MPEG-1's marker bits are 0010
+            stuffing = data[offset + 13] & 7 if mpeg2 and offset + 13 < len(data) else 0
+            name, size = b"pack header", (14 + stuffing if mpeg2 else 12)
         elif code >= 0xBB and code != 0xB9:
             name = b"system header" if code == 0xBB else b"packet"
             size = 6 + int.from_bytes(data[offset + 4:offset + 6], "big") if offset + 6 <= len(data) else 6
@@ -298,7 +299,7 @@ def _transport_stream_cut(data: bytes) -> str | None:
     """A partial packet at the end of a transport stream, sync byte and all, was cut."""
     if (unit := transport_stream_packet(data)) is None:
         return None
-    last, sync = len(data) - len(data) % unit, unit - 188
+    last, sync = len(data) - len(data) % unit, unit - 188  # M2TS: the sync byte after a 4-byte time code
     if last + sync < len(data) and data[last + sync] == 0x47:
         return f"truncated: its last packet ends at byte {last + unit}, the file at byte {len(data)}"
     return None
