@@ -60,7 +60,9 @@ TYPE_FIELDS = {
               StructField("fps", DoubleType()), StructField("width", IntegerType()),
               StructField("height", IntegerType()), StructField("frame_count", LongType()),
               StructField("key_frames", ArrayType(BinaryType(), False)),
-              StructField("key_frame_times_s", ArrayType(DoubleType(), False))],
+              StructField("key_frame_times_s", ArrayType(DoubleType(), False)),
+              # its sound's, null where it has none (the columns audio fills for itself)
+              StructField("sample_rate", IntegerType()), StructField("channels", IntegerType())],
 }
 OUTCOME_FIELDS = [StructField("reason", StringType(), True), StructField("detail", StringType(), True)]
 

@@ -493,6 +493,10 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
                 timed.add(frame)
             rate = stream.average_rate or stream.guessed_rate
             index = stream.index
+            sound = container.streams.best("audio")  # FFmpeg's choice, as for the picture; None: silent
+            sound_ctx = sound.codec_context if sound is not None else None
+            sample_rate, channels = (sound_ctx.sample_rate or None, sound_ctx.channels or None) if sound_ctx \
+                else (None, None)
         if count == 0:
             raise _unrecognised_or(CORRUPT, mime, "no video frame decodes")
         # The stated rate where the frames' own times agree with it (to 1%: Matroska keeps them to the
@@ -514,7 +518,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     return MediaFacts(
         media_type="video", mime_type=_video_mime(mime, container_format), extension_mismatch=False,
         codec=codec, duration_s=duration, fps=fps, width=width, height=height, frame_count=count,
-        key_frames=frames, key_frame_times_s=times,
+        key_frames=frames, key_frame_times_s=times, sample_rate=sample_rate, channels=channels,
     )
 
 
