@@ -8,6 +8,7 @@ first stream."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -16,6 +17,17 @@ def id3v2_end(data: bytes) -> int:
     if data[:3] != b"ID3" or len(data) < 10:
         return 0
     return 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+
+
+# An SVG document's start: an optional BOM, XML declaration, comments and doctype, then its root.
+_SVG_START = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:(?:<!--.*?-->|<!DOCTYPE[^>]*>)\s*)*<svg[\s>]",
+                        re.DOTALL)
+
+
+def is_svg(data: bytes) -> bool:
+    """Whether the bytes are an SVG image (XML text, which `filetype` does not look at): a vector
+    image that no decoder here rasterises."""
+    return _SVG_START.match(data[:4096]) is not None
 
 
 def ogg_is_chained(data: bytes) -> bool:

@@ -85,6 +85,8 @@ def detect_mime(data: bytes) -> str | None:
         return kind.mime
     if containers.transport_stream_packet(data):
         return "video/mp2t"
+    if containers.is_svg(data):
+        return "image/svg+xml"
     return containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data))
 
 

@@ -118,6 +118,21 @@ def test_documents_and_archives_are_no_media_format(media_type):
         assert (error.reason, error.detail) == (decoding.UNRECOGNISED, f"the bytes are {mime}, not a media format")
 
 
+@pytest.mark.parametrize("svg", [
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+    b'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-8"?>\n<!-- Generator: a drawing program -->\n'
+    b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+    b'<svg version="1.1" xmlns="http://www.w3.org/2000/svg"></svg>',
+])
+def test_an_svg_is_an_image_no_decoder_here_reads(svg):
+    """A logo or an icon drawn as vectors: unsupported among images (convert it), of the wrong type elsewhere."""
+    error = rejected("image", "logo.svg", svg)
+    assert (error.reason, error.detail) == (
+        decoding.UNSUPPORTED_CODEC, "image/svg+xml: Pillow has no decoder for this image format")
+    assert rejected("video", "logo.svg", svg).detail == "the bytes are image/svg+xml, not video"
+    assert not containers.is_svg(b"<html><body><svg></svg></body></html>")  # a page that holds one
+
+
 def test_similar_images_have_close_perceptual_hashes():
     import imagehash
 
