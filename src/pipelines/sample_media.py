@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from palindrom.media import containers
+
 LANDING_FOLDERS = {"image": "images", "audio": "audio", "video": "video"}
 
 
@@ -90,28 +92,6 @@ def audio_bytes(seconds: float = 1.5, rate: int = 16_000, channels: int = 1, fmt
 OGG_SERIAL = 0x70616C69  # the sample's Ogg stream serial number (any fixed one)
 
 
-def _ogg_crc_table() -> list[int]:
-    """Ogg's page checksum: CRC-32 with polynomial 0x04C11DB7, most significant bit first, no reflection
-    and no final XOR (zlib's crc32 is the reflected variant, so it cannot be used)."""
-    table = []
-    for byte in range(256):
-        crc = byte << 24
-        for _ in range(8):
-            crc = (crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1
-        table.append(crc & 0xFFFFFFFF)
-    return table
-
-
-_OGG_CRC_TABLE = _ogg_crc_table()
-
-
-def ogg_page_crc(page: bytes) -> int:
-    crc = 0
-    for byte in page:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC_TABLE[(crc >> 24) ^ byte]
-    return crc
-
-
 def with_ogg_serial(data: bytes, serial: int) -> bytes:
     """An Ogg file (one logical stream) with `serial` as its stream serial number, each page's checksum
     recomputed. libsndfile draws the serial number at random, so without this a seeded sample would
@@ -123,8 +103,7 @@ def with_ogg_serial(data: bytes, serial: int) -> bytes:
         segments = out[pos + 26]
         end = pos + 27 + segments + sum(out[pos + 27:pos + 27 + segments])
         out[pos + 14:pos + 18] = serial.to_bytes(4, "little")
-        out[pos + 22:pos + 26] = bytes(4)  # the checksum is computed with its own field zeroed
-        out[pos + 22:pos + 26] = ogg_page_crc(out[pos:end]).to_bytes(4, "little")
+        out[pos + 22:pos + 26] = containers.ogg_page_checksum(bytes(out[pos:end])).to_bytes(4, "little")
         pos = end
     return bytes(out)
 

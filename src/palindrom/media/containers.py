@@ -9,7 +9,9 @@ first stream."""
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def id3v2_end(data: bytes) -> int:
@@ -30,20 +32,67 @@ def is_svg(data: bytes) -> bool:
     return _SVG_START.match(data[:4096]) is not None
 
 
+class _OggPage(NamedTuple):
+    offset: int
+    size: int  # header, segment table and body
+    flags: int  # the header type: 0x02 begins a stream
+    serial: bytes  # the stream's
+
+
+def _ogg_pages(data: bytes):
+    """Each page of an Ogg file, walked by the sizes in their headers, up to bytes that begin no page
+    (the end, or a tag a tagger appended); a cut last page comes out whole, ending past the file."""
+    offset = 0
+    while data[offset:offset + 4] == b"OggS":
+        header = data[offset:offset + 27].ljust(27, b"\x00")
+        segments = header[26]
+        size = 27 + segments + sum(data[offset + 27:offset + 27 + segments])
+        yield _OggPage(offset, size, header[5], header[14:18])
+        offset += size
+
+
 def ogg_is_chained(data: bytes) -> bool:
     """Whether an Ogg file is several streams one after the other (an internet radio's recording, or
     files joined): a page that begins a stream after one that does not. libsndfile reads the first
-    alone, and its length as the file's. The pages are walked by their headers' sizes."""
-    offset, begun = 0, False
-    while offset + 27 <= len(data) and data[offset:offset + 4] == b"OggS":
-        segments = data[offset + 26]
-        table = data[offset + 27:offset + 27 + segments]
-        beginning = bool(data[offset + 5] & 0x02)  # header type: beginning of stream
+    alone, and its length as the file's."""
+    begun = False
+    for page in _ogg_pages(data):
+        beginning = bool(page.flags & 0x02)
         if beginning and begun:
             return True
         begun = begun or not beginning
-        offset += 27 + segments + sum(table)
     return False
+
+
+# Ogg's page checksum is CRC-32 with zlib's polynomial unreflected, from 0 and without a final XOR:
+# zlib's (reflected) CRC of the bytes with their bits reversed is that checksum with its bits reversed.
+_BITS_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+def ogg_page_checksum(page: bytes) -> int:
+    """The checksum of an Ogg page, computed with its own checksum field (bytes 22-25) zeroed."""
+    page = page[:22] + bytes(4) + page[26:]
+    reflected = zlib.crc32(page.translate(_BITS_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF  # from 0, no final XOR
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def _ogg_fault(data: bytes) -> str | None:
+    """The first page of an Ogg file that was cut short, fails its checksum or comes out of sequence
+    in its stream (pages missing). libsndfile and FFmpeg skip or stop at such a page without a word,
+    and give what they decoded as the whole: a second of a three-second voice note."""
+    sequence: dict[bytes, int] = {}
+    for page in _ogg_pages(data):
+        if page.offset + page.size > len(data):
+            return f"truncated: its 'page' ends at byte {page.offset + page.size}, the file at byte {len(data)}"
+        raw = data[page.offset:page.offset + page.size]
+        if ogg_page_checksum(raw) != int.from_bytes(raw[22:26], "little"):
+            return f"damaged: its page at byte {page.offset} fails its checksum"
+        number = int.from_bytes(raw[18:22], "little")
+        restarts = page.flags & 0x02  # a chained stream's first page (its serial may be the last one's)
+        if page.serial in sequence and not restarts and number != sequence[page.serial] + 1:
+            return f"damaged: its page at byte {page.offset} is page {number}, after page {sequence[page.serial]}"
+        sequence[page.serial] = number
+    return None
 
 
 # MPEG audio frame headers: kbit/s by (MPEG-1 or not, layer) and bit-rate index; Hz by version.
@@ -213,14 +262,16 @@ def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes:
         offset = body + size + (-size % align)
 
 
-def container_cut(data: bytes) -> str | None:
+def container_fault(data: bytes) -> str | None:
     """Where a file ends before its own structure says it does, or None: the top-level boxes of an
     ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
     AVI, the tags of an FLV, an ASF's (WMV, WMA) stated size, the packs and packets of an MPEG program
     stream (MPG, VOB), the packets of an MPEG transport stream, the frames of an MP3 or MP2, the
-    blocks of a Creative Voice File. FFmpeg reads each of these cut as a shorter one, except an MP4
-    cut in its index: damaged, or holding no codec it knows. A size a live writer leaves unknown is no
-    claim. A transport or program stream cut exactly between two packets cannot be told from a whole one."""
+    blocks of a Creative Voice File; and the pages of an Ogg file, whose checksums and sequence
+    numbers also show one damaged or missing. FFmpeg reads each of these cut as a shorter one, except
+    an MP4 cut in its index: damaged, or holding no codec it knows. A size a live writer leaves
+    unknown is no claim. A transport or program stream cut exactly between two packets, or an Ogg
+    file between two pages, cannot be told from a whole one."""
     if data[4:8] in _ISO_BMFF_FIRST_BOXES:
         return _cut_in(_iso_boxes(data), len(data))
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
@@ -231,6 +282,8 @@ def container_cut(data: bytes) -> str | None:
         return _mpeg_audio_cut(data)
     if data[:20] == _VOC_MAGIC:
         return _cut_in(_voc_blocks(data), len(data))
+    if data[:4] == b"OggS":
+        return _ogg_fault(data)
     if data[:4] == b"FLV\x01":
         return _cut_in(_flv_tags(data), len(data))
     if data[:16] == _ASF_HEADER:

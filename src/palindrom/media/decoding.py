@@ -296,8 +296,8 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
         # libsndfile and FFmpeg alike would decode the part that is there, as if it were the whole.
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header declares {claim.declared} bytes of "
                                      f"samples, {claim.present} follow it")
-    if cut := containers.container_cut(data):  # an MP3; an M4A, a WebM or Matroska voice note
-        raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {cut}")
+    if fault := containers.container_fault(data):  # an MP3, an Ogg; an M4A, a WebM or Matroska voice note
+        raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {fault}")
     try:
         info = sf.info(_SoundfileBytes(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -469,8 +469,8 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     is stored landscape with a display rotation, which the size and the key frames follow."""
     import av
 
-    if cut := containers.container_cut(data):
-        raise MediaRejected(CORRUPT, f"{mime}: {cut}")
+    if fault := containers.container_fault(data):
+        raise MediaRejected(CORRUPT, f"{mime}: {fault}")
     try:
         with _open_av(data) as container:
             if not container.streams.video:

@@ -16,11 +16,11 @@ def box(kind: bytes, body: bytes) -> bytes:
 def test_an_mp4_with_junk_after_its_boxes_is_not_cut():
     """Cameras pad files: bytes that name no box end the walk instead of claiming a size."""
     mp4 = video_bytes(frames=4, fps=4)
-    assert containers.container_cut(mp4) is None
-    assert containers.container_cut(mp4 + b"\x00" * 7) is None  # shorter than a box header
-    assert containers.container_cut(mp4 + b"\xff\xff\xff\xff\x01\x02\x03\x04" + bytes(64)) is None  # no box's name
-    assert containers.container_cut(mp4 + bytes(64)) is None  # a size of 0: to the end of the file
-    assert containers.container_cut(mp4 + box(b"free", bytes(100))[:50]) == (
+    assert containers.container_fault(mp4) is None
+    assert containers.container_fault(mp4 + b"\x00" * 7) is None  # shorter than a box header
+    assert containers.container_fault(mp4 + b"\xff\xff\xff\xff\x01\x02\x03\x04" + bytes(64)) is None  # no box's name
+    assert containers.container_fault(mp4 + bytes(64)) is None  # a size of 0: to the end of the file
+    assert containers.container_fault(mp4 + box(b"free", bytes(100))[:50]) == (
         f"truncated: its 'free' ends at byte {len(mp4) + 108}, the file at byte {len(mp4) + 50}")
 
 
@@ -28,16 +28,16 @@ def test_a_64_bit_box_size_is_read():
     mdat = (1).to_bytes(4, "big") + b"mdat" + (16 + 1000).to_bytes(8, "big") + bytes(400)
     data = box(b"ftyp", b"isom\x00\x00\x02\x00isom") + mdat
     ftyp = 20
-    assert containers.container_cut(data) == (
+    assert containers.container_fault(data) == (
         f"truncated: its 'mdat' ends at byte {ftyp + 1016}, the file at byte {len(data)}")
 
 
 def test_a_matroska_segment_of_unknown_size_claims_nothing():
     webm = video_bytes(frames=4, fps=4, codec="libvpx-vp9", container="webm")
     at = webm.index(b"\x18\x53\x80\x67") + 4
-    assert containers.container_cut(webm[: len(webm) - 10]).startswith("truncated: its 'Segment' ends at byte ")
+    assert containers.container_fault(webm[: len(webm) - 10]).startswith("truncated: its 'Segment' ends at byte ")
     live = webm[:at] + b"\x01" + b"\xff" * 7 + webm[at + 8:]
-    assert containers.container_cut(live[: len(live) - 10]) is None
+    assert containers.container_fault(live[: len(live) - 10]) is None
 
 
 @pytest.mark.parametrize(("fmt", "declared"), [("WAV", 32_000), ("AIFF", 32_000), ("AU", 32_000), ("CAF", 32_000),
@@ -61,11 +61,12 @@ def test_a_nist_header_claims_no_size_for_compressed_samples():
 
 def test_the_blocks_of_a_creative_voice_file():
     data = audio_bytes(1.0, 16_000, fmt="VOC", subtype="PCM_16")
-    assert containers.container_cut(data) is None
-    assert containers.container_cut(data + b"junk") is None  # after the terminator
-    assert containers.container_cut(data[:30]) == "truncated: its 'sound data' ends at byte 32042, the file at byte 30"
+    assert containers.container_fault(data) is None
+    assert containers.container_fault(data + b"junk") is None  # after the terminator
+    assert containers.container_fault(data[:30]) == (
+        "truncated: its 'sound data' ends at byte 32042, the file at byte 30")
     header_cut = data[:int.from_bytes(data[20:22], "little") + 2]  # inside the first block's size
-    assert containers.container_cut(header_cut).startswith("truncated: its 'sound data' ends at byte ")
+    assert containers.container_fault(header_cut).startswith("truncated: its 'sound data' ends at byte ")
 
 
 @pytest.mark.parametrize(("options", "unit"), [({}, 188), ({"mpegts_m2ts_mode": "1"}, 192)])
@@ -86,10 +87,10 @@ def test_a_transport_stream_is_cut_only_inside_a_packet(options, unit):
     data = out.getvalue()
     assert containers.transport_stream_packet(data) == unit
     assert len(data) % unit == 0
-    assert containers.container_cut(data) is None
-    assert containers.container_cut(data[:-unit]) is None
-    assert containers.container_cut(data + b"\x00" * 50) is None
-    assert containers.container_cut(data[:-100]) == (
+    assert containers.container_fault(data) is None
+    assert containers.container_fault(data[:-unit]) is None
+    assert containers.container_fault(data + b"\x00" * 50) is None
+    assert containers.container_fault(data[:-100]) == (
         f"truncated: its last packet ends at byte {len(data)}, the file at byte {len(data) - 100}")
 
 
@@ -97,10 +98,28 @@ def test_a_broadcast_asf_states_no_size():
     """Streamed as it was recorded (bit 0 of its File Properties flags), its size field is not valid."""
     data = video_bytes(frames=4, fps=4, codec="wmv2", container="asf")
     properties = data.index(bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365"))
-    assert containers.container_cut(data[:-100]).startswith(f"truncated: its header states {len(data)} bytes")
+    assert containers.container_fault(data[:-100]).startswith(f"truncated: its header states {len(data)} bytes")
     broadcast = bytearray(data)
     broadcast[properties + 88] |= 1
-    assert containers.container_cut(bytes(broadcast[:-100])) is None
+    assert containers.container_fault(bytes(broadcast[:-100])) is None
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_an_ogg_page_cut_damaged_or_missing_is_a_fault(subtype):
+    """libsndfile and FFmpeg stop at such a page, or skip it, and give the rest as the whole file."""
+    data = audio_bytes(3.0, 48_000, fmt="OGG", subtype=subtype)
+    pages = [i for i in range(len(data)) if data[i:i + 4] == b"OggS"]
+    assert len(pages) >= 4
+    assert containers.container_fault(data) is None
+    assert containers.container_fault(data + b"TAG" + bytes(125)) is None  # an ID3v1 tag a tagger appended
+    assert containers.container_fault(data[:pages[-1]]) is None  # between two pages: cannot be seen
+    assert containers.container_fault(data[:-10]) == (
+        f"truncated: its 'page' ends at byte {len(data)}, the file at byte {len(data) - 10}")
+    flipped = bytearray(data)
+    flipped[pages[2] + 100] ^= 0x10
+    assert containers.container_fault(bytes(flipped)) == f"damaged: its page at byte {pages[2]} fails its checksum"
+    without_page_2 = data[:pages[2]] + data[pages[3]:]
+    assert containers.container_fault(without_page_2) == f"damaged: its page at byte {pages[2]} is page 3, after page 1"
 
 
 def test_an_ogg_video_with_its_sound_is_multiplexed_not_chained():

@@ -342,6 +342,21 @@ def test_truncated_chunked_audio_is_corrupt_not_shorter(fmt, subtype, channels, 
     assert error.detail.startswith(f"{mime}: truncated: the header declares ")
 
 
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_a_cut_or_damaged_ogg_is_corrupt_not_shorter(subtype):
+    """A messenger's voice note (Opus in Ogg) cut short, or with one bit changed: libsndfile gave the
+    pages before the fault as the whole recording (a cut Vorbis file as 0 s)."""
+    data = audio_bytes(3.0, 48_000, fmt="OGG", subtype=subtype)
+    assert inspect_media("audio", "note.ogg", data).duration_s == pytest.approx(3.0)
+    error = rejected("audio", "note.ogg", data[: len(data) // 2])
+    assert (error.reason, error.detail[:35]) == (decoding.CORRUPT, "audio/ogg: truncated: its 'page' en")
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0x01
+    error = rejected("audio", "note.ogg", bytes(damaged))
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.endswith("fails its checksum")
+
+
 def test_a_cut_creative_voice_file_is_corrupt_not_shorter():
     data = audio_bytes(1.0, 16_000, channels=2, fmt="VOC", subtype="PCM_16")
     facts = inspect_media("audio", "a.voc", data)
