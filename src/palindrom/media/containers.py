@@ -277,7 +277,7 @@ def container_fault(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
         return _cut_in(_chunks(data, 12, 4, "little"), len(data))
     if data[:4] == _EBML_MAGIC:
-        return _cut_in(_ebml_segments(data), len(data))
+        return _cut_in(_ebml_elements(data), len(data))
     if data[:3] == b"ID3" or _mpeg_frame_bytes(data[:4]) is not None:
         return _mpeg_audio_cut(data)
     if data[:20] == _VOC_MAGIC:
@@ -385,7 +385,7 @@ def _voc_blocks(data: bytes):
 
 
 _ISO_BMFF_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")  # older QuickTime files: no ftyp
-_EBML_MAGIC, _MATROSKA_SEGMENT = b"\x1a\x45\xdf\xa3", 0x18538067
+_EBML_MAGIC, _MATROSKA_SEGMENT, _MATROSKA_CLUSTER = b"\x1a\x45\xdf\xa3", 0x18538067, 0x1F43B675
 
 
 def _cut_in(parts, length: int) -> str | None:
@@ -416,19 +416,32 @@ def _iso_boxes(data: bytes):
         offset += size
 
 
-def _ebml_segments(data: bytes):
-    """(b"Segment", offset of its body, size or None if unknown) of each top-level Segment after the
-    EBML header; the walk stops at anything else it cannot size."""
-    at = 0
+# The elements whose sizes a cut Matroska or WebM file is held to: the top-level ones, and inside a
+# Segment of unknown size (a live writer's: a browser's MediaRecorder) its children and its Clusters'.
+_EBML_TOP = {0x1A45DFA3: b"EBML", _MATROSKA_SEGMENT: b"Segment"}
+_EBML_IN_SEGMENT = {0x114D9B74: b"SeekHead", 0x1549A966: b"Info", 0x1654AE6B: b"Tracks", _MATROSKA_CLUSTER: b"Cluster",
+                    0x1C53BB6B: b"Cues", 0x1043A770: b"Chapters", 0x1254C367: b"Tags", 0x1941A469: b"Attachments",
+                    0xEC: b"Void", 0xBF: b"CRC-32", 0xE7: b"Timestamp", 0xA3: b"SimpleBlock", 0xA0: b"BlockGroup",
+                    0xA7: b"Position", 0xAB: b"PrevSize", 0xAF: b"EncryptedBlock", 0x5854: b"SilentTracks"}
+
+
+def _ebml_elements(data: bytes):
+    """(name, offset of its body, size) of the top-level elements after the EBML header and, in a
+    Segment whose size is unknown, of what it holds, stepping into Clusters of unknown size too: a
+    cut live recording ends inside one of their blocks. The walk stops at an element it does not
+    know there (junk after the file) and at one it cannot size."""
+    at, known = 0, _EBML_TOP
     while at < len(data):
         element, at = _ebml_vint(data, at, keep_marker=True)
         size, at = _ebml_vint(data, at)
-        if element is None:
+        if element not in known:
             return
-        if element == _MATROSKA_SEGMENT:
-            yield b"Segment", at, size
         if size is None:
-            return
+            if element not in (_MATROSKA_SEGMENT, _MATROSKA_CLUSTER):
+                return
+            known = _EBML_IN_SEGMENT  # its children follow, to the end of the file
+            continue
+        yield known[element], at, size
         at += size
 
 

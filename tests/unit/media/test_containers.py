@@ -32,12 +32,30 @@ def test_a_64_bit_box_size_is_read():
         f"truncated: its 'mdat' ends at byte {ftyp + 1016}, the file at byte {len(data)}")
 
 
-def test_a_matroska_segment_of_unknown_size_claims_nothing():
+def live(webm: bytes) -> bytes:
+    """The file as a live writer (a browser's MediaRecorder) leaves it: its Segment's and Clusters'
+    sizes unknown (every bit of the size set), since it cannot seek back to write them."""
+    data = bytearray(webm)
+    for element in (b"\x18\x53\x80\x67", b"\x1f\x43\xb6\x75"):  # Segment, Cluster
+        at = data.index(element)
+        while at >= 0:
+            size_at = at + 4
+            length = 9 - data[size_at].bit_length()  # of the size: its length marker and every bit after it set
+            data[size_at:size_at + length] = bytes([0xFF >> (length - 1)]) + b"\xff" * (length - 1)
+            at = data.find(element, size_at)
+    return bytes(data)
+
+
+def test_a_matroska_file_of_unknown_sizes_is_held_to_its_blocks():
+    """A segment and clusters of unknown size claim nothing themselves; the blocks inside them do."""
     webm = video_bytes(frames=4, fps=4, codec="libvpx-vp9", container="webm")
-    at = webm.index(b"\x18\x53\x80\x67") + 4
     assert containers.container_fault(webm[: len(webm) - 10]).startswith("truncated: its 'Segment' ends at byte ")
-    live = webm[:at] + b"\x01" + b"\xff" * 7 + webm[at + 8:]
-    assert containers.container_fault(live[: len(live) - 10]) is None
+    recorded = live(webm)
+    assert containers.container_fault(recorded) is None
+    assert containers.container_fault(recorded + bytes(16)) is None  # a camera's padding
+    assert containers.container_fault(recorded[: len(recorded) - 10]).startswith("truncated: its 'Cues' ends at ")
+    assert containers.container_fault(recorded[: len(recorded) // 2]).startswith(
+        "truncated: its 'SimpleBlock' ends at byte ")
 
 
 @pytest.mark.parametrize(("fmt", "declared"), [("WAV", 32_000), ("AIFF", 32_000), ("AU", 32_000), ("CAF", 32_000),

@@ -726,14 +726,16 @@ def test_a_cut_video_container_is_corrupt_not_shorter(codec, container, name, mi
     assert error.detail.startswith(f"{mime}: truncated: its ")
 
 
-def test_a_webm_recorded_live_is_taken_as_long_as_it_is():
-    """A browser's MediaRecorder cannot seek back: its segment's size is 'unknown', which claims nothing."""
-    data = bytearray(video_bytes(frames=24, fps=12, codec="libvpx-vp9", container="webm"))
-    size_at = data.index(b"\x18\x53\x80\x67") + 4
-    assert data[size_at] == 0x01  # an 8-byte size
-    data[size_at:size_at + 8] = b"\x01" + b"\xff" * 7
-    assert inspect_media("video", "live.webm", bytes(data)).frame_count == 24
-    assert inspect_media("video", "live.webm", bytes(data[: len(data) * 6 // 10])).frame_count < 24
+def test_a_webm_recorded_live_is_taken_as_long_as_it_is_and_cut_is_corrupt():
+    """A browser's MediaRecorder cannot seek back: its segment's and clusters' sizes are 'unknown',
+    which claims nothing; the blocks in them are held to the file's length."""
+    from tests.unit.media.test_containers import live
+
+    data = live(video_bytes(frames=24, fps=12, codec="libvpx-vp9", container="webm"))
+    assert inspect_media("video", "live.webm", data).frame_count == 24
+    error = rejected("video", "live.webm", data[: len(data) * 6 // 10])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail.startswith("video/webm: truncated: its 'SimpleBlock' ends at byte ")
 
 
 @pytest.mark.parametrize(("container", "name", "mime"), [
