@@ -122,16 +122,67 @@ def _mpeg_frame_bytes(header: bytes) -> int | None:
     return (144 if layer == 2 or version == 3 else 72) * bits // hz + padding
 
 
-def _mpeg_audio_cut(data: bytes) -> str | None:
-    """Where an MP3 (or MP2) ends inside its last frame, or None. Without a Xing header nothing
-    states an MPEG audio stream's length, and its decoders drop a partial last frame silently; but
-    each frame's header gives its size, so a file cut at any byte but a frame's end shows. The walk
-    starts after an ID3v2 tag and stops at whatever is not a frame (an ID3v1 or APE tag at the end)."""
+def _adts_frame_bytes(header: bytes) -> int | None:
+    """The length of the AAC frame this ADTS header begins (13 bits of it, the header included), or None."""
+    if len(header) < 7 or header[0] != 0xFF or header[1] & 0xF6 != 0xF0:  # sync, then layer 0
+        return None
+    size = (header[3] & 0x03) << 11 | header[4] << 3 | header[5] >> 5
+    return size if size >= 7 else None
+
+
+_AC3_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 576, 640)
+
+
+def _ac3_frame_bytes(header: bytes) -> int | None:
+    """The length of the AC-3 or E-AC-3 frame this sync information begins, or None: AC-3's from its
+    bit rate and sample rate (1,536 samples a frame; 44.1 kHz frames alternate by one word), E-AC-3's
+    stated in 16-bit words."""
+    if len(header) < 6 or header[:2] != b"\x0b\x77":
+        return None
+    bsid = header[5] >> 3
+    if bsid <= 10:
+        fscod, code = header[4] >> 6, header[4] & 0x3F
+        if fscod == 3 or code >= 2 * len(_AC3_KBPS):
+            return None
+        kbps = _AC3_KBPS[code >> 1]
+        return 2 * (2 * kbps, kbps * 320 // 147 + (code & 1), 3 * kbps)[fscod]  # 48, 44.1, 32 kHz
+    if bsid <= 16:
+        return 2 * (((header[2] & 0x07) << 8 | header[3]) + 1)
+    return None
+
+
+# Audio streams that are frames one after another, each header giving its frame's length, with the
+# bytes their headers take and their MIME type: MPEG audio (MP3, MP2), AAC in ADTS, AC-3 and E-AC-3.
+_FRAMED_AUDIO = ((_mpeg_frame_bytes, 4, "audio/mpeg"), (_adts_frame_bytes, 7, "audio/aac"),
+                 (_ac3_frame_bytes, 6, "audio/ac3"))
+
+
+def framed_audio_mime(data: bytes) -> str | None:
+    """The MIME type of a stream of audio frames (after any ID3v2 tag), or None: its first two frames'
+    headers must parse, as one alone could by chance. `filetype` knows MP3 and ADTS but not MP2 or AC-3."""
     offset = id3v2_end(data)
-    while (size := _mpeg_frame_bytes(data[offset:offset + 4])) is not None:
-        if offset + size > len(data):
-            return f"truncated: its last frame ends at byte {offset + size}, the file at byte {len(data)}"
-        offset += size
+    for frame_bytes, header_bytes, mime in _FRAMED_AUDIO:
+        size = frame_bytes(data[offset:offset + header_bytes])
+        if size is not None and frame_bytes(data[offset + size:offset + size + header_bytes]) is not None:
+            return "audio/eac3" if mime == "audio/ac3" and data[offset + 5] >> 3 > 10 else mime
+    return None
+
+
+def _framed_audio_cut(data: bytes) -> str | None:
+    """Where a stream of audio frames ends inside its last frame, or None. Nothing states such a
+    stream's length (but an MP3's Xing header), and its decoders drop a partial last frame silently;
+    each frame's header gives its size, though, so a file cut at any byte but a frame's end shows.
+    The walk starts after an ID3v2 tag and stops at whatever is not a frame (an ID3v1 or APE tag at
+    the end)."""
+    offset = id3v2_end(data)
+    for frame_bytes, header_bytes, _ in _FRAMED_AUDIO:
+        if frame_bytes(data[offset:offset + header_bytes]) is None:
+            continue
+        while (size := frame_bytes(data[offset:offset + header_bytes])) is not None:
+            if offset + size > len(data):
+                return f"truncated: its last frame ends at byte {offset + size}, the file at byte {len(data)}"
+            offset += size
+        return None
     return None
 
 
@@ -265,21 +316,21 @@ def _chunks(data: bytes, offset: int, id_bytes: int, byteorder: str, size_bytes:
 def container_fault(data: bytes) -> str | None:
     """Where a file ends before its own structure says it does, or None: the top-level boxes of an
     ISO BMFF file (MP4, MOV, 3GP, M4A), the segment of a Matroska or WebM file, the RIFF chunks of an
-    AVI, the tags of an FLV, an ASF's (WMV, WMA) stated size, the packs and packets of an MPEG program
-    stream (MPG, VOB), the packets of an MPEG transport stream, the frames of an MP3 or MP2, the
-    blocks of a Creative Voice File; and the pages of an Ogg file, whose checksums and sequence
-    numbers also show one damaged or missing. FFmpeg reads each of these cut as a shorter one, except
-    an MP4 cut in its index: damaged, or holding no codec it knows. A size a live writer leaves
-    unknown is no claim. A transport or program stream cut exactly between two packets, or an Ogg
-    file between two pages, cannot be told from a whole one."""
+    AVI, the tags of an FLV, an ASF's (WMV, WMA) stated size, the packs and packets of an MPEG
+    program stream (MPG, VOB), the packets of an MPEG transport stream, the frames of an MP3, MP2,
+    AAC (ADTS), AC-3 or E-AC-3 stream, the blocks of a Creative Voice File; and the pages of an Ogg
+    file, whose checksums and sequence numbers also show one damaged or missing. FFmpeg reads each
+    of these cut as a shorter one, except an MP4 cut in its index: damaged, or holding no codec it
+    knows. A size a live writer leaves unknown is no claim. A file cut exactly between two frames,
+    packets or pages cannot be told from a whole one."""
     if data[4:8] in _ISO_BMFF_FIRST_BOXES:
         return _cut_in(_iso_boxes(data), len(data))
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
         return _cut_in(_chunks(data, 12, 4, "little"), len(data))
     if data[:4] == _EBML_MAGIC:
         return _cut_in(_ebml_elements(data), len(data))
-    if data[:3] == b"ID3" or _mpeg_frame_bytes(data[:4]) is not None:
-        return _mpeg_audio_cut(data)
+    if (cut := _framed_audio_cut(data)) is not None:
+        return cut
     if data[:20] == _VOC_MAGIC:
         return _cut_in(_voc_blocks(data), len(data))
     if data[:4] == b"OggS":

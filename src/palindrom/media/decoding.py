@@ -87,7 +87,7 @@ def detect_mime(data: bytes) -> str | None:
         return "video/mp2t"
     if containers.is_svg(data):
         return "image/svg+xml"
-    return containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data))
+    return containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data)) or containers.framed_audio_mime(data)
 
 
 def extension_mismatch(path: str, mime: str, image_format: str | None = None) -> bool:

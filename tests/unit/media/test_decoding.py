@@ -256,6 +256,31 @@ def test_a_truncated_mp3_that_states_its_length_is_corrupt():
     assert error.detail.startswith("audio/mpeg: truncated: the header promises 132300 frames")
 
 
+@pytest.mark.parametrize(("muxer", "encoder", "rate", "mime"), [
+    ("adts", "aac", 44_100, "audio/aac"), ("ac3", "ac3", 48_000, "audio/ac3"), ("ac3", "ac3", 44_100, "audio/ac3"),
+    ("ac3", "ac3", 32_000, "audio/ac3"), ("eac3", "eac3", 48_000, "audio/eac3"),
+])
+def test_a_framed_audio_stream_cut_inside_a_frame_is_corrupt(muxer, encoder, rate, mime):
+    """Raw AAC (ADTS), AC-3 and E-AC-3 state no length, and FFmpeg drops a partial last frame; each
+    frame's header gives its length (AC-3's from its bit and sample rates: 44.1 kHz frames alternate)."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=muxer) as container:
+        stream = container.add_stream(encoder, rate=rate, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.tile(tone(2.0, rate)[:, 0], (2, 1)), format="fltp", layout="stereo")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    data = out.getvalue()
+    assert inspect_media("audio", f"a.{muxer}", data).mime_type == mime
+    assert containers.container_fault(data + b"TAG" + bytes(125)) is None  # walked to its end, then a tag
+    error = rejected("audio", f"a.{muxer}", data[:-3])
+    assert error.reason == decoding.CORRUPT
+    assert error.detail == (f"{mime}: truncated: its last frame ends at byte {len(data)}, "
+                            f"the file at byte {len(data) - 3}")
+
+
 @pytest.mark.parametrize("rate", [44_100, 22_050, 8_000])  # MPEG-1, MPEG-2 and MPEG-2.5 layer III
 def test_an_mp3_cut_inside_a_frame_is_corrupt_without_a_frame_count(rate):
     """Most MP3s state no length (no Xing header: CBR from older encoders); FFmpeg drops a partial
@@ -381,13 +406,14 @@ def test_formats_only_libsndfile_reads_are_named_by_it_with_their_byte_order(fmt
     assert facts.duration_s == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("muxer", "encoder", "name", "mime"), [
-    ("ac3", "ac3", "a.ac3", "audio/ac3"), ("eac3", "eac3", "a.ec3", "audio/eac3"),
-    ("mp2", "mp2", "a.mp2", "audio/mpeg"), ("wv", "wavpack", "a.wv", "audio/x-wavpack"),
-    ("tta", "tta", "a.tta", "audio/x-tta"),
+@pytest.mark.parametrize(("muxer", "encoder", "name", "mime", "from_frames"), [
+    ("ac3", "ac3", "a.ac3", "audio/ac3", True), ("eac3", "eac3", "a.ec3", "audio/eac3", True),
+    ("mp2", "mp2", "a.mp2", "audio/mpeg", True), ("wv", "wavpack", "a.wv", "audio/x-wavpack", False),
+    ("tta", "tta", "a.tta", "audio/x-tta", False),
 ])
-def test_audio_formats_only_a_decoder_recognises_are_named_by_it(muxer, encoder, name, mime):
-    """`filetype` knows none of these, FFmpeg reads them all (an MP2 stream without a Xing header too)."""
+def test_audio_formats_filetype_does_not_know_are_named(muxer, encoder, name, mime, from_frames):
+    """`filetype` knows none of these: AC-3, E-AC-3 and MP2 are named from their frames' headers, the
+    others by FFmpeg, which reads them all (an MP2 stream without a Xing header too)."""
     import av
 
     out = io.BytesIO()
@@ -400,7 +426,7 @@ def test_audio_formats_only_a_decoder_recognises_are_named_by_it(muxer, encoder,
         resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout.name, rate=48_000)
         for packet in [p for f in resampler.resample(frame) for p in stream.encode(f)] + list(stream.encode(None)):
             container.mux(packet)
-    assert decoding.detect_mime(out.getvalue()) is None
+    assert decoding.detect_mime(out.getvalue()) == (mime if from_frames else None)
     facts = inspect_media("audio", name, out.getvalue())
     assert (facts.mime_type, facts.codec, facts.extension_mismatch) == (mime, encoder, False)
     assert facts.duration_s == pytest.approx(1.0, abs=0.05)
@@ -660,9 +686,10 @@ def test_audio_in_a_video_container_is_named_as_audio(container, codec, rate, na
     assert inspect_media("audio", "voice.wav", data).extension_mismatch
 
 
-@pytest.mark.parametrize(("muxer", "codec", "mime"), [("mp2", "mp2", "audio/mpeg"), ("ac3", "ac3", "audio/ac3")])
+@pytest.mark.parametrize(("muxer", "codec", "mime"), [("wv", "wavpack", "audio/x-wavpack"),
+                                                     ("tta", "tta", "audio/x-tta")])
 def test_audio_among_videos_is_named_as_the_audio_path_names_it(muxer, codec, mime):
-    """FFmpeg's name for an MP2 stream's format is "mp3": the same table names it both ways."""
+    """Formats only FFmpeg recognises ("wv", "tta") are named by the same table on both paths."""
     data = audio_in(muxer, codec, 48_000)
     assert inspect_media("audio", f"a.{muxer}", data).mime_type == mime
     error = rejected("video", f"a.{muxer}", data)
