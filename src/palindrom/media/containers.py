@@ -204,6 +204,11 @@ AUDIO_CONTAINER_MIME = {"wav": "audio/x-wav", "w64": "audio/x-w64", "aiff": "aud
                         "voc": "audio/x-voc"}
 
 
+# Audio formats only FFmpeg reads here, by their first bytes: named so that a damaged one is corrupt,
+# not an unrecognised format.
+FFMPEG_AUDIO_MAGIC = {b"wvpk": "audio/x-wavpack", b"TTA1": "audio/x-tta"}
+
+
 def audio_container(data: bytes) -> str | None:
     """wav (RIFF, and RF64/BW64 for files over 4 GiB), w64, aiff (AIFF and AIFC), au, caf, nist (NIST
     SPHERE: the speech corpora's format), avr (Audio Visual Research), svx (Amiga IFF 8SVX/16SV), voc

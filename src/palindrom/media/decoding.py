@@ -87,7 +87,8 @@ def detect_mime(data: bytes) -> str | None:
         return "video/mp2t"
     if containers.is_svg(data):
         return "image/svg+xml"
-    return containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data)) or containers.framed_audio_mime(data)
+    return (containers.AUDIO_CONTAINER_MIME.get(containers.audio_container(data))
+            or containers.FFMPEG_AUDIO_MAGIC.get(data[:4]) or containers.framed_audio_mime(data))
 
 
 def extension_mismatch(path: str, mime: str, image_format: str | None = None) -> bool:
