@@ -85,6 +85,8 @@ class MediaConfig(_Frozen):
     max_video_frames: int = Field(default=200_000, gt=0)
     max_audio_seconds: float = Field(default=3600, gt=0, description="decoded as float32: 1 h stereo 48 kHz is 1.4 GB")
     key_frames: int = Field(default=4, ge=1, le=64, description="frames sampled per video for its embedding")
+    decode_timeout_s: float = Field(default=1800, gt=0, description="a file whose inspection takes longer is "
+                                    "stopped and quarantined (decoder_error): a decoder that never returns")
     # Arrow batches handed to the decoding/inference UDFs: media rows are large, so both limits are small.
     arrow_max_records_per_batch: int = Field(default=32, gt=0)
     arrow_max_bytes_per_batch: int = Field(default=64 << 20, gt=0)

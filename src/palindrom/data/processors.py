@@ -38,7 +38,7 @@ from pyspark.sql.types import (
 
 from palindrom.config import EmbeddingsConfig, MediaConfig, ModelConfig
 from palindrom.lake.files import file_exists, read_files
-from palindrom.media import decoding, embedders
+from palindrom.media import decoding, embedders, isolation
 
 COMMON_FIELDS = [
     StructField("media_type", StringType(), False),
@@ -184,7 +184,7 @@ class _Processor:
 
 class _MediaProcessor(_Processor):
     def extract_features(self, df: DataFrame) -> DataFrame:
-        media_type, lim = self.modality, limits(self.media)
+        media_type, lim, timeout = self.modality, limits(self.media), self.media.decode_timeout_s
         schema = features_schema(media_type)
         names = schema.fieldNames()
         arrow_schema = pa.schema([pa.field(f.name, _arrow(f.dataType), f.nullable) for f in schema.fields])
@@ -197,8 +197,8 @@ class _MediaProcessor(_Processor):
                                                        for c in ("sha256", "path", "paths", "content")), strict=True):
                     row = {"media_type": media_type, "sha256": sha, "path": path, "paths": paths,
                            "size_bytes": None if content is None else len(content)}
-                    try:
-                        row.update(decoding.inspect_media(media_type, path, content, lim).__dict__)
+                    try:  # in a child process: a decoder that crashes on a file must not take the worker
+                        row.update(isolation.inspector(timeout).inspect(media_type, path, content, lim).__dict__)
                     except decoding.MediaRejected as e:
                         row.update(reason=e.reason, detail=e.detail)
                     rows.append({n: row.get(n) for n in names})

@@ -66,6 +66,18 @@ def test_audio_and_video_features(spark_session):
     assert len(v["key_frame_times_s"]) == 4
 
 
+def test_a_file_that_crashes_a_decoder_is_a_reason_and_the_others_are_described(spark_session):
+    """In the worker itself, the crash of FFmpeg 8 (PyAV 18.1, pinned) on this ADX file (SIGFPE) would
+    fail the task on every retry."""
+    from tests.unit.media.test_isolation import adx_with_block_size
+
+    df = bronze(spark_session, {"game.adx": adx_with_block_size(66), "a.wav": audio_bytes(0.5, 16_000)})
+    rows = {r["path"]: r for r in AudioProcessor().extract_features(df).collect()}
+    assert (rows["game.adx"]["reason"], rows["game.adx"]["detail"]) == (
+        decoding.DECODER_ERROR, "a decoder crashed the process (SIGFPE)")
+    assert (rows["a.wav"]["reason"], rows["a.wav"]["duration_s"]) == (None, 0.5)
+
+
 def test_blobs_are_read_through_spark_and_a_missing_blob_is_a_reason(spark_session, tmp_path):
     data = image_bytes(seed=7)
     sha = hashlib.sha256(data).hexdigest()
