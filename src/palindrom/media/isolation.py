@@ -4,47 +4,50 @@ they kill the process that calls them (FFmpeg divides by zero on an ADX header w
 single upload would stop each later run of the job. Here a long-lived child process inspects the
 files one at a time; one that kills it or overruns the time limit gets the reason `decoder_error`, and
 the next file a fresh child.
+
+The child is `python -m palindrom.media.isolation`, talking over two pipes: multiprocessing's `spawn`
+would run the parent's main script again in it (a notebook's, a test runner's), and `fork` would copy
+a worker's threads' locks as they are.
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
+import importlib
+import os
 import signal
-from collections.abc import Callable
+import subprocess
+import sys
+from multiprocessing.connection import Connection
 
 from palindrom.media import decoding
-
-Inspect = Callable[[str, str, bytes | None, decoding.Limits], decoding.MediaFacts]
 
 
 class IsolatedInspector:
     """`inspect(media_type, path, data, limits)` as `decoding.inspect_media` gives it, run in a child
-    process (started on first use, with `spawn`: the worker may hold threads a fork would copy locked)."""
+    process started on first use. `target` ("module:function") is what the child calls instead."""
 
-    def __init__(self, timeout_s: float, inspect: Inspect = decoding.inspect_media):
+    def __init__(self, timeout_s: float, target: str = "palindrom.media.decoding:inspect_media"):
         self.timeout_s = timeout_s
-        self._inspect = inspect
-        self._process = self._conn = None
+        self.target = target
+        self._process: subprocess.Popen | None = None
+        self._requests = self._replies = None
 
     def inspect(self, media_type: str, path: str, data: bytes | None, limits: decoding.Limits) -> decoding.MediaFacts:
-        if self._process is None:
-            context = multiprocessing.get_context("spawn")
-            self._conn, child_end = context.Pipe()
-            self._process = context.Process(target=_serve, args=(child_end, self._inspect), daemon=True,
-                                            name="palindrom-media-inspector")
-            self._process.start()
-            child_end.close()
-        self._conn.send((media_type, path, limits, data is not None))
-        if data is not None:
-            self._conn.send_bytes(data)  # as they are: pickled, a large video would be copied twice more
-        if not self._conn.poll(self.timeout_s):  # a crash makes the pipe readable too (end of file)
+        if self._process is not None and self._process.poll() is not None:  # ended since (the OOM killer)
             self._stop()
-            raise decoding.MediaRejected(decoding.DECODER_ERROR,
-                                         f"decoding did not finish within {self.timeout_s:g} s; stopped")
+        if self._process is None:
+            self._start()
         try:
-            outcome = self._conn.recv()
-        except EOFError:
+            self._requests.send((media_type, path, limits, data is not None))
+            if data is not None:
+                self._requests.send_bytes(data)  # as they are: pickled, a large video would be copied twice more
+            if not self._replies.poll(self.timeout_s):  # a crash makes the pipe readable too (its end)
+                self._stop()
+                raise decoding.MediaRejected(decoding.DECODER_ERROR,
+                                             f"decoding did not finish within {self.timeout_s:g} s; stopped")
+            outcome = self._replies.recv()
+        except (EOFError, OSError):  # the child's ends closed as it died
             raise decoding.MediaRejected(decoding.DECODER_ERROR,
                                          f"a decoder crashed the process ({_exit(self._stop())})") from None
         if outcome[0] == "rejected":
@@ -55,13 +58,25 @@ class IsolatedInspector:
         if self._process is not None:
             self._stop()
 
+    def _start(self) -> None:
+        replies_read, replies_write = os.pipe()
+        requests_read, requests_write = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the parent's imports
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(requests_read), str(replies_write), self.target],
+            pass_fds=(requests_read, replies_write), env=env, stdin=subprocess.DEVNULL)
+        os.close(requests_read)
+        os.close(replies_write)
+        self._requests = Connection(requests_write, readable=False)
+        self._replies = Connection(replies_read, writable=False)
+
     def _stop(self) -> int | None:
         """Stops the child (if it still runs) and returns its exit code; the next file starts another."""
         self._process.kill()
-        self._process.join()
-        code = self._process.exitcode
-        self._conn.close()
-        self._process = self._conn = None
+        code = self._process.wait()
+        self._requests.close()
+        self._replies.close()
+        self._process = self._requests = self._replies = None
         return code
 
 
@@ -74,21 +89,27 @@ def _exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _serve(conn, inspect: Inspect) -> None:
+def _serve(requests: Connection, replies: Connection, target: str) -> None:
     """The child: inspects what it is sent until the parent closes its end."""
+    module, function = target.split(":")
+    inspect = getattr(importlib.import_module(module), function)
     while True:
         try:
-            media_type, path, limits, has_data = conn.recv()
-            data = conn.recv_bytes() if has_data else None
+            media_type, path, limits, has_data = requests.recv()
+            data = requests.recv_bytes() if has_data else None
         except EOFError:
             return
         try:
-            conn.send(("facts", inspect(media_type, path, data, limits)))
+            replies.send(("facts", inspect(media_type, path, data, limits)))
         except decoding.MediaRejected as e:
-            conn.send(("rejected", e.reason, e.detail))
+            replies.send(("rejected", e.reason, e.detail))
 
 
 @functools.cache
 def inspector(timeout_s: float) -> IsolatedInspector:
     """The process's inspector (one child per Spark Python worker, reused for every batch)."""
     return IsolatedInspector(timeout_s)
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False), sys.argv[3])

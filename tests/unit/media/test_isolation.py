@@ -52,7 +52,7 @@ def test_facts_and_reasons_come_back_as_the_decoder_gives_them():
 
 
 def test_a_crashing_decoder_costs_its_file_only():
-    isolated = IsolatedInspector(timeout_s=120, inspect=crash_on_request)
+    isolated = IsolatedInspector(timeout_s=120, target=f"{__name__}:crash_on_request")
     try:
         first = isolated.inspect("audio", "a.wav", audio_bytes(0.5, 16_000), LIMITS)
         with pytest.raises(decoding.MediaRejected) as crashed:
