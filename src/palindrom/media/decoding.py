@@ -34,6 +34,7 @@ MISSING_CONTENT = "missing_content"  # a bronze row whose bytes (inline or blob)
 DECODER_ERROR = "decoder_error"  # a decoder failed in a way none of the above covers (kept apart to be looked at)
 REASONS = (EMPTY, UNRECOGNISED, WRONG_MEDIA_TYPE, CORRUPT, UNSUPPORTED_CODEC, TOO_LARGE, MISSING_CONTENT,
            DECODER_ERROR)
+UNKNOWN_FORMAT = "unknown format"  # what a detail names where neither the bytes nor a decoder name the format
 
 SILENCE_DBFS = -50.0  # a 50 ms window quieter than this counts as silence
 FLOOR_DBFS = -120.0  # the level reported for digital silence instead of -inf
@@ -144,7 +145,7 @@ def inspect_media(media_type: str, path: str, data: bytes | None, limits: Limits
     except MediaRejected:
         raise
     except Exception as e:  # bad media never stops a run: an unforeseen decoder failure is a reason too
-        raise MediaRejected(DECODER_ERROR, f"{mime or 'unknown format'}: {type(e).__name__}: {e}") from e
+        raise MediaRejected(DECODER_ERROR, f"{mime or UNKNOWN_FORMAT}: {type(e).__name__}: {e}") from e
     image_format = facts.format if media_type == "image" else None
     facts.extension_mismatch = extension_mismatch(path, facts.mime_type, image_format)
     return facts
@@ -298,7 +299,7 @@ def _decode_any_audio(data: bytes, max_seconds: float) -> DecodedAudio:
         raise MediaRejected(CORRUPT, f"{mime}: truncated: the header declares {claim.declared} bytes of "
                                      f"samples, {claim.present} follow it")
     if fault := containers.container_fault(data):  # an MP3, an Ogg; an M4A, a WebM or Matroska voice note
-        raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime)}: {fault}")
+        raise MediaRejected(CORRUPT, f"{_AUDIO_IN_VIDEO_CONTAINERS.get(mime, mime) or UNKNOWN_FORMAT}: {fault}")
     try:
         info = sf.info(_SoundfileBytes(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -375,7 +376,7 @@ def _av_error(e: Exception, mime: str | None) -> MediaRejected:
     # PatchWelcome: FFmpeg knows the format but not this use of it (a chained Ogg whose rate changes).
     if isinstance(e, av.error.DecoderNotFoundError | av.error.PatchWelcomeError) \
             or ("decoder" in lowered and "not found" in lowered):
-        return MediaRejected(UNSUPPORTED_CODEC, f"{mime}: {message}")
+        return MediaRejected(UNSUPPORTED_CODEC, f"{mime or UNKNOWN_FORMAT}: {message}")
     return _unrecognised_or(CORRUPT, mime, f"FFmpeg: {message}")
 
 
@@ -401,7 +402,8 @@ def _decode_audio_av(data: bytes, mime: str | None, max_seconds: float) -> Decod
                 raise _missing_stream(container, "audio", mime)
             stream = container.streams.best("audio") or container.streams.audio[0]  # FFmpeg's choice
             if stream.codec_context is None or stream.codec_context.codec is None:
-                raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the audio stream")
+                raise MediaRejected(UNSUPPORTED_CODEC,
+                                    f"{_audio_mime(mime, container.format.name)}: no decoder for the audio stream")
             rate, codec = stream.codec_context.sample_rate, stream.codec_context.codec.canonical_name
             format_name = container.format.name
             stated = _samples_an_edit_list_plays(container, stream, rate)
@@ -471,7 +473,7 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
     import av
 
     if fault := containers.container_fault(data):
-        raise MediaRejected(CORRUPT, f"{mime}: {fault}")
+        raise MediaRejected(CORRUPT, f"{mime or UNKNOWN_FORMAT}: {fault}")
     try:
         with _open_av(data) as container:
             if not container.streams.video:
@@ -480,7 +482,8 @@ def _inspect_video(data: bytes, mime: str | None, limits: Limits) -> MediaFacts:
             stream = container.streams.best("video") or container.streams.video[0]
             ctx = stream.codec_context
             if ctx is None or ctx.codec is None:
-                raise MediaRejected(UNSUPPORTED_CODEC, f"{mime}: no decoder for the video stream")
+                raise MediaRejected(UNSUPPORTED_CODEC,
+                                    f"{_video_mime(mime, container.format.name)}: no decoder for the video stream")
             width, height = ctx.width, ctx.height
             if width * height > limits.max_pixels:
                 raise MediaRejected(TOO_LARGE, f"{width}x{height} frames; the limit is {limits.max_pixels} pixels")

@@ -721,6 +721,17 @@ def test_a_video_with_no_audio_is_not_audio():
     assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "video/mp4: video only, no audio stream")
 
 
+def test_a_fault_in_a_file_nothing_names_is_said_of_an_unknown_format():
+    """A damaged first box size: `filetype` no longer calls it an MP4; the detail says so, not "None"."""
+    data = bytearray(video_bytes(frames=6, fps=6))
+    data[0:4] = (0x4F0020).to_bytes(4, "big")
+    assert decoding.detect_mime(bytes(data)) is None
+    error = rejected("video", "v.mp4", bytes(data))
+    assert error.reason == decoding.CORRUPT
+    assert error.detail == (
+        f"unknown format: truncated: its 'ftyp' ends at byte {0x4F0020}, the file at byte {len(data)}")
+
+
 def test_an_mp4_cut_or_damaged_in_its_index_is_corrupt():
     data = video_bytes(frames=5, fps=5)
     index = data.index(b"moov")
