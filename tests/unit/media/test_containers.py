@@ -140,24 +140,29 @@ def test_an_ogg_page_cut_damaged_or_missing_is_a_fault(subtype):
     assert containers.container_fault(without_page_2) == f"damaged: its page at byte {pages[2]} is page 3, after page 1"
 
 
-def test_an_ogg_video_with_its_sound_is_multiplexed_not_chained():
-    """Video and sound begin together (their first pages come first), which is no chain."""
+def film_with_sound(container: str, picture_codec: str, sound_codec: str, frames: int, fps: int,
+                    rate: int, layout: str = "mono", size: tuple[int, int] = (32, 32)) -> bytes:
+    """`frames` grey frames and a second of silence, multiplexed as the muxer interleaves them."""
     import av
     import numpy as np
 
     out = io.BytesIO()
-    with av.open(out, "w", format="ogg") as muxer:
-        picture = muxer.add_stream("libvpx", rate=4)
-        picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
-        sound = muxer.add_stream("libopus", rate=48_000, layout="mono")
-        for i in range(4):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 40, np.uint8), format="rgb24")
-            for packet in picture.encode(frame.reformat(format="yuv420p")):
-                muxer.mux(packet)
-        samples = av.AudioFrame.from_ndarray(np.zeros((1, 48_000), np.float32), format="flt", layout="mono")
-        samples.sample_rate = 48_000
-        for packet in [*sound.encode(samples), *sound.encode(None), *picture.encode(None)]:
+    with av.open(out, "w", format=container) as muxer:
+        picture = muxer.add_stream(picture_codec, rate=fps)
+        picture.width, picture.height, picture.pix_fmt = *size, "yuv420p"
+        sound = muxer.add_stream(sound_codec, rate=rate, layout=layout)
+        packets = [p for i in range(frames) for p in picture.encode(av.VideoFrame.from_ndarray(
+            np.full((size[1], size[0], 3), i * 40 % 256, np.uint8), format="rgb24").reformat(format="yuv420p"))]
+        channels = sound.codec_context.layout.nb_channels
+        silence = av.AudioFrame.from_ndarray(np.zeros((channels, rate), np.float32), format="fltp", layout=layout)
+        silence.sample_rate, silence.pts = rate, 0
+        for packet in [*packets, *picture.encode(None), *sound.encode(silence), *sound.encode(None)]:
             muxer.mux(packet)
-    ogv = out.getvalue()
+    return out.getvalue()
+
+
+def test_an_ogg_video_with_its_sound_is_multiplexed_not_chained():
+    """Video and sound begin together (their first pages come first), which is no chain."""
+    ogv = film_with_sound("ogg", "libvpx", "libopus", frames=4, fps=4, rate=48_000)
     assert not containers.ogg_is_chained(ogv)
     assert containers.ogg_is_chained(ogv + ogv)

@@ -698,19 +698,10 @@ def test_audio_among_videos_is_named_as_the_audio_path_names_it():
 
 def test_a_videos_sound_is_described_by_its_rate_and_channels():
     """For datasets that need both picture and sound: null where the video is silent."""
-    import av
+    from tests.unit.media.test_containers import film_with_sound
 
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as muxer:
-        picture = muxer.add_stream("libx264", rate=12)
-        picture.width, picture.height, picture.pix_fmt = 64, 48, "yuv420p"
-        sound = muxer.add_stream("aac", rate=44_100, layout="stereo")
-        packets = [p for _ in range(12) for p in picture.encode(av.VideoFrame(64, 48, "yuv420p"))]
-        frame = av.AudioFrame.from_ndarray(np.zeros((2, 44_100), np.float32), format="fltp", layout="stereo")
-        frame.sample_rate, frame.pts = 44_100, 0
-        for packet in [*packets, *picture.encode(None), *sound.encode(frame), *sound.encode(None)]:
-            muxer.mux(packet)
-    facts = inspect_media("video", "v.mp4", out.getvalue())
+    data = film_with_sound("mp4", "libx264", "aac", frames=12, fps=12, rate=44_100, layout="stereo", size=(64, 48))
+    facts = inspect_media("video", "v.mp4", data)
     assert (facts.codec, facts.frame_count, facts.sample_rate, facts.channels) == ("h264", 12, 44_100, 2)
     silent = inspect_media("video", "v.mp4", video_bytes(frames=12, fps=12))
     assert (silent.sample_rate, silent.channels) == (None, None)
