@@ -44,7 +44,7 @@ PREPROCESSING = {
 }
 
 
-def params_sha256(params: dict) -> str:
+def _params_sha256(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
@@ -127,7 +127,7 @@ def _model_identity(spec: ModelSpec) -> tuple[str, str, str]:
     else:
         name, revision = spec.name or Path(path).name, weights_sha256(path)
     if spec.kind in PREPROCESSING:
-        revision += "+" + params_sha256(PREPROCESSING[spec.kind])[:12]
+        revision += "+" + _params_sha256(PREPROCESSING[spec.kind])[:12]
     return path, name, revision
 
 
@@ -196,7 +196,7 @@ class SignalImageEmbedder(Embedder):
 
     modality = "image"
     model_name = SIGNAL_IMAGE["name"]
-    model_revision = params_sha256(SIGNAL_IMAGE)
+    model_revision = _params_sha256(SIGNAL_IMAGE)
     dim = SIGNAL_IMAGE["phash_bits"] + 3 * SIGNAL_IMAGE["hist_bins"]
 
     def __init__(self, max_pixels: int = decoding.Limits.max_pixels):
@@ -289,7 +289,7 @@ class SignalAudioEmbedder(Embedder):
 
     modality = "audio"
     model_name = SIGNAL_AUDIO["name"]
-    model_revision = params_sha256(SIGNAL_AUDIO)
+    model_revision = _params_sha256(SIGNAL_AUDIO)
     dim = 2 * SIGNAL_AUDIO["mel_bands"]
 
     def __init__(self, max_seconds: float = decoding.Limits.max_audio_seconds):
