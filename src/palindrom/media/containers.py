@@ -1,10 +1,11 @@
-"""What media containers say of themselves, read from their bytes without decoding: the sizes the
-audio containers declare for their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST SPHERE, AVR,
-Amiga 8SVX/16SV) and the blocks of a Creative Voice File; the sizes the video containers give their
-parts (ISO BMFF, Matroska/WebM, AVI, FLV, ASF, MPEG program and transport streams); chained Ogg
-streams, ID3v2 tags, MPEG audio frames and MP3 frame count headers. `decoding` holds the decoders to
-them: libsndfile and FFmpeg read a cut file as a shorter one, and libsndfile a chained Ogg as its
-first stream."""
+"""What media files say of themselves, read from their bytes without decoding: the sizes the audio
+containers declare for their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST SPHERE, AVR, Amiga
+8SVX/16SV) and the blocks of a Creative Voice File; the sizes the video containers give their parts
+(ISO BMFF, Matroska/WebM, AVI, FLV, ASF, MPEG program and transport streams); the frames of MPEG
+audio, ADTS, AC-3 and E-AC-3 streams and MP3 frame count headers; Ogg pages (their checksums,
+sequence, chained streams); ID3v2 tags; the signatures of formats `filetype` does not know (SVG,
+WavPack, TTA). `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
+shorter one, and libsndfile a chained Ogg as its first stream."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ def id3v2_end(data: bytes) -> int:
     if data[:3] != b"ID3" or len(data) < 10:
         return 0
     return 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+
+
+def _ends_past(part: str, end: int, length: int) -> str:
+    """The detail for a file cut inside one of its parts."""
+    return f"truncated: its {part} ends at byte {end}, the file at byte {length}"
 
 
 # An SVG document's start: an optional BOM, XML declaration, comments and doctype, then its root.
@@ -83,7 +89,7 @@ def _ogg_fault(data: bytes) -> str | None:
     sequence: dict[bytes, int] = {}
     for page in _ogg_pages(data):
         if page.offset + page.size > len(data):
-            return f"truncated: its 'page' ends at byte {page.offset + page.size}, the file at byte {len(data)}"
+            return _ends_past("'page'", page.offset + page.size, len(data))
         raw = data[page.offset:page.offset + page.size]
         if ogg_page_checksum(raw) != int.from_bytes(raw[22:26], "little"):
             return f"damaged: its page at byte {page.offset} fails its checksum"
@@ -157,15 +163,27 @@ _FRAMED_AUDIO = ((_mpeg_frame_bytes, 4, "audio/mpeg"), (_adts_frame_bytes, 7, "a
                  (_ac3_frame_bytes, 6, "audio/ac3"))
 
 
+def _framing(data: bytes):
+    """((frame_bytes, header_bytes, mime), offset) of the framed audio whose header begins the bytes
+    after any ID3v2 tag, or None. The kinds' headers exclude one another (0xFFE.. with a layer,
+    0xFFF with layer 0, 0x0B77)."""
+    offset = id3v2_end(data)
+    for kind in _FRAMED_AUDIO:
+        if kind[0](data[offset:offset + kind[1]]) is not None:
+            return kind, offset
+    return None
+
+
 def framed_audio_mime(data: bytes) -> str | None:
     """The MIME type of a stream of audio frames (after any ID3v2 tag), or None: its first two frames'
     headers must parse, as one alone could by chance. `filetype` knows MP3 and ADTS but not MP2 or AC-3."""
-    offset = id3v2_end(data)
-    for frame_bytes, header_bytes, mime in _FRAMED_AUDIO:
-        size = frame_bytes(data[offset:offset + header_bytes])
-        if size is not None and frame_bytes(data[offset + size:offset + size + header_bytes]) is not None:
-            return "audio/eac3" if mime == "audio/ac3" and data[offset + 5] >> 3 > 10 else mime
-    return None
+    if (framing := _framing(data)) is None:
+        return None
+    (frame_bytes, header_bytes, mime), offset = framing
+    size = frame_bytes(data[offset:offset + header_bytes])
+    if frame_bytes(data[offset + size:offset + size + header_bytes]) is None:
+        return None
+    return "audio/eac3" if mime == "audio/ac3" and data[offset + 5] >> 3 > 10 else mime
 
 
 def _framed_audio_cut(data: bytes) -> str | None:
@@ -174,15 +192,13 @@ def _framed_audio_cut(data: bytes) -> str | None:
     each frame's header gives its size, though, so a file cut at any byte but a frame's end shows.
     The walk starts after an ID3v2 tag and stops at whatever is not a frame (an ID3v1 or APE tag at
     the end)."""
-    offset = id3v2_end(data)
-    for frame_bytes, header_bytes, _ in _FRAMED_AUDIO:
-        if frame_bytes(data[offset:offset + header_bytes]) is None:
-            continue
-        while (size := frame_bytes(data[offset:offset + header_bytes])) is not None:
-            if offset + size > len(data):
-                return f"truncated: its last frame ends at byte {offset + size}, the file at byte {len(data)}"
-            offset += size
+    if (framing := _framing(data)) is None:
         return None
+    (frame_bytes, header_bytes, _), offset = framing
+    while (size := frame_bytes(data[offset:offset + header_bytes])) is not None:
+        if offset + size > len(data):
+            return _ends_past("last frame", offset + size, len(data))
+        offset += size
     return None
 
 
@@ -371,7 +387,7 @@ def _asf_cut(data: bytes) -> str | None:
     where it was broadcast (bit 0 of its flags: the size is then not known) or left 0."""
     header_end = int.from_bytes(data[16:24], "little")
     if header_end > len(data):
-        return f"truncated: its 'Header' ends at byte {header_end}, the file at byte {len(data)}"
+        return _ends_past("'Header'", header_end, len(data))
     offset = 30  # the header object's own 16-byte id, 8-byte size, 4-byte count and 2 reserved bytes
     while offset + 24 <= header_end:
         size = int.from_bytes(data[offset + 16:offset + 24], "little")
@@ -422,7 +438,7 @@ def _transport_stream_cut(data: bytes) -> str | None:
         return None
     last, sync = len(data) - len(data) % unit, unit - 188  # M2TS: the sync byte after a 4-byte time code
     if last + sync < len(data) and data[last + sync] == 0x47:
-        return f"truncated: its last packet ends at byte {last + unit}, the file at byte {len(data)}"
+        return _ends_past("last packet", last + unit, len(data))
     return None
 
 
@@ -452,7 +468,7 @@ def _cut_in(parts, length: int) -> str | None:
         if size is None or not all(32 <= c < 127 for c in name):
             return None
         if offset + size > length:
-            return f"truncated: its '{name.decode()}' ends at byte {offset + size}, the file at byte {length}"
+            return _ends_past(f"'{name.decode()}'", offset + size, length)
     return None
 
 
