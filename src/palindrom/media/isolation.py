@@ -3,7 +3,8 @@ they kill the process that calls them (FFmpeg divides by zero on an ADX header w
 18: SIGFPE) or never return. In a Spark Python worker that fails the task and every retry of it, so a
 single upload would stop each later run of the job. Here a long-lived child process inspects the
 files one at a time; one that kills it or overruns the time limit gets the reason `decoder_error`, and
-the next file a fresh child.
+the next file a fresh child. What the decoders write to stderr (libmpg123's "Note: Illegal
+Audio-MPEG-Header ...", a C library's last words before a crash) is logged with the file it is about.
 
 The child is `python -m palindrom.media.isolation`, talking over two pipes: multiprocessing's `spawn`
 would run the parent's main script again in it (a notebook's, a test runner's), and `fork` would copy
@@ -18,9 +19,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 
+from palindrom.logging import logger
 from palindrom.media import decoding
+
+# The most of a file's decoder output that is logged (a decoder may write a line per damaged frame).
+DECODER_OUTPUT_LOGGED_BYTES = 4096
 
 
 class IsolatedInspector:
@@ -32,12 +38,15 @@ class IsolatedInspector:
         self.target = target
         self._process: subprocess.Popen | None = None
         self._requests = self._replies = None
+        self._stderr = None  # the child's stderr: a file, emptied before each request
 
     def inspect(self, media_type: str, path: str, data: bytes | None, limits: decoding.Limits) -> decoding.MediaFacts:
         if self._process is not None and self._process.poll() is not None:  # ended since (the OOM killer)
             self._stop()
         if self._process is None:
             self._start()
+        os.ftruncate(self._stderr.fileno(), 0)
+        os.lseek(self._stderr.fileno(), 0, os.SEEK_SET)  # the child's stderr shares this offset
         try:
             self._requests.send((media_type, path, limits, data is not None))
             if data is not None:
@@ -50,6 +59,8 @@ class IsolatedInspector:
         except (EOFError, OSError):  # the child's ends closed as it died
             raise decoding.MediaRejected(decoding.DECODER_ERROR,
                                          f"a decoder crashed the process ({_exit(self._stop())})") from None
+        finally:
+            self._log_decoder_output(path)
         if outcome[0] == "rejected":
             raise decoding.MediaRejected(outcome[1], outcome[2])
         return outcome[1]
@@ -57,14 +68,28 @@ class IsolatedInspector:
     def close(self) -> None:
         if self._process is not None:
             self._stop()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _log_decoder_output(self, path: str) -> None:
+        size = os.fstat(self._stderr.fileno()).st_size
+        if not size:
+            return
+        text = os.pread(self._stderr.fileno(), DECODER_OUTPUT_LOGGED_BYTES, 0).decode("utf-8", "replace")
+        more = f" ... ({size} bytes in all)" if size > DECODER_OUTPUT_LOGGED_BYTES else ""
+        lines = " | ".join(line for line in text.splitlines() if line.strip())
+        logger.warning("%s: the decoders wrote: %s%s", path, lines, more)
 
     def _start(self) -> None:
+        if self._stderr is None:
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open across files; closed in close())
         replies_read, replies_write = os.pipe()
         requests_read, requests_write = os.pipe()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the parent's imports
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(requests_read), str(replies_write), self.target],
-            pass_fds=(requests_read, replies_write), env=env, stdin=subprocess.DEVNULL)
+            pass_fds=(requests_read, replies_write), env=env, stdin=subprocess.DEVNULL, stderr=self._stderr)
         os.close(requests_read)
         os.close(replies_write)
         self._requests = Connection(requests_write, readable=False)

@@ -2,6 +2,7 @@
 gets `decoder_error`; the calling process lives on, and the next file is inspected by a fresh child."""
 
 import io
+import logging
 import os
 import signal
 
@@ -18,6 +19,15 @@ LIMITS = decoding.Limits()
 
 def crash_on_request(media_type, path, data, limits):
     """inspect_media, except that the file named `crash` kills the process as a decoder's fault would."""
+    if path == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return decoding.inspect_media(media_type, path, data, limits)
+
+
+def speak_on_request(media_type, path, data, limits):
+    """inspect_media, after writing to stderr as a C decoder does (libmpg123 on a damaged MP3), then
+    crashing where the file is named `crash`."""
+    os.write(2, f"Note: Illegal Audio-MPEG-Header 0x0 at offset {len(data)}.\nNote: Trying to resync...\n".encode())
     if path == "crash":
         os.kill(os.getpid(), signal.SIGSEGV)
     return decoding.inspect_media(media_type, path, data, limits)
@@ -85,5 +95,36 @@ def test_a_real_decoder_crash_is_a_reason_not_a_dead_worker():
             isolated.inspect("audio", "game.adx", adx_with_block_size(66), LIMITS)
         assert rejected.value.reason in (decoding.DECODER_ERROR, decoding.CORRUPT)
         assert isolated.inspect("audio", "game.adx", adx_with_block_size(18), LIMITS).codec == "adpcm_adx"
+    finally:
+        isolated.close()
+
+
+@pytest.fixture
+def palindrom_log():
+    """What the `palindrom` logger writes while the test runs (it does not propagate to the root)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("palindrom")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def test_what_a_decoder_writes_to_stderr_is_logged_with_its_file(palindrom_log):
+    isolated = IsolatedInspector(timeout_s=120, target=f"{__name__}:speak_on_request")
+    try:
+        data = audio_bytes(0.5, 16_000)
+        assert isolated.inspect("audio", "voice/a.wav", data, LIMITS).duration_s == 0.5
+        assert [r.getMessage() for r in palindrom_log] == [
+            f"voice/a.wav: the decoders wrote: Note: Illegal Audio-MPEG-Header 0x0 at offset {len(data)}. "
+            "| Note: Trying to resync..."]
+        with pytest.raises(decoding.MediaRejected):
+            isolated.inspect("audio", "crash", b"abc", LIMITS)
+        assert palindrom_log[-1].getMessage() == (
+            "crash: the decoders wrote: Note: Illegal Audio-MPEG-Header 0x0 at offset 3. | Note: Trying to resync...")
+        isolated.target = "palindrom.media.decoding:inspect_media"  # the next child is silent: nothing logged
+        isolated.inspect("audio", "b.wav", data, LIMITS)
+        assert len(palindrom_log) == 2
     finally:
         isolated.close()
