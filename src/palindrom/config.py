@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -198,12 +199,21 @@ def load_config(env: str = "local", root: str | None = None) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as e:
-        def key(err) -> str:
-            name = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        def key(name: str) -> str:
             return f"{name} (the root override)" if root and name == "storage.root" else name
 
-        problems = "; ".join(f"{key(err)}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors())
-        raise ConfigError(f"{path}: {problems}") from e
+        raise ConfigError(f"{path}: {validation_problems(e, key)}") from e
+
+
+def validation_problems(error: ValidationError, key: Callable[[str], str] = str) -> str:
+    """Pydantic's errors as "key.path: rule; ...", each key its dotted path (through `key`). The length
+    error of a list whose items failed is left out: pydantic counts the items that validated, so a
+    list of one bad item would also read "should have at least 1 item after validation, not 0"."""
+    errors = error.errors()
+    within = {tuple(err["loc"][:depth]) for err in errors for depth in range(len(err["loc"]))}
+    return "; ".join(
+        f"{key('.'.join(str(p) for p in err['loc']) or '(top level)')}: {err['msg'].removeprefix('Value error, ')}"
+        for err in errors if not (err["type"] == "too_short" and tuple(err["loc"]) in within))
 
 
 def notebook_parameters(widgets, **defaults: str) -> tuple[PipelineConfig, dict[str, str]]:

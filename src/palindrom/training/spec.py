@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from palindrom.config import configs_dir
+from palindrom.config import configs_dir, validation_problems
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RELATIVE_DATE = re.compile(r"^(today|-(\d+)d)$")
@@ -221,9 +221,7 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate({**raw, "name": path.stem, "text": text})
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-                             for err in e.errors())
-        raise SpecError(f"{path}: {problems}") from None
+        raise SpecError(f"{path}: {validation_problems(e)}") from None
 
 
 def all_specs() -> list[DatasetSpec]:

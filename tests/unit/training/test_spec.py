@@ -63,6 +63,21 @@ def test_errors_name_the_file_the_key_and_the_rule(tmp_path, change, message):
     assert str(path) in str(e.value)
 
 
+def test_a_bad_item_of_the_only_source_is_the_one_error_reported(tmp_path):
+    """Not also "sources: should have at least 1 item after validation, not 0" (pydantic counts the
+    items that validated), and a rule's message without pydantic's "Value error, " prefix."""
+    one_source = "\n".join(line for line in GOOD.splitlines() if "name: b" not in line) + "\n"
+    path = write(tmp_path, one_source.replace("weight: 3", "weight: heavy"))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    assert str(e.value) == (f"{path}: sources.0.weight: Input should be a valid number, "
+                            "unable to parse string as a number")
+    path = write(tmp_path, one_source.replace("test: 0.1, seed", "test: 0.3, seed"))
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    assert str(e.value) == f"{path}: splits: train + validation + test must be 1 (got 1.2)"
+
+
 def test_unknown_spec_and_explicit_name(tmp_path):
     with pytest.raises(SpecError, match=r"no such dataset spec .*known: .*chat_sft"):
         load_spec("no_such_dataset")
