@@ -30,6 +30,7 @@ examples:
   pipelines quarantine list --reason invalid_json
   pipelines quarantine replay --reason unknown_event_type
   pipelines quarantine list --media          media files that could not be decoded, and why
+  pipelines quarantine replay --media --reason decoder_error   inspect them again (after a decoder upgrade)
   pipelines run daily_ingestion --root /tmp/lake
   pipelines dataset build chat_sft           build a training-dataset release (see `pipelines dataset --help`)
   pipelines dataset export chat_sft@latest --format hf --out /tmp/chat_sft
@@ -173,16 +174,21 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     config = load_config(args.env, args.root)
-    if args.action == "replay" and args.media:
-        print("replay re-validates events only: a repaired media file is landed again under a new path",
-              file=sys.stderr)
-        return 2
     known = _reason_codes(args.media)
     unknown = sorted(set(args.reason or ()) - set(known))
     if unknown:
         print(f"no such {'media' if args.media else 'event'} reason code: {', '.join(unknown)} "
               f"(the codes: {', '.join(known)})", file=sys.stderr)
         return 2
+    if args.action == "replay" and args.media:
+        from pipelines.silver import replay_media_quarantine
+
+        media = replay_media_quarantine.run(_spark(config), config, args.reason or None)
+        print(json.dumps(media.__dict__) if args.json else
+              f"replay {media.replay_id}: {media.replayed} media files inspected again, {media.moved_to_metadata} "
+              f"moved to metadata (the next process_media run embeds them), {media.still_quarantined} still "
+              f"quarantined ({media.reason_or_detail_changed} with a new reason or detail)")
+        return 0
     if args.action == "replay":
         from pipelines.silver import replay_quarantine
 
@@ -295,13 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quarantine", help="list quarantined lines by reason, or replay them",
                        epilog="examples:\n  pipelines quarantine list --reason wrong_type --limit 5\n"
                               "  pipelines quarantine replay --reason unknown_event_type\n"
-                              "  pipelines quarantine list --media --reason corrupt",
+                              "  pipelines quarantine list --media --reason corrupt\n"
+                              "  pipelines quarantine replay --media --reason too_large   (after a limit was raised)",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["list", "replay"],
                    help="list: counts by reason and a sample of rows; replay: re-validate against the current "
-                        "schemas and move what now passes into silver")
-    p.add_argument("--media", action="store_true", help="media files (silver/quarantine/media) instead of events;"
-                                                         " list only")
+                        "schemas and move what now passes into silver (with --media: inspect the files again "
+                        "with the present decoders and limits, and move what now decodes into metadata)")
+    p.add_argument("--media", action="store_true", help="media files (silver/quarantine/media) instead of events")
     p.add_argument("--reason", action="append", help="only this reason code (repeatable)")
     p.add_argument("--limit", type=int, default=20, help="rows to show with list (default 20)")
     p.add_argument("--json", action="store_true", help="print the counts and rows (list) or the replay's result as "

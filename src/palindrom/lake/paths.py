@@ -18,6 +18,8 @@ TABLE_PATHS = {
     "silver.events_batches": "silver/_batches/events",
     # Lines `pipelines quarantine replay` took out of quarantine, and where each went.
     "silver.quarantine.events_replays": "silver/quarantine/_replays/events",
+    # Media files `pipelines quarantine replay --media` took out of quarantine, with the reason they had.
+    "silver.quarantine.media_replays": "silver/quarantine/_replays/media",
     "bronze.images": "bronze/images",
     "bronze.audio": "bronze/audio",
     "bronze.video": "bronze/video",

@@ -135,6 +135,28 @@ def unaccounted(new: DataFrame, metadata: DataFrame, quarantine: DataFrame) -> D
     return new.select(*keys).join(accounted, keys, "left_anti")
 
 
+def inspected(config: PipelineConfig, bronze: dict[str, DataFrame]) -> DataFrame:
+    """Each media type's bronze rows → one row per object (by SHA-256, with its `paths` among those
+    rows): its metadata columns where it decodes, else its `reason` and `detail`."""
+    spark = next(iter(bronze.values())).sparkSession
+    every_column = spark.createDataFrame([], StructType([*metadata_schema().fields, *OUTCOME_FIELDS]))
+    return _union([every_column, *(PROCESSORS[media_type](config.media, config.embeddings).extract_features(rows)
+                                   for media_type, rows in bronze.items())])
+
+
+def write_metadata(spark: SparkSession, meta_ref: TableRef, decoded: DataFrame | None, paths: DataFrame,
+                   known: DataFrame, now: dt.datetime) -> None:
+    """Decoded objects (inspected's rows without a reason; None: none) into metadata, keyed by media
+    type and SHA-256; then the objects `known` before (metadata's media_type, sha256, paths) gain the
+    bronze `paths` (media_type, sha256, path) that point at them."""
+    if decoded is not None:
+        rows = decoded.withColumn("processed_at", F.lit(now).cast("timestamp")).select(*METADATA_SCHEMA.fieldNames())
+        tables.insert_new(spark, rows, meta_ref, ("media_type", "sha256"))
+    updates = merged_paths(paths, known)
+    if not updates.isEmpty():
+        tables.update_columns(spark, updates, meta_ref, ("media_type", "sha256"), ("path", "paths"))
+
+
 def _union(frames: list[DataFrame]) -> DataFrame:
     return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
@@ -152,17 +174,16 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
     known = tables.read(spark, meta_ref).select("media_type", "sha256", "paths")
     now = dt.datetime.now(dt.UTC)
 
-    news, features = [], []
+    news, fresh = [], {}
     for media_type, batches in pending.items():
         bronze_ref = lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}")
         new = without_absent_blobs(tables.read(spark, bronze_ref).filter(F.col("batch_id").isin(batches)),
                                    bronze_ref, ("batch_id", batches)).withColumn("media_type", F.lit(media_type))
         news.append(new.select("media_type", "path", "sha256", "batch_id"))
-        fresh = new.join(known.filter(F.col("media_type") == media_type).select("sha256"), "sha256", "left_anti")
-        features.append(PROCESSORS[media_type](config.media, config.embeddings).extract_features(fresh))
+        fresh[media_type] = new.join(known.filter(F.col("media_type") == media_type).select("sha256"),
+                                     "sha256", "left_anti")
     new = _union(news)
-    every_column = spark.createDataFrame([], StructType([*metadata_schema().fields, *OUTCOME_FIELDS]))
-    outcome = _union([every_column, *features]).persist()
+    outcome = inspected(config, fresh).persist()
     counts = {r["media_type"]: r for r in outcome.groupBy("media_type").agg(
         F.count(F.when(F.col("reason").isNull(), 1)).alias("decoded"),
         F.count("reason").alias("refused")).collect()}
@@ -182,12 +203,8 @@ def process_features(spark: SparkSession, config: PipelineConfig, lake: Lake, re
             rejected = outcome.filter(F.col("reason").isNotNull())
             tables.append(quarantine_rows(rejected, new.filter(F.col("batch_id").isin(unwritten)), now),
                           quarantine_ref)
-    if any(c["decoded"] for c in counts.values()):
-        decoded = outcome.filter(F.col("reason").isNull()).withColumn("processed_at", F.lit(now).cast("timestamp"))
-        tables.insert_new(spark, decoded.select(*METADATA_SCHEMA.fieldNames()), meta_ref, ("media_type", "sha256"))
-    updates = merged_paths(new, known)
-    if not updates.isEmpty():
-        tables.update_columns(spark, updates, meta_ref, ("media_type", "sha256"), ("path", "paths"))
+    decoded = outcome.filter(F.col("reason").isNull()) if any(c["decoded"] for c in counts.values()) else None
+    write_metadata(spark, meta_ref, decoded, new, known, now)
     outcome.unpersist()
 
     metadata = tables.read(spark, meta_ref)
