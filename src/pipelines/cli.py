@@ -180,25 +180,25 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         print(f"no such {'media' if args.media else 'event'} reason code: {', '.join(unknown)} "
               f"(the codes: {', '.join(known)})", file=sys.stderr)
         return 2
-    if args.action == "replay" and args.media:
+    return _replay_quarantine(config, args) if args.action == "replay" else _list_quarantine(config, args)
+
+
+def _replay_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
+    if args.media:
         from pipelines.silver import replay_media_quarantine
 
-        media = replay_media_quarantine.run(_spark(config), config, args.reason or None)
-        print(json.dumps(media.__dict__) if args.json else
-              f"replay {media.replay_id}: {media.replayed} media files inspected again, {media.moved_to_metadata} "
-              f"moved to metadata (the next process_media run embeds them), {media.still_quarantined} still "
-              f"quarantined ({media.reason_or_detail_changed} with a new reason or detail)")
-        return 0
-    if args.action == "replay":
+        result = replay_media_quarantine.run(_spark(config), config, args.reason or None)
+        summary = (f"{result.replayed} media files inspected again, {result.moved_to_metadata} moved to metadata "
+                   f"(the next process_media run embeds them), {result.still_quarantined} still quarantined "
+                   f"({result.reason_or_detail_changed} with a new reason or detail)")
+    else:
         from pipelines.silver import replay_quarantine
 
         result = replay_quarantine.run(_spark(config), config, args.reason or None)
-        print(json.dumps(result.__dict__) if args.json else
-              f"replay {result.replay_id}: {result.replayed} lines re-validated, {result.moved_to_silver} moved "
-              f"to silver, {result.identical_duplicates} identical duplicates, "
-              f"{result.still_quarantined} still quarantined")
-        return 0
-    return _list_quarantine(config, args)
+        summary = (f"{result.replayed} lines re-validated, {result.moved_to_silver} moved to silver, "
+                   f"{result.identical_duplicates} identical duplicates, {result.still_quarantined} still quarantined")
+    print(json.dumps(result.__dict__) if args.json else f"replay {result.replay_id}: {summary}")
+    return 0
 
 
 def _reason_codes(media: bool) -> tuple[str, ...]:

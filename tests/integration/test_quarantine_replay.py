@@ -11,6 +11,7 @@ from palindrom import quality
 from palindrom.events.registry import FileSchemaRegistry
 from palindrom.lake import tables
 from palindrom.lake.paths import Lake
+from pipelines import cli
 from pipelines.bronze import ingest_events
 from pipelines.gold import aggregate_events
 from pipelines.silver import clean_events, replay_quarantine
@@ -40,7 +41,8 @@ def line(event_id, event_type, payload, at="2026-11-20T10:00:00Z"):
                        "user_id": "u", "payload": payload})
 
 
-def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_config, tmp_path, repo_registry):
+def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_config, tmp_path, repo_registry,
+                                                         monkeypatch, capsys):
     landing = lake_path(lake_config) / "landing" / "events"
     landing.mkdir(parents=True)
     (landing / "day.jsonl").write_text("\n".join([
@@ -86,6 +88,12 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
 
     again = replay_quarantine.run(spark_session, lake_config, reasons=["invalid_json"], registry=newer)
     assert (again.replayed, again.moved_to_silver, again.still_quarantined) == (1, 0, 1)
+
+    # The command (the repository's schemas): the same line re-validated, and still refused.
+    monkeypatch.setattr(cli, "_spark", lambda _: spark_session)
+    assert cli.main(["quarantine", "replay", "--reason", "invalid_json", "--root", lake_config.storage_root]) == 0
+    assert ": 1 lines re-validated, 0 moved to silver, 0 identical duplicates, 1 still quarantined" \
+        in capsys.readouterr().out
 
 
 def test_clean_and_replay_never_add_an_event_twice(spark_session, lake_config, tmp_path, repo_registry, monkeypatch):
