@@ -4,8 +4,9 @@ containers declare for their samples (WAV, RF64, Wave64, AIFF, AU, CAF, NIST SPH
 (ISO BMFF, Matroska/WebM, AVI, FLV, ASF, MPEG program and transport streams); the frames of MPEG
 audio, ADTS, AC-3 and E-AC-3 streams and MP3 frame count headers; Ogg pages (their checksums,
 sequence, chained streams); ID3v2 tags; the signatures of formats `filetype` does not know (SVG,
-WavPack, TTA). `decoding` holds the decoders to them: libsndfile and FFmpeg read a cut file as a
-shorter one, and libsndfile a chained Ogg as its first stream."""
+WavPack, TTA) and how raw video streams begin. `decoding` holds the decoders to them: libsndfile and
+FFmpeg read a cut file as a shorter one, libsndfile a chained Ogg as its first stream, and FFmpeg
+start codes found anywhere as a raw video stream."""
 
 from __future__ import annotations
 
@@ -25,6 +26,26 @@ def id3v2_end(data: bytes) -> int:
 def _ends_past(part: str, end: int, length: int) -> str:
     """The detail for a file cut inside one of its parts."""
     return f"truncated: its {part} ends at byte {end}, the file at byte {length}"
+
+
+# How each raw video elementary stream that FFmpeg reads begins, by FFmpeg's name for the format: a
+# start code (00 00 01, after any zero bytes) or an H.261/H.263 picture start code. FFmpeg's probes
+# for these look for such codes anywhere in the bytes, so damaged or headerless media (zeros in a PCM
+# recording) can pass for a one-frame H.263 video.
+_START_CODE = re.compile(rb"\x00{2,}\x01")
+_RAW_VIDEO_STARTS = {
+    **dict.fromkeys(("h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "avs2", "avs3"),
+                    lambda data: _START_CODE.match(data) is not None),
+    "h263": lambda data: data[:2] == b"\0\0" and len(data) > 2 and data[2] & 0xFC == 0x80,
+    "h261": lambda data: data[:2] == b"\0\x01" and len(data) > 2 and data[2] & 0xF0 == 0,
+}
+
+
+def raw_video_misread(format_name: str, data: bytes) -> bool:
+    """Whether FFmpeg took the bytes for a raw video elementary stream (`format_name`) that they do
+    not begin as."""
+    starts = _RAW_VIDEO_STARTS.get(format_name.split(",")[0])
+    return starts is not None and not starts(data)
 
 
 # An SVG document's start: an optional BOM, XML declaration, comments and doctype, then its root.

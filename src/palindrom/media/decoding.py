@@ -119,8 +119,9 @@ _EXTRA_EXTENSIONS = {
     "audio/x-mat5": {".mat"}, "audio/mp4": {".m4a", ".mp4"}, "audio/webm": {".weba", ".webm"},
     "audio/x-matroska": {".mka", ".mkv"}, "video/mp4": {".3g2", ".3gp", ".m4v", ".mp4"},
     "video/x-matroska": {".mkv"}, "video/webm": {".webm"}, "video/quicktime": {".mov"},
-    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/mpeg": {".mpg", ".mpeg", ".vob"},
-    "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"},
+    "video/mp2t": {".ts", ".m2ts", ".mts"}, "video/mpeg": {".mpg", ".mpeg", ".vob", ".m1v", ".m2v", ".m4v"},
+    "video/h264": {".h264", ".264"}, "video/h265": {".h265", ".hevc"}, "video/h263": {".h263", ".263"},
+    "video/h261": {".h261"},
 }
 
 
@@ -364,7 +365,12 @@ def _open_av(data: bytes):
     whole file otherwise, and no fact taken here comes from a tag."""
     import av
 
-    return av.open(io.BytesIO(data), metadata_errors="replace")
+    container = av.open(io.BytesIO(data), metadata_errors="replace")
+    if containers.raw_video_misread(container.format.name, data):
+        container.close()
+        raise _unrecognised_or(CORRUPT, detect_mime(data), f"FFmpeg would read it as a raw {container.format.name} "
+                                                           "stream, which it does not begin as")
+    return container
 
 
 def _av_error(e: Exception, mime: str | None) -> MediaRejected:

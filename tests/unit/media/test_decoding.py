@@ -611,6 +611,28 @@ def test_video_containers_named_by_their_contents(name, container, codec, mime):
     assert (as_audio.reason, as_audio.detail) == (decoding.WRONG_MEDIA_TYPE, f"{mime}: video only, no audio stream")
 
 
+@pytest.mark.parametrize(("name", "container", "codec", "size", "mime"), [
+    ("clip.h263", "h263", "h263", (176, 144), "video/h263"),
+    ("clip.h261", "h261", "h261", (176, 144), "video/h261"),
+    ("clip.m4v", "m4v", "mpeg4", (64, 48), "video/mpeg"),  # filetype's name for an MPEG start code
+    ("clip.m2v", "mpeg2video", "mpeg2video", (64, 48), "video/mpeg"),
+])
+def test_raw_video_streams_are_read(name, container, codec, size, mime):
+    facts = inspect_media("video", name, video_bytes(frames=6, fps=6, codec=codec, container=container, size=size))
+    assert (facts.mime_type, facts.frame_count, facts.extension_mismatch) == (mime, 6, False)
+
+
+def test_a_damaged_recording_is_not_taken_for_a_raw_video_stream():
+    """FFmpeg's H.263 probe counts picture start codes anywhere in the bytes: a u-law recording whose
+    header is damaged passed for a one-frame 1408x1152 video, and among audio for a video without sound."""
+    wav = audio_bytes(0.5, 16_000, fmt="WAV", subtype="ULAW")
+    damaged = wav[:10] + b"\xbe" + wav[11:30] + b"\xf6\x15" + wav[30:]  # its WAVE magic, its format chunk
+    for media_type in ("video", "audio"):
+        error = rejected(media_type, "voice.wav", damaged)
+        assert (error.reason, error.detail) == (decoding.UNRECOGNISED, "not a recognised media format (FFmpeg "
+                                                "would read it as a raw h263 stream, which it does not begin as)")
+
+
 def test_ogg_audio_is_not_a_video():
     error = rejected("video", "note.ogg", audio_bytes(0.5, fmt="OGG", subtype="VORBIS"))
     assert (error.reason, error.detail) == (decoding.WRONG_MEDIA_TYPE, "audio/ogg: audio only, no video stream")
