@@ -16,7 +16,7 @@ from palindrom.events.registry import FileSchemaRegistry, IncompatibleSchema, Re
 from palindrom.logging import logger
 from palindrom.training import BuildError
 from pipelines import dataset_cli
-from pipelines.tasks import add_env_arguments, schema_registry
+from pipelines.tasks import add_env_arguments, schema_registry, unknown_reasons
 from pipelines.workflows import BUNDLE_FILE
 
 EXAMPLES = """\
@@ -174,11 +174,8 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     config = load_config(args.env, args.root)
-    known = _reason_codes(args.media)
-    unknown = sorted(set(args.reason or ()) - set(known))
-    if unknown:
-        print(f"no such {'media' if args.media else 'event'} reason code: {', '.join(unknown)} "
-              f"(the codes: {', '.join(known)})", file=sys.stderr)
+    if refused := unknown_reasons(args.reason or (), _reason_codes(args.media), "media" if args.media else "event"):
+        print(refused, file=sys.stderr)
         return 2
     return _replay_quarantine(config, args) if args.action == "replay" else _list_quarantine(config, args)
 

@@ -7,7 +7,7 @@ A task module's `main()` is one call to `task_main` with its `run(spark, config)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,26 @@ def add_env_arguments(parser: argparse.ArgumentParser, default_env: str | None =
                         help=f"environment whose configs/<env>.yaml to load (default: {default_env or 'the target'})")
     parser.add_argument("--root", default=None,
                         help="storage root overriding the config's: a local path, a file: URI or an s3a:// URI")
+
+
+def unknown_reasons(chosen: Sequence[str], codes: Sequence[str], kind: str) -> str | None:
+    """Why `chosen` reason codes of `kind` (event, media) are refused, naming the known ones (rather
+    than matching nothing), or None."""
+    if unknown := sorted(set(chosen) - set(codes)):
+        return f"no such {kind} reason code: {', '.join(unknown)} (the codes: {', '.join(codes)})"
+    return None
+
+
+def add_reasons_argument(parser: argparse.ArgumentParser, codes: Sequence[str], kind: str) -> None:
+    """`--reasons`: reason codes separated by commas, as a job parameter gives them (one string)."""
+    def reasons(text: str) -> list[str]:
+        chosen = [code.strip() for code in text.split(",") if code.strip()]
+        if refused := unknown_reasons(chosen, codes, kind):
+            raise argparse.ArgumentTypeError(refused)
+        return chosen
+
+    parser.add_argument("--reasons", type=reasons, default=[],
+                        help="only the quarantined rows with these reason codes, comma-separated (default: all)")
 
 
 def schema_registry(config: PipelineConfig) -> SchemaRegistry:

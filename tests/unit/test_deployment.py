@@ -71,7 +71,8 @@ def test_every_job_is_a_valid_databricks_job_for_each_deployed_target(target):
     (databricks-bundles, the Python side of Asset Bundles): no unknown field at any level, enums (run_if,
     pause status, …) and types as the Jobs API defines them. `databricks bundle validate` needs a workspace."""
     jobs = resolve_variables(load_bundle(), target)["resources"]["jobs"]
-    assert set(jobs) == {"daily_ingestion", "media_processing", "gold_build"}
+    assert set(jobs) == {"daily_ingestion", "media_processing", "gold_build", "events_quarantine_replay",
+                         "media_quarantine_replay"}
     for name, spec in jobs.items():
         job = Job.from_dict(copy.deepcopy(spec))
         assert [t.task_key for t in job.tasks] == [t["task_key"] for t in spec["tasks"]], name

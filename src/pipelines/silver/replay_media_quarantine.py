@@ -25,7 +25,9 @@ from palindrom.config import PipelineConfig
 from palindrom.lake import tables
 from palindrom.lake.paths import MEDIA_FOLDERS, Lake
 from palindrom.logging import logger
+from palindrom.media.decoding import REASONS
 from pipelines.silver.process_media import inspected, unaccounted, write_metadata
+from pipelines.tasks import add_reasons_argument, task_main
 
 MOVED_TO_METADATA = "moved_to_metadata"
 KEYS = ("media_type", "path")
@@ -121,3 +123,14 @@ def _write(spark: SparkSession, lake: Lake, replay_id: str, now: dt.datetime, re
     quality.enforce([quality.media_conserved(unaccounted(replaying, tables.read(spark, meta_ref),
                                                          tables.read(spark, quarantine_ref)))])
     return MediaReplayResult(replay_id, moved + still, moved, still, updated)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return task_main("replay_media_quarantine", "silver",
+                     lambda spark, config, args: run(spark, config, args.reasons or None), __doc__, argv,
+                     lambda parser: add_reasons_argument(parser, REASONS, "media"),
+                     examples=("replay_media_quarantine --reasons decoder_error,unsupported_codec",))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from palindrom.config import PipelineConfig
 from palindrom.events.columns import payload_column
+from palindrom.events.contract import REASON_CODES
 from palindrom.events.registry import SchemaRegistry
 from palindrom.events.transforms import (
     ALREADY_IN_SILVER,
@@ -33,7 +34,7 @@ from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.logging import logger
 from pipelines.silver.clean_events import append_new_events, classify, silver_rows
-from pipelines.tasks import schema_registry
+from pipelines.tasks import add_reasons_argument, schema_registry, task_main
 
 MOVED_TO_SILVER = "moved_to_silver"
 
@@ -106,3 +107,14 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
         replay_id, total, counts.get(TO_SILVER, 0) + counts.get(ALREADY_IN_SILVER, 0),
         counts.get(IDENTICAL_DUPLICATE, 0), counts.get(TO_QUARANTINE, 0),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return task_main("replay_quarantine", "silver",
+                     lambda spark, config, args: run(spark, config, args.reasons or None), __doc__, argv,
+                     lambda parser: add_reasons_argument(parser, REASON_CODES, "event"),
+                     examples=("replay_quarantine --reasons unknown_event_type,unknown_schema_version",))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,6 +23,16 @@ def test_an_unknown_quarantine_reason_code_is_named_with_the_known_ones(tmp_path
     assert known in result.stderr
 
 
+@pytest.mark.parametrize(("task", "kind", "known"), [("replay_quarantine", "event", "invalid_json"),
+                                                     ("replay_media_quarantine", "media", "corrupt")])
+def test_a_replay_task_takes_reasons_as_one_parameter_and_refuses_unknown_ones(task, kind, known, capsys):
+    module = importlib.import_module(f"pipelines.silver.{task}")
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--reasons", f"{known}, nope"])  # a job parameter: one string, commas between
+    assert exited.value.code == 2
+    assert f"no such {kind} reason code: nope (the codes: " in capsys.readouterr().err
+
+
 def test_tables_counts_with_spark_a_table_whose_log_states_no_row_count(spark_session, lake_config):
     ref = Lake(lake_config.storage_root).table("silver.events_batches")
     spark_session.conf.set("spark.databricks.delta.stats.collect", "false")
@@ -47,7 +57,8 @@ def test_every_command_shows_examples_and_explains_each_argument():
     commands = dict(_parsers(build_parser()))
     assert {"pipelines run", "pipelines quarantine", "pipelines dataset export"} <= set(commands)
     assert {s.name for s in ENTRY_POINTS} == {  # the tasks, checked below
-        "ingest_events", "clean_events", "aggregate_events", "ingest_media", "process_media", "build_training_data"}
+        "ingest_events", "clean_events", "aggregate_events", "ingest_media", "process_media", "build_training_data",
+        "replay_quarantine", "replay_media_quarantine"}
     for name, parser in commands.items():
         assert "example" in (parser.epilog or ""), f"{name}: no examples in --help"
         for action in parser._actions:

@@ -90,3 +90,6 @@ def test_files_that_decode_under_the_present_limits_move_to_metadata(spark_sessi
     assert ": 1 media files inspected again, 0 moved to metadata (the next process_media run embeds them), " \
            "1 still quarantined (0 with a new reason or detail)" in capsys.readouterr().out
     assert cli.main(["quarantine", "replay", "--media", "--reason", "no_such", "--root", root]) == 2
+    # The task of the media_quarantine_replay job: its reasons are one parameter, commas between.
+    assert replay_media_quarantine.main(["--root", root, "--reasons", "corrupt,decoder_error"]) == 0
+    assert rows(spark_session, config, quarantine, "path", "reason") == [("broken.wav", "corrupt")]
