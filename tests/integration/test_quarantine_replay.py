@@ -89,11 +89,14 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
     again = replay_quarantine.run(spark_session, lake_config, reasons=["invalid_json"], registry=newer)
     assert (again.replayed, again.moved_to_silver, again.still_quarantined) == (1, 0, 1)
 
-    # The command (the repository's schemas): the same line re-validated, and still refused.
+    # The command (the repository's schemas): the same line re-validated, still refused; nothing committed.
     monkeypatch.setattr(cli, "_spark", lambda _: spark_session)
+    names = ("silver.events", "silver.quarantine.events", "silver.quarantine.events_replays")
+    versions = [tables.current_version(lake.table(name)) for name in names]
     assert cli.main(["quarantine", "replay", "--reason", "invalid_json", "--root", lake_config.storage_root]) == 0
     assert ": 1 lines re-validated, 0 moved to silver, 0 identical duplicates, 1 still quarantined" \
         in capsys.readouterr().out
+    assert [tables.current_version(lake.table(name)) for name in names] == versions
 
 
 def test_clean_and_replay_never_add_an_event_twice(spark_session, lake_config, tmp_path, repo_registry, monkeypatch):

@@ -83,13 +83,18 @@ def test_files_that_decode_under_the_present_limits_move_to_metadata(spark_sessi
     embedded = tables.read(spark_session, Lake(config.storage_root).table("silver.media_embeddings"))
     assert embedded.filter(F.col("sha256") == metadata["copy/long.wav"]["sha256"]).count() == 1
 
-    # The command, by reason: the damaged file is inspected again and stays.
+    # The command, by reason: the damaged file is inspected again and stays; nothing is committed.
     monkeypatch.setattr(cli, "_spark", lambda _: spark_session)
     root = config.storage_root
+    lake = Lake(root)
+    versions = [tables.current_version(lake.table(name)) for name in (quarantine, "silver.media_metadata",
+                                                                        "silver.quarantine.media_replays")]
     assert cli.main(["quarantine", "replay", "--media", "--reason", "corrupt", "--root", root]) == 0
     assert ": 1 media files inspected again, 0 moved to metadata (the next process_media run embeds them), " \
            "1 still quarantined (0 with a new reason or detail)" in capsys.readouterr().out
     assert cli.main(["quarantine", "replay", "--media", "--reason", "no_such", "--root", root]) == 2
+    assert [tables.current_version(lake.table(name)) for name in (quarantine, "silver.media_metadata",
+                                                                   "silver.quarantine.media_replays")] == versions
     # The task of the media_quarantine_replay job: its reasons are one parameter, commas between.
     assert replay_media_quarantine.main(["--root", root, "--reasons", "corrupt,decoder_error"]) == 0
     assert rows(spark_session, config, quarantine, "path", "reason") == [("broken.wav", "corrupt")]
