@@ -53,6 +53,14 @@ def add_reasons_argument(parser: argparse.ArgumentParser, codes: Sequence[str], 
                         help="only the quarantined rows with these reason codes, comma-separated (default: all)")
 
 
+def replay_task_main(task: str, run: Callable[..., Any], description: str, codes: Sequence[str], kind: str,
+                     argv: list[str] | None) -> int:
+    """A quarantine replay as a task (a job's wheel task): `run(spark, config, reasons)`, `--reasons`."""
+    return task_main(task, "silver", lambda spark, config, args: run(spark, config, args.reasons or None),
+                     description, argv, lambda parser: add_reasons_argument(parser, codes, kind),
+                     examples=(f"{task} --reasons {','.join(codes[-2:])}",))
+
+
 def schema_registry(config: PipelineConfig) -> SchemaRegistry:
     return registry_from_config(config.registry.kind, config.registry.url, config.registry.group,
                                 configs_dir() / "schemas" / "events")

@@ -27,7 +27,7 @@ from palindrom.lake.paths import MEDIA_FOLDERS, Lake
 from palindrom.logging import logger
 from palindrom.media.decoding import REASONS
 from pipelines.silver.process_media import inspected, unaccounted, write_metadata
-from pipelines.tasks import add_reasons_argument, task_main
+from pipelines.tasks import replay_task_main
 
 MOVED_TO_METADATA = "moved_to_metadata"
 KEYS = ("media_type", "path")
@@ -126,10 +126,7 @@ def _write(spark: SparkSession, lake: Lake, replay_id: str, now: dt.datetime, re
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("replay_media_quarantine", "silver",
-                     lambda spark, config, args: run(spark, config, args.reasons or None), __doc__, argv,
-                     lambda parser: add_reasons_argument(parser, REASONS, "media"),
-                     examples=("replay_media_quarantine --reasons decoder_error,unsupported_codec",))
+    return replay_task_main("replay_media_quarantine", run, __doc__, REASONS, "media", argv)
 
 
 if __name__ == "__main__":

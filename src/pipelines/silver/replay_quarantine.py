@@ -34,7 +34,7 @@ from palindrom.lake import tables
 from palindrom.lake.paths import Lake
 from palindrom.logging import logger
 from pipelines.silver.clean_events import append_new_events, classify, silver_rows
-from pipelines.tasks import add_reasons_argument, schema_registry, task_main
+from pipelines.tasks import replay_task_main, schema_registry
 
 MOVED_TO_SILVER = "moved_to_silver"
 
@@ -110,10 +110,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("replay_quarantine", "silver",
-                     lambda spark, config, args: run(spark, config, args.reasons or None), __doc__, argv,
-                     lambda parser: add_reasons_argument(parser, REASON_CODES, "event"),
-                     examples=("replay_quarantine --reasons unknown_event_type,unknown_schema_version",))
+    return replay_task_main("replay_quarantine", run, __doc__, REASON_CODES, "event", argv)
 
 
 if __name__ == "__main__":
