@@ -4,13 +4,14 @@ same dedup rules, and every line stays accounted for."""
 import json
 import shutil
 
+import deltalake
 import pytest
 from pyspark.sql import functions as F
 
 from palindrom import quality
 from palindrom.events.registry import FileSchemaRegistry
 from palindrom.lake import tables
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import Lake, native_uri
 from pipelines import cli
 from pipelines.bronze import ingest_events
 from pipelines.gold import aggregate_events
@@ -75,6 +76,8 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
     replays = tables.read(spark_session, lake.table("silver.quarantine.events_replays"))
     assert sorted((r["line_number"], r["outcome"]) for r in replays.collect()) == [
         (2, "moved_to_silver"), (3, "identical_duplicate")]
+    replays_uri = native_uri(lake.table("silver.quarantine.events_replays").uri)
+    assert deltalake.DeltaTable(replays_uri).to_pyarrow_table().num_rows == 2  # readable by delta-rs
 
     replayed_identical = replays.filter(F.col("outcome") == "identical_duplicate").count()
     conserved = quality.events_conserved(tables.read(spark_session, lake.table("bronze.events")), silver,

@@ -2,11 +2,12 @@
 what now decodes moves to metadata (and is embedded by the next process_media run), the rest stays
 with its reason and detail brought up to date; nothing is lost, and a rerun after a crash converges."""
 
+import deltalake
 import pytest
 from pyspark.sql import functions as F
 
 from palindrom.lake import tables
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import Lake, native_uri
 from pipelines import cli
 from pipelines.bronze import ingest_media
 from pipelines.sample_media import audio_bytes
@@ -76,6 +77,8 @@ def test_files_that_decode_under_the_present_limits_move_to_metadata(spark_sessi
     assert rows(spark_session, config, "silver.quarantine.media_replays", "path", "former_reason", "outcome") == [
         ("copy/long.wav", "too_large", "moved_to_metadata"), ("long.wav", "too_large", "moved_to_metadata")]
     assert rows(spark_session, config, "silver.quarantine.media_replays", "path", "replay_id") == recorded  # the first
+    replays_uri = Lake(config.storage_root).table("silver.quarantine.media_replays").uri
+    assert deltalake.DeltaTable(native_uri(replays_uri)).to_pyarrow_table().num_rows == 2  # readable by delta-rs
 
     # The next process_media run embeds the object that arrived (metadata changed since the last).
     assert process_media.up_to_date(config) is None
