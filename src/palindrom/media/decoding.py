@@ -159,11 +159,21 @@ _AUDIO_IN_VIDEO_CONTAINERS = {"video/mp4": "audio/mp4", "video/webm": "audio/web
                               "video/mp2t": "video/mp2t"}
 # ... and the one it calls audio/* that may hold video (Ogg: Theora or VP8, an .ogv), with its video MIME type.
 _VIDEO_IN_AUDIO_CONTAINERS = {"audio/ogg": "video/ogg"}
-# MIME types of the video containers `filetype` does not recognise, by FFmpeg's name for the format.
-_FFMPEG_VIDEO_FORMATS = {"mpegts": "video/mp2t", "h264": "video/h264", "hevc": "video/h265"}
-# MIME types of the audio formats FFmpeg reads and neither `filetype` nor containers.audio_container recognises.
+# MIME types by FFmpeg's name for the format, for the video containers `filetype` does not recognise
+# and for those it no longer recognises in a file whose signature is damaged (a changed byte in
+# Matroska's DocType or MP4's `ftyp`) but which FFmpeg still reads: not FFmpeg's own names
+# ("video/matroska", "video/mov").
+_FFMPEG_VIDEO_FORMATS = {"mpegts": "video/mp2t", "h264": "video/h264", "hevc": "video/h265",
+                         "matroska": "video/x-matroska", "mov": "video/mp4", "avi": "video/x-msvideo",
+                         "flv": "video/x-flv", "asf": "video/x-ms-asf", "mpeg": "video/mpeg", "ogg": "video/ogg",
+                         "mpegvideo": "video/mpeg", "m4v": "video/mpeg"}
+# ... and of the audio formats FFmpeg reads, likewise (a transport stream of audio is video/mp2t, as its
+# packets name it).
 _FFMPEG_AUDIO_FORMATS = {"mp3": "audio/mpeg", "ac3": "audio/ac3", "eac3": "audio/eac3", "wv": "audio/x-wavpack",
-                         "tta": "audio/x-tta"}
+                         "tta": "audio/x-tta", "mpegts": "video/mp2t", "matroska": "audio/x-matroska",
+                         "mov": "audio/mp4", "ogg": "audio/ogg", "flac": "audio/x-flac", "aac": "audio/aac",
+                         "wav": "audio/x-wav", "aiff": "audio/x-aiff", "caf": "audio/x-caf", "w64": "audio/x-w64",
+                         "au": "audio/basic"}
 
 
 def _video_mime(mime: str | None, format_name: str) -> str:

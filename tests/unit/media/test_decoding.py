@@ -5,6 +5,7 @@ import time
 import zipfile
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -631,6 +632,32 @@ def test_a_damaged_recording_is_not_taken_for_a_raw_video_stream():
         error = rejected(media_type, "voice.wav", damaged)
         assert (error.reason, error.detail) == (decoding.UNRECOGNISED, "not a recognised media format (FFmpeg "
                                                 "would read it as a raw h263 stream, which it does not begin as)")
+
+
+@pytest.mark.parametrize(("container", "signature", "damaged", "mime"), [
+    ("matroska", b"matroska", b"matr\xadska", "video/x-matroska"),  # its DocType
+    ("mp4", b"ftyp", b"fty\x10", "video/mp4"),
+])
+def test_a_container_whose_signature_is_damaged_is_named_by_ffmpegs_reading(container, signature, damaged, mime):
+    """`filetype` no longer knows the bytes, FFmpeg still reads them: named as the container's MIME type,
+    not by FFmpeg's name for it ("video/matroska", "video/mov")."""
+    data = video_bytes(frames=6, fps=6, container=container)
+    assert decoding.detect_mime(data.replace(signature, damaged, 1)) is None
+    facts = inspect_media("video", f"v.{container}", data.replace(signature, damaged, 1))
+    assert (facts.mime_type, facts.frame_count) == (mime, 6)
+
+
+def test_audio_in_a_transport_stream_whose_first_packet_is_damaged_is_still_video_mp2t():
+    out = io.BytesIO()
+    with av.open(out, "w", format="mpegts") as muxer:
+        stream = muxer.add_stream("aac", rate=44_100, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone(1.0, 44_100).T, format="flt", layout="mono")
+        frame.sample_rate = 44_100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            muxer.mux(packet)
+    damaged = b"\x93" + out.getvalue()[1:]  # its first sync byte: the packets are no longer found from the start
+    assert decoding.detect_mime(damaged) is None
+    assert inspect_media("audio", "radio.ts", damaged).mime_type == "video/mp2t"
 
 
 def test_ogg_audio_is_not_a_video():
