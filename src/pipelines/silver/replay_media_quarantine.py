@@ -77,6 +77,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
         for media_type in counts:
             rows = tables.read(spark, lake.table(f"bronze.{MEDIA_FOLDERS[media_type]}"))
             mine = replaying.filter(F.col("media_type") == media_type).select("path", "sha256")
+            # The quarantined paths broadcast, bronze scanned: its bytes are never shuffled.
             bronze[media_type] = rows.join(F.broadcast(mine), ["path", "sha256"], "left_semi")
         outcome = inspected(config, bronze).select(
             "*", F.explode("paths").alias("replayed_path")).persist()
