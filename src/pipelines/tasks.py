@@ -7,6 +7,7 @@ A task module's `main()` is one call to `task_main` with its `run(spark, config)
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,11 +55,24 @@ def add_reasons_argument(parser: argparse.ArgumentParser, codes: Sequence[str], 
 
 
 def replay_task_main(task: str, run: Callable[..., Any], description: str, codes: Sequence[str], kind: str,
-                     argv: list[str] | None) -> int:
-    """A quarantine replay as a task (a job's wheel task): `run(spark, config, reasons)`, `--reasons`."""
+                     quarantine: str, argv: list[str] | None) -> int:
+    """A quarantine replay as a task (a job's wheel task): `run(spark, config, reasons)`, `--reasons`;
+    Spark is not started where the `quarantine` table's Delta log shows nothing to replay."""
     return task_main(task, "silver", lambda spark, config, args: run(spark, config, args.reasons or None),
                      description, argv, lambda parser: add_reasons_argument(parser, codes, kind),
-                     examples=(f"{task} --reasons {','.join(codes[-2:])}",))
+                     examples=(f"{task} --reasons {','.join(codes[-2:])}",),
+                     up_to_date=functools.partial(_nothing_quarantined, quarantine))
+
+
+def _nothing_quarantined(quarantine: str, config: PipelineConfig, args: argparse.Namespace) -> str | None:
+    from palindrom.lake import native, tables  # Delta's Python side: only once a task runs
+
+    ref = Lake(config.storage_root).table(quarantine)
+    if not tables.exists(ref) or native.logged_row_count(ref.uri) == 0:
+        return f"{quarantine} holds no rows"
+    if args.reasons and tables.logged_rows_per_value(ref, "reason", args.reasons) == {}:
+        return f"{quarantine} holds no rows with the reasons {', '.join(args.reasons)}"
+    return None
 
 
 def schema_registry(config: PipelineConfig) -> SchemaRegistry:

@@ -127,7 +127,8 @@ def _write(spark: SparkSession, lake: Lake, replay_id: str, now: dt.datetime, re
 
 
 def main(argv: list[str] | None = None) -> int:
-    return replay_task_main("replay_media_quarantine", run, __doc__, REASONS, "media", argv)
+    return replay_task_main("replay_media_quarantine", run, __doc__, REASONS, "media",
+                            "silver.quarantine.media", argv)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    return replay_task_main("replay_quarantine", run, __doc__, REASON_CODES, "event", argv)
+    return replay_task_main("replay_quarantine", run, __doc__, REASON_CODES, "event", "silver.quarantine.events", argv)
 
 
 if __name__ == "__main__":

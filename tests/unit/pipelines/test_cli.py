@@ -1,6 +1,7 @@
 import argparse
 import importlib
 import json
+import re
 from importlib.metadata import entry_points, version
 
 import pytest
@@ -31,6 +32,17 @@ def test_a_replay_task_takes_reasons_as_one_parameter_and_refuses_unknown_ones(t
         module.main(["--reasons", f"{known}, nope"])  # a job parameter: one string, commas between
     assert exited.value.code == 2
     assert f"no such {kind} reason code: nope (the codes: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("job", "task", "params"), [
+    ("events_quarantine_replay", "replay_quarantine", []),
+    ("media_quarantine_replay", "replay_media_quarantine", ["--param", "reasons=corrupt,too_large"]),
+])
+def test_a_replay_job_with_nothing_quarantined_does_not_start_spark(tmp_path, job, task, params):
+    result = run_cli("run", job, "--root", str(tmp_path / "lake"), *params)
+    assert re.search(rf"{task}: silver\.quarantine\.\w+ holds no rows; nothing to do, Spark not started",
+                     result.stderr), result.stderr
+    assert "log4j" not in result.stderr
 
 
 def test_tables_counts_with_spark_a_table_whose_log_states_no_row_count(spark_session, lake_config):
