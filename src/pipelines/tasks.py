@@ -68,7 +68,7 @@ def _nothing_quarantined(quarantine: str, config: PipelineConfig, args: argparse
     from palindrom.lake import native, tables  # Delta's Python side: only once a task runs
 
     ref = Lake(config.storage_root).table(quarantine)
-    if not tables.exists(ref) or native.logged_row_count(ref.uri) == 0:
+    if native.logged_row_count(ref.uri) == 0 or not tables.exists(ref):  # one read of the log, mostly
         return f"{quarantine} holds no rows"
     if args.reasons and tables.logged_rows_per_value(ref, "reason", args.reasons) == {}:
         return f"{quarantine} holds no rows with the reasons {', '.join(args.reasons)}"

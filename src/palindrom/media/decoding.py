@@ -172,8 +172,9 @@ _FFMPEG_VIDEO_FORMATS = {"mpegts": "video/mp2t", "h264": "video/h264", "hevc": "
 _FFMPEG_AUDIO_FORMATS = {"mp3": "audio/mpeg", "ac3": "audio/ac3", "eac3": "audio/eac3", "wv": "audio/x-wavpack",
                          "tta": "audio/x-tta", "mpegts": "video/mp2t", "matroska": "audio/x-matroska",
                          "mov": "audio/mp4", "ogg": "audio/ogg", "flac": "audio/x-flac", "aac": "audio/aac",
-                         "wav": "audio/x-wav", "aiff": "audio/x-aiff", "caf": "audio/x-caf", "w64": "audio/x-w64",
-                         "au": "audio/basic"}
+                         # containers.audio_container's names for these are FFmpeg's too
+                         **{name: containers.AUDIO_CONTAINER_MIME[name]
+                            for name in ("wav", "aiff", "caf", "w64", "au")}}
 
 
 def _video_mime(mime: str | None, format_name: str) -> str:
