@@ -19,6 +19,7 @@ from palindrom.config import REPO_ROOT, SparkConfig
 
 JARS_DIR = Path(os.environ.get("PIPELINES_JARS_DIR", REPO_ROOT / ".jars"))
 S3A_JARS_DIR = JARS_DIR / "s3"
+LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 
 # Settings both locally and on Databricks: UTC, Arrow batches small enough that rows carrying
 # whole files or long lines cannot exhaust a Python worker's memory.
@@ -94,7 +95,8 @@ def get_spark(config: SparkConfig, app_name: str = "pipelines", storage_root: st
             .config("spark.ui.enabled", str(config.ui_enabled).lower())
             .config("spark.driver.memory", config.driver_memory)
             .config("spark.sql.warehouse.dir", str(REPO_ROOT / ".cache" / "spark-warehouse"))
-            .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={REPO_ROOT / '.cache'}")
+            .config("spark.driver.extraJavaOptions",
+                    f"-Dderby.system.home={REPO_ROOT / '.cache'} -Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}")
             # Delta reads its log with 50 tasks by default: far too many for a laptop.
             .config("spark.databricks.delta.snapshotPartitions", str(config.shuffle_partitions))
             .config("spark.ui.showConsoleProgress", "false")
@@ -110,7 +112,6 @@ def get_spark(config: SparkConfig, app_name: str = "pipelines", storage_root: st
         for key, value in config.conf.items():  # the config's own settings win
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("WARN")
         _skip_local_checksums(spark)
     for key, value in COMMON_CONF.items():
         spark.conf.set(key, value)

@@ -1,5 +1,5 @@
 from palindrom.lake.files import read_files
-from palindrom.spark import s3a_settings
+from palindrom.spark import LOG_CONFIG, s3a_settings
 
 
 def test_an_s3_compatible_endpoint_is_addressed_by_path_and_tls_follows_its_scheme():
@@ -35,3 +35,13 @@ def test_many_landing_files_are_listed_with_a_task_per_core_not_per_file(spark_s
     assert stages, "Spark listed the 40 files without a job: the threshold this test relies on has moved"
     assert max(stage.numTasks for stage in stages) <= context.defaultParallelism
     assert files.count() == 40
+
+
+def test_local_spark_logs_warnings_by_the_projects_log4j2_file(spark_session):
+    """Not Spark's default profile, which prints its banner twice a process and logs INFO until the
+    session is up; Hadoop's expected "no native library" warning is left out."""
+    log4j = spark_session.sparkContext._jvm.org.apache.logging.log4j
+    configuration = log4j.core.LoggerContext.getContext(False).getConfiguration()
+    assert configuration.getConfigurationSource().getLocation() == str(LOG_CONFIG)
+    assert log4j.LogManager.getRootLogger().getLevel().toString() == "WARN"
+    assert log4j.LogManager.getLogger("org.apache.hadoop.util.NativeCodeLoader").getLevel().toString() == "ERROR"
