@@ -15,6 +15,7 @@ batch; models load once per Python worker.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -267,6 +268,11 @@ class TextProcessor(_Processor):
         # execution keeps (it would otherwise coalesce them into one task on one core).
         return (texts.select(F.sha2("text", 256).alias("sha256"), "text").dropDuplicates(["sha256"])
                 .repartition(_parallelism(df.sparkSession), "sha256"))
+
+    def tasks_for(self, spark: SparkSession, texts: int) -> int:
+        """Tasks to embed `texts` in: one per Arrow batch of them, up to the cores. Each task's Python
+        worker loads the model first (seconds on a CPU), which a handful of texts does not repay."""
+        return max(1, min(_parallelism(spark), math.ceil(texts / self.ARROW_RECORDS)))
 
     def extract_embeddings(self, df: DataFrame, column: str = "text") -> DataFrame:
         spec, rt = model_spec(self.model), runtime(self.embeddings)

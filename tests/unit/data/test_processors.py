@@ -145,6 +145,14 @@ def test_texts_are_normalised_once_a_row(spark_session):
     assert plan.count("ArrowEvalPython") == 1
 
 
+def test_texts_are_embedded_in_a_task_per_arrow_batch_up_to_the_cores(spark_session):
+    """A task loads the model in its Python worker: a few texts are embedded in one task, not one per core."""
+    processor, batch = TextProcessor(), TextProcessor.ARROW_RECORDS
+    cores = spark_session.sparkContext.defaultParallelism
+    assert cores >= 2
+    assert [processor.tasks_for(spark_session, n) for n in (0, 2, batch, batch + 1)] == [1, 1, 1, 2]
+    assert processor.tasks_for(spark_session, 1000 * batch) == cores
+
 def test_arrow_batches_are_capped_for_media(spark_session):
     ImageProcessor(MediaConfig(arrow_max_records_per_batch=8, arrow_max_bytes_per_batch=1 << 20)).extract_features(
         bronze(spark_session, {"a.png": image_bytes()}))
