@@ -274,7 +274,9 @@ class TextProcessor(_Processor):
         worker loads the model first (seconds on a CPU), which a handful of texts does not repay."""
         return max(1, min(_parallelism(spark), math.ceil(texts / self.ARROW_RECORDS)))
 
-    def extract_embeddings(self, df: DataFrame, column: str = "text") -> DataFrame:
+    def extract_embeddings(self, df: DataFrame, column: str = "text", texts_count: int | None = None) -> DataFrame:
+        """`texts_count`, where the caller knows how many distinct texts `df` holds, sizes the tasks
+        (`tasks_for`)."""
         spec, rt = model_spec(self.model), runtime(self.embeddings)
         name, revision = self.model_identity()
         _set_arrow_batches(df.sparkSession, self.ARROW_RECORDS, self.media.arrow_max_bytes_per_batch)
@@ -286,6 +288,8 @@ class TextProcessor(_Processor):
                 yield _embedding_batch(batch.column("sha256").to_pylist(), vectors, "text", name, revision)
 
         texts = df if {"sha256", "text"} <= set(df.columns) and column == "text" else self.extract_features(df, column)
+        if texts_count is not None:
+            texts = texts.coalesce(self.tasks_for(df.sparkSession, texts_count))
         return texts.select("sha256", "text").mapInArrow(embed, EMBEDDING_SCHEMA)
 
 

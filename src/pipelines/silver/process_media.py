@@ -363,7 +363,7 @@ def embed_texts(spark: SparkSession, config: PipelineConfig, lake: Lake, result:
                     result.texts_read, "0" if embedded_up_to is None else embedded_up_to + 1, silver_version, n,
                     name, revision)
         if n:
-            _insert_embeddings(spark, lake, processor.extract_embeddings(todo.coalesce(processor.tasks_for(spark, n))))
+            _insert_embeddings(spark, lake, processor.extract_embeddings(todo, texts_count=n))
     finally:
         candidates.unpersist()
     record = [(name, revision, silver_version, result.texts_read, n, dt.datetime.now(dt.UTC))]

@@ -152,6 +152,11 @@ def test_texts_are_embedded_in_a_task_per_arrow_batch_up_to_the_cores(spark_sess
     assert cores >= 2
     assert [processor.tasks_for(spark_session, n) for n in (0, 2, batch, batch + 1)] == [1, 1, 1, 2]
     assert processor.tasks_for(spark_session, 1000 * batch) == cores
+    texts = spark_session.createDataFrame([(hashlib.sha256(t.encode()).hexdigest(), t) for t in "ab"],
+                                          "sha256 string, text string").repartition(cores)
+    assert processor.extract_embeddings(texts).rdd.getNumPartitions() == cores
+    assert processor.extract_embeddings(texts, texts_count=2).rdd.getNumPartitions() == 1  # as process_media calls it
+
 
 def test_arrow_batches_are_capped_for_media(spark_session):
     ImageProcessor(MediaConfig(arrow_max_records_per_batch=8, arrow_max_bytes_per_batch=1 << 20)).extract_features(
