@@ -5,7 +5,9 @@ the `local` target's overrides, `{{job.parameters.*}}` references), orders the j
 `depends_on`, and runs each task's `python_wheel_task` entry point in a fresh process. A task runs
 when its dependencies have all succeeded (`run_if: ALL_SUCCESS`, the default) or, with `run_if:
 ALL_DONE`, once they have finished whatever their outcome; otherwise it is skipped. The other
-`run_if` conditions of Databricks are refused.
+`run_if` conditions of Databricks are refused. A failed task is run again up to its `max_retries`
+times, each retry starting no sooner than `min_retry_interval_millis` after the failed attempt started,
+as Databricks retries it; its dependants wait for the outcome of the last attempt.
 """
 
 from __future__ import annotations
@@ -45,14 +47,17 @@ class Task:
     parameters: list[str]
     depends_on: list[str] = field(default_factory=list)
     run_if: str = ALL_SUCCESS
+    max_retries: int = 0
+    retry_interval_s: float = 0.0  # from the start of a failed attempt to the start of its retry
 
 
 @dataclass(frozen=True)
 class TaskOutcome:
     key: str
     status: str  # "succeeded", "failed" or "skipped"
-    seconds: float = 0.0
+    seconds: float = 0.0  # all attempts, and the waits between them
     detail: str = ""
+    attempts: int = 0
 
 
 def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
@@ -75,7 +80,7 @@ def load_bundle(path: Path = BUNDLE_FILE) -> dict[str, Any]:
     return bundle
 
 
-def _substitute(value: Any, replace: Callable[[str], str]) -> Any:
+def _substitute(value: Any, replace: Callable[[str], Any]) -> Any:
     if isinstance(value, str):
         return replace(value)
     if isinstance(value, list):
@@ -86,7 +91,9 @@ def _substitute(value: Any, replace: Callable[[str], str]) -> Any:
 
 
 def resolve_variables(bundle: Mapping[str, Any], target: str) -> dict[str, Any]:
-    """Replace ${var.NAME} (target overrides first, then defaults) and ${bundle.target|name}."""
+    """Replace ${var.NAME} (target overrides first, then defaults) and ${bundle.target|name}. A value
+    that is one reference and nothing else takes the variable's own type (`max_retries: ${var.n}` is
+    a number), as the bundle CLI resolves it."""
     targets = bundle.get("targets", {})
     if target not in targets:
         raise BundleError(f"databricks.yml has no target {target!r} (targets: {', '.join(targets)})")
@@ -94,13 +101,16 @@ def resolve_variables(bundle: Mapping[str, Any], target: str) -> dict[str, Any]:
     values.update((targets[target] or {}).get("variables", {}) or {})
     names = {"target": target, "name": bundle.get("bundle", {}).get("name", "")}
 
-    def replace(text: str) -> str:
-        def var(m: re.Match[str]) -> str:
-            if values.get(m.group(1)) is None:
-                raise BundleError(f"variable {m.group(1)!r} has no value for target {target!r}")
-            return str(values[m.group(1)])
+    def value(m: re.Match[str]) -> Any:
+        if values.get(m.group(1)) is None:
+            raise BundleError(f"variable {m.group(1)!r} has no value for target {target!r}")
+        return values[m.group(1)]
 
-        return _BUNDLE_REF.sub(lambda m: names[m.group(1)], _VAR.sub(var, text))
+    def replace(text: str) -> Any:
+        whole = _VAR.fullmatch(text)
+        if whole:
+            return value(whole)
+        return _BUNDLE_REF.sub(lambda m: names[m.group(1)], _VAR.sub(lambda m: str(value(m)), text))
 
     return _substitute(dict(bundle), replace)
 
@@ -134,13 +144,24 @@ def job_tasks(bundle: Mapping[str, Any], job: str, overrides: Mapping[str, str])
         if run_if not in (ALL_SUCCESS, ALL_DONE):
             raise BundleError(f"task {raw['task_key']!r} of job {job!r}: run_if {run_if!r} is not supported "
                               f"by the local runner (supported: {ALL_SUCCESS}, {ALL_DONE})")
+        retries, interval_ms = (_count(raw, name, job) for name in ("max_retries", "min_retry_interval_millis"))
         tasks.append(Task(
             key=raw["task_key"], entry_point=wheel["entry_point"],
             parameters=[_JOB_PARAM.sub(job_param, str(a)) for a in arguments],
             depends_on=[d["task_key"] for d in raw.get("depends_on", [])],
-            run_if=run_if,
+            run_if=run_if, max_retries=retries, retry_interval_s=interval_ms / 1000,
         ))
     return _topological(tasks, job)
+
+
+def _count(raw: Mapping[str, Any], name: str, job: str) -> int:
+    """A task's whole-number setting (absent: 0). Databricks reads `max_retries: -1` as "retry for ever",
+    which a local run must not do: refused."""
+    value = raw.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BundleError(f"task {raw['task_key']!r} of job {job!r}: {name} {value!r} is not supported by the "
+                          "local runner (a whole number, 0 or more)")
+    return value
 
 
 def _topological(tasks: list[Task], job: str) -> list[Task]:
@@ -185,10 +206,28 @@ def run_job(job: str, overrides: Mapping[str, str], target: str = "local",
         command = _entry_point_command(task.entry_point) + task.parameters
         logger.info("[%d/%d] %s: %s", i, len(tasks), task.key, shlex.join(command[1:]) or "(no parameters)")
         started = time.monotonic()
-        code = subprocess.run(command, check=False).returncode
+        code, attempts = _attempt(command, task, f"[{i}/{len(tasks)}] {task.key}")
         seconds = time.monotonic() - started
         status = "succeeded" if code == 0 else "failed"
-        outcomes[task.key] = TaskOutcome(task.key, status, seconds, "" if code == 0 else f"exit code {code}")
+        detail = ", ".join(([] if code == 0 else [f"exit code {code}"])
+                           + ([f"{attempts} attempts"] if attempts > 1 else []))
+        outcomes[task.key] = TaskOutcome(task.key, status, seconds, detail, attempts)
         log = logger.info if code == 0 else logger.error
-        log("[%d/%d] %s %s in %.1fs", i, len(tasks), task.key, status, seconds)
+        log("[%d/%d] %s %s in %.1fs%s", i, len(tasks), task.key, status, seconds, f" ({detail})" if detail else "")
     return [outcomes[t.key] for t in tasks]
+
+
+def _attempt(command: list[str], task: Task, label: str) -> tuple[int, int]:
+    """Run the task's process, and again after a failure while it has retries left: its last exit
+    code and the number of attempts."""
+    attempt = 1
+    while True:
+        started = time.monotonic()
+        code = subprocess.run(command, check=False).returncode
+        if code == 0 or attempt > task.max_retries:
+            return code, attempt
+        wait = max(0.0, task.retry_interval_s - (time.monotonic() - started))
+        logger.warning("%s failed (exit code %d); retry %d of %d%s", label, code, attempt, task.max_retries,
+                       f" in {wait:.0f}s" if wait else "")
+        time.sleep(wait)
+        attempt += 1

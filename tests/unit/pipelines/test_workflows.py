@@ -1,6 +1,13 @@
+import contextlib
+import subprocess
+import time
+
 import pytest
 import yaml
 
+from palindrom.config import load_config
+from pipelines import workflows
+from pipelines.tasks import one_run_at_a_time
 from pipelines.workflows import BundleError, job_tasks, load_bundle, resolve_variables, run_job
 from tests.conftest import run_cli
 
@@ -41,12 +48,12 @@ def test_bad_requests_are_named(local_bundle, job, overrides, message):
 
 
 def task(key: str, *after: str, run_if: str | None = None, fails: bool = False,
-         parameters: tuple[str, ...] = ("schemas", "list")) -> dict:
+         parameters: tuple[str, ...] = ("schemas", "list"), entry_point: str = "pipelines", **settings) -> dict:
     """A bundle task: `pipelines schemas list` (succeeds), or with `fails`, ingest_events with an
-    unknown environment (exits 1)."""
-    wheel = {"package_name": "pipelines", "entry_point": "ingest_events" if fails else "pipelines",
+    unknown environment (argparse exits 2); `settings`: more of the task's fields (max_retries, …)."""
+    wheel = {"package_name": "pipelines", "entry_point": "ingest_events" if fails else entry_point,
              "parameters": ["--env", "nope"] if fails else list(parameters)}
-    spec = {"task_key": key, "python_wheel_task": wheel}
+    spec = {"task_key": key, "python_wheel_task": wheel, **settings}
     if after:
         spec["depends_on"] = [{"task_key": a} for a in after]
     if run_if:
@@ -84,6 +91,52 @@ def test_a_task_that_runs_if_all_done_runs_after_a_failed_dependency(tmp_path):
     assert result.returncode == 1  # the job still failed
     assert "job j failed: task broken failed" in result.stderr
     assert "cleanup runs although upstream broken did not succeed (run_if: ALL_DONE)" in result.stderr
+
+
+def test_a_failed_task_is_retried_before_its_dependants_are_skipped(tmp_path):
+    path = write_bundle(tmp_path, task("broken", fails=True, max_retries=1), task("after_broken", "broken"))
+    broken, after = run_job("j", {}, bundle_path=path)
+    assert (broken.status, broken.attempts, broken.detail) == ("failed", 2, "exit code 2, 2 attempts")
+    assert (after.status, after.attempts) == ("skipped", 0)
+
+
+def test_a_task_that_met_another_run_of_itself_goes_through_on_its_retry(tmp_path, monkeypatch):
+    """The first attempt finds the lake's lock for ingest_events held (another run of the task) and
+    fails; the other run then ends, and the retry, no sooner than the interval after the failed
+    attempt started, succeeds; the task after it runs."""
+    root = str(tmp_path / "lake")
+    path = write_bundle(tmp_path, task("ingest", entry_point="ingest_events", parameters=("--root", root),
+                                       max_retries=2, min_retry_interval_millis=6000),
+                        task("after", "ingest"))
+    run, starts, other_run = subprocess.run, [], contextlib.ExitStack()
+
+    def attempt(command, **kwargs):
+        starts.append(time.monotonic())
+        result = run(command, **kwargs)
+        other_run.close()  # after the first attempt: the other run has finished
+        return result
+
+    other_run.enter_context(one_run_at_a_time("ingest_events", load_config("local", root).storage_root))
+    monkeypatch.setattr(workflows.subprocess, "run", attempt)
+    ingest, after = run_job("j", {}, bundle_path=path)
+    assert (ingest.status, ingest.attempts, ingest.detail) == ("succeeded", 2, "2 attempts")
+    assert starts[1] - starts[0] >= 6.0  # an attempt that meets the lock takes 1 to 3 s
+    assert after.status == "succeeded"
+
+
+@pytest.mark.parametrize("value", [-1, "2", True])
+def test_a_retry_count_the_local_runner_cannot_honour_is_named(tmp_path, value):
+    path = write_bundle(tmp_path, task("a", max_retries=value))
+    with pytest.raises(BundleError, match=f"task 'a' of job 'j': max_retries {value!r} is not supported"):
+        run_job("j", {}, bundle_path=path)
+
+
+def test_every_shipped_task_is_retried_after_five_minutes_on_databricks_and_ten_seconds_here(local_bundle):
+    deployed = resolve_variables(load_bundle(), "prod")
+    for bundle, interval_s in ((deployed, 300), (local_bundle, 10)):  # max_retries a number: not "2"
+        for job in bundle["resources"]["jobs"]:
+            for t in job_tasks(bundle, job, {}):
+                assert (t.max_retries, t.retry_interval_s) == (2, interval_s), (job, t.key)
 
 
 def test_each_task_is_logged_with_its_parameters_as_a_shell_would_read_them(tmp_path):
