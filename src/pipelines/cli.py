@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the installed package's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run a job of databricks.yml locally (tasks in fresh processes)",
+    p = sub.add_parser("run", help="run a job of databricks.yml locally (tasks in fresh processes, retried as "
+                                   "its max_retries says)",
                        epilog="examples:\n  pipelines run daily_ingestion --root /tmp/lake\n"
                               "  pipelines run gold_build --param dataset=chat_sft",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
