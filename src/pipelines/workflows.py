@@ -209,8 +209,10 @@ def run_job(job: str, overrides: Mapping[str, str], target: str = "local",
         code, attempts = _attempt(command, task, f"[{i}/{len(tasks)}] {task.key}")
         seconds = time.monotonic() - started
         status = "succeeded" if code == 0 else "failed"
-        detail = ", ".join(([] if code == 0 else [f"exit code {code}"])
-                           + ([f"{attempts} attempts"] if attempts > 1 else []))
+        notes = [f"exit code {code}"] if code else []
+        if attempts > 1:
+            notes.append(f"{attempts} attempts")
+        detail = ", ".join(notes)
         outcomes[task.key] = TaskOutcome(task.key, status, seconds, detail, attempts)
         log = logger.info if code == 0 else logger.error
         log("[%d/%d] %s %s in %.1fs%s", i, len(tasks), task.key, status, seconds, f" ({detail})" if detail else "")
