@@ -1,6 +1,7 @@
 """Shared fixtures: one Spark session for the whole run, a fresh storage root per test, the real
 Apicurio Registry, an S3 API server (s3proxy) and an MLflow tracking server (all started here, on
-free ports), and a sample lake built once by the real jobs."""
+free ports), and a sample lake built once by the real jobs (for tests/data_quality, the lake that
+--lake-root names instead)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,34 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m")
 
 
+DATA_QUALITY_TESTS = Path(__file__).parent / "data_quality"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--lake-root", metavar="URI", help=(
+        "run tests/data_quality over the lake at this root (a path or an s3a:// URI: S3A reads the AWS "
+        "variables), only reading it, instead of over the sample lake they build"))
+    parser.addoption("--lake-env", metavar="NAME", default="local",
+                     help="with --lake-root: the config (local, dev, staging, prod) to read that lake with")
+
+
+def lake_under_check(pytestconfig: pytest.Config) -> PipelineConfig | None:
+    """The config of the lake named by --lake-root; None without it."""
+    root = pytestconfig.getoption("lake_root")
+    return load_config(pytestconfig.getoption("lake_env"), root) if root else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With --lake-root only tests/data_quality may run: the other tests write to the lakes they use."""
+    if not config.getoption("lake_root"):
+        return
+    paths = [config.invocation_params.dir / arg.split("::")[0] for arg in config.args]
+    if others := [str(p) for p in paths if p.resolve() != DATA_QUALITY_TESTS and DATA_QUALITY_TESTS not in
+                  p.resolve().parents]:
+        raise pytest.UsageError(f"--lake-root runs tests/data_quality alone, not {', '.join(others)}: "
+                                "pass tests/data_quality (or files in it)")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Collection order is the order pytest-xdist hands work out: the training group first (its worker
     builds the shared sample lake at once, while the other worker runs the S3 test's jobs and then
@@ -55,11 +84,12 @@ def service_unavailable(message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def spark_session():
+def spark_session(pytestconfig: pytest.Config):
     from palindrom.config import SparkConfig
     from palindrom.spark import get_spark
 
-    spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2), app_name="pipelines-tests")
+    spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2), app_name="pipelines-tests",
+                      storage_root=pytestconfig.getoption("lake_root"))  # an s3a:// root: S3A on the classpath
     yield spark
     spark.stop()
 
@@ -262,12 +292,15 @@ def run_job_here(spark, job: str, config: PipelineConfig) -> None:
 
 
 @pytest.fixture(scope="session")
-def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spark_session) -> PipelineConfig:
+def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spark_session,
+                pytestconfig: pytest.Config) -> PipelineConfig:
     """Sample data (`pipelines sample-data`) run through the tasks of the daily_ingestion and then the
     media_processing job, once per test run: pytest-xdist workers share it (the first to ask builds
-    it under a lock). Tests that use it only read it."""
+    it under a lock). Tests that use it only read it. With --lake-root: that lake, as it is."""
     from filelock import FileLock
 
+    if given := lake_under_check(pytestconfig):
+        return given
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
     root, done = shared / "sample" / "lake", shared / "sample" / "built"
     with FileLock(str(shared / "sample.lock")):
@@ -319,13 +352,17 @@ BUILD_DATE = "2026-11-27"  # the sample lake holds 2026-11-26; the shipped specs
 
 
 @pytest.fixture(scope="session")
-def training_lake(sample_lake: PipelineConfig, spark_session, tmp_path_factory: pytest.TempPathFactory):
-    """A copy of the sample lake with release 1 of each shipped spec, built in this process."""
+def training_lake(sample_lake: PipelineConfig, spark_session, tmp_path_factory: pytest.TempPathFactory,
+                  pytestconfig: pytest.Config):
+    """A copy of the sample lake with release 1 of each shipped spec, built in this process, and the
+    builds' results. With --lake-root: that lake, as it is, and no builds."""
     import datetime as dt
 
     from palindrom.training.spec import all_specs
     from pipelines.gold.build_training_data import build
 
+    if lake_under_check(pytestconfig):
+        return sample_lake, {}
     root = tmp_path_factory.mktemp("training") / "lake"
     shutil.copytree(lake_path(sample_lake), root)
     config = load_config("local", str(root))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from palindrom.events.transforms import IDENTICAL_DUPLICATE
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -74,6 +76,17 @@ def events_conserved(
     tagged = [df.select(F.lit(i).alias("table")) for i, df in enumerate((bronze, silver, quarantine))]
     counts = dict(functools.reduce(DataFrame.union, tagged).groupBy("table").count().collect())
     return events_conserved_counts(*(counts.get(i, 0) for i in range(3)), identical_duplicates)
+
+
+def events_conserved_in_lake(bronze: DataFrame, silver: DataFrame, quarantine: DataFrame,
+                             batches: DataFrame | None, replays: DataFrame | None) -> CheckResult:
+    """The conservation rule over every batch of a lake: its identical duplicates are those that
+    clean_events counted (silver.events_batches) and those a quarantine replay dropped
+    (silver.quarantine.events_replays, outcome identical_duplicate). None: no such table yet."""
+    identical = 0 if batches is None else batches.agg(F.sum("identical_duplicates")).first()[0] or 0
+    if replays is not None:
+        identical += replays.filter(F.col("outcome") == IDENTICAL_DUPLICATE).count()
+    return events_conserved(bronze, silver, quarantine, identical)
 
 
 def events_conserved_counts(bronze: int, silver: int, quarantine: int, identical_duplicates: int) -> CheckResult:

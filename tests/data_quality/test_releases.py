@@ -22,9 +22,9 @@ def release_rows(spark, config, release):
         (F.col("release") == release.release) & (F.col("build_id") == release.manifest.build_id))
 
 
-def test_every_release_passes_its_checks_and_matches_its_digest(spark_session, training_lake):
-    config, _ = training_lake
-    for release in releases.list_releases(config):
+def test_every_release_passes_its_checks_and_matches_its_digest(spark_session, committed_releases):
+    config, found = committed_releases
+    for release in found:
         m = release.manifest
         rows = release_rows(spark_session, config, release)
         vocab = Tokenizer.from_str(releases.read_file(release, "tokenizer.json").decode()) \
@@ -34,11 +34,11 @@ def test_every_release_passes_its_checks_and_matches_its_digest(spark_session, t
         assert rows.count() == m.rows
 
 
-def test_no_group_is_in_two_splits(spark_session, training_lake):
-    config, _ = training_lake
+def test_no_group_is_in_two_splits(spark_session, committed_releases):
+    config, found = committed_releases
     events = tables.read(spark_session, Lake(config.storage_root).table("silver.events"))
     user_of = events.select(F.col("event_id").alias("document_id"), "user_id")
-    for release in releases.list_releases(config):
+    for release in found:
         documents = release_rows(spark_session, config, release) \
             .select("split", F.explode("document_ids").alias("document_id")).distinct()
         if "user" in release.manifest.split_rule:
@@ -49,9 +49,9 @@ def test_no_group_is_in_two_splits(spark_session, training_lake):
         assert mixed.count() == 0, f"{release.dataset}@{release.release}: groups in two splits"
 
 
-def test_every_manifest_is_complete_and_its_files_exist(spark_session, training_lake):
-    config, _ = training_lake
-    for release in releases.list_releases(config):
+def test_every_manifest_is_complete_and_its_files_exist(spark_session, committed_releases):
+    config, found = committed_releases
+    for release in found:
         m = release.manifest
         for name, value in json.loads(m.model_dump_json()).items():
             assert value not in (None, "", [], {}) or (name == "embeddings" and m.kind != "multimodal"), name

@@ -1,51 +1,46 @@
-"""The jobs' data-quality checks, run over the tables of the sample lake (events and media)."""
+"""The jobs' data-quality checks, run over the tables of the lake under check (events and media): the
+sample lake, or the lake --lake-root names."""
+
+import functools
 
 import pytest
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from palindrom import quality
-from palindrom.lake import tables
-from palindrom.lake.paths import Lake
+from palindrom.lake.paths import MEDIA_FOLDERS
+from pipelines.silver.process_media import unaccounted
 
 
-def read(spark, config, name):
-    return tables.read(spark, Lake(config.storage_root).table(name))
-
-
-def test_no_null_user_ids(spark_session, sample_lake):
-    df = read(spark_session, sample_lake, "gold.events_daily")
+def test_no_null_user_ids(lake_table):
+    df = lake_table("gold.events_daily")
     null_count = df.filter(F.col("user_id").isNull()).count()
     assert null_count == 0, f"Found {null_count} null user_ids"
 
 
-def test_event_counts_positive(spark_session, sample_lake):
-    df = read(spark_session, sample_lake, "gold.events_daily")
+def test_event_counts_positive(lake_table):
+    df = lake_table("gold.events_daily")
     invalid = df.filter(F.col("event_count") <= 0).count()
     assert invalid == 0, "Event counts must be positive"
 
 
-def test_gold_checks(spark_session, sample_lake):
-    assert all(r.passed for r in quality.events_daily_checks(read(spark_session, sample_lake, "gold.events_daily")))
+def test_gold_checks(lake_table):
+    quality.enforce(quality.events_daily_checks(lake_table("gold.events_daily")))
 
 
-def test_silver_event_ids_unique_and_users_present(spark_session, sample_lake):
-    assert all(r.passed for r in quality.silver_events_checks(read(spark_session, sample_lake, "silver.events")))
+def test_silver_event_ids_unique_and_users_present(lake_table):
+    quality.enforce(quality.silver_events_checks(lake_table("silver.events")))
 
 
-def test_every_quarantine_row_has_a_reason(spark_session, sample_lake):
-    quarantine = read(spark_session, sample_lake, "silver.quarantine.events")
-    assert all(r.passed for r in quality.quarantine_checks(quarantine))
+def test_every_quarantine_row_has_a_reason(lake_table):
+    quality.enforce(quality.quarantine_checks(lake_table("silver.quarantine.events")))
 
 
-def test_conservation_over_all_batches(spark_session, sample_lake):
-    identical = read(spark_session, sample_lake, "silver.events_batches").agg(F.sum("identical_duplicates")).first()[0]
-    result = quality.events_conserved(
-        read(spark_session, sample_lake, "bronze.events"),
-        read(spark_session, sample_lake, "silver.events"),
-        read(spark_session, sample_lake, "silver.quarantine.events"),
-        identical,
-    )
-    assert result.passed, result.detail
+def test_conservation_over_all_batches(lake_table):
+    quality.enforce([quality.events_conserved_in_lake(
+        lake_table("bronze.events"), lake_table("silver.events"), lake_table("silver.quarantine.events"),
+        lake_table("silver.events_batches", optional=True),
+        lake_table("silver.quarantine.events_replays", optional=True))])
 
 
 def test_a_failed_check_names_itself(spark_session):
@@ -68,15 +63,24 @@ def test_silver_checks_find_repeated_event_ids_and_missing_users(spark_session):
     assert all(r.passed for r in clean)
 
 
-def test_media_tables_checks(spark_session, sample_lake):
-    metadata = read(spark_session, sample_lake, "silver.media_metadata")
-    quarantine = read(spark_session, sample_lake, "silver.quarantine.media")
-    results = quality.media_metadata_checks(metadata) + quality.media_quarantine_checks(quarantine)
-    assert all(r.passed for r in results), [r for r in results if not r.passed]
+def test_media_tables_checks(lake_table):
+    quality.enforce(quality.media_metadata_checks(lake_table("silver.media_metadata"))
+                    + quality.media_quarantine_checks(lake_table("silver.quarantine.media")))
 
 
-def test_embedding_vectors_are_unit_length_and_sized(spark_session, sample_lake):
-    embeddings = read(spark_session, sample_lake, "silver.media_embeddings")
+def test_every_bronze_media_file_is_described_or_quarantined(lake_table):
+    bronze = [rows.select(F.lit(media_type).alias("media_type"), "path", "sha256")
+              for media_type, folder in MEDIA_FOLDERS.items()
+              if (rows := lake_table(f"bronze.{folder}", optional=True)) is not None]
+    if not bronze:
+        lake_table("bronze.images")  # no media ingested: skipped under --lake-root, else a failure
+    quality.enforce([quality.media_conserved(unaccounted(functools.reduce(DataFrame.unionByName, bronze),
+                                                         lake_table("silver.media_metadata"),
+                                                         lake_table("silver.quarantine.media")))])
+
+
+def test_embedding_vectors_are_unit_length_and_sized(lake_table):
+    embeddings = lake_table("silver.media_embeddings")
     norms = embeddings.select("dim", F.size("vector").alias("n"),
                               F.aggregate("vector", F.lit(0.0), lambda acc, x: acc + x * x).alias("sq"))
     bad = norms.filter((F.col("n") != F.col("dim")) | (F.abs(F.col("sq") - 1) > 1e-4)).count()
