@@ -109,11 +109,13 @@ def one_run_at_a_time(task: str, storage_root: str) -> Iterator[None]:
 
 def task_main(task: str, layer: str, run: RunFunction, description: str, argv: list[str] | None = None,
               add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-              examples: tuple[str, ...] = (), up_to_date: UpToDateFunction | None = None) -> int:
+              examples: tuple[str, ...] = (), up_to_date: UpToDateFunction | None = None,
+              needs_spark: bool = True) -> int:
     """Parse the task's arguments, load config, start Spark and call `run(spark, config)`, or
     `run(spark, config, args)` for a task that adds arguments of its own. Where `up_to_date` says there
     is nothing to do, Spark is not started: a fresh process spends 3 to 4 s starting it, most of a
-    run with nothing new."""
+    run with nothing new. A task that reads only Delta logs and small tables (`needs_spark=False`) is
+    called with None for the session."""
     lines = "\n  ".join((task, f"{task} --env dev", f"{task} --root /tmp/lake", *examples))
     parser = argparse.ArgumentParser(
         prog=task, description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -133,7 +135,7 @@ def task_main(task: str, layer: str, run: RunFunction, description: str, argv: l
             if nothing_new:
                 logger.info("%s: %s; nothing to do, Spark not started", task, nothing_new)
                 return 0
-            spark = get_spark(config.spark, app_name=task, storage_root=config.storage_root)
+            spark = get_spark(config.spark, app_name=task, storage_root=config.storage_root) if needs_spark else None
             run(spark, config, args) if add_arguments else run(spark, config)
     except Exception as error:
         capture_error(error, context={"job": task, "layer": layer, "env": args.env})

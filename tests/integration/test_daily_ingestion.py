@@ -87,6 +87,7 @@ def test_a_rerun_of_the_job_decides_without_starting_spark(sample_lake):
     rerun = run_cli("run", "daily_ingestion", "--root", sample_lake.storage_root)
     for task in ("ingest_events", "clean_events", "aggregate_events"):
         assert re.search(rf"{task}: [^\n]+; nothing to do, Spark not started", rerun.stderr), rerun.stderr
+    assert "check_landing: no file that ingest_events refused waits in landing" in rerun.stderr
     assert "SparkContext" not in rerun.stderr
     assert "log4j" not in rerun.stderr
 
@@ -95,8 +96,8 @@ def test_every_table_is_readable_by_delta_rs(spark_session, sample_lake):
     lake = Lake(sample_lake.storage_root)
     for ref in lake.tables():
         if ref.name in ("silver.quarantine.events_replays", "silver.quarantine.media_replays",
-                        "gold.training_releases"):
-            continue  # written only by the quarantine replays (their tests read them so), by the gold build
+                        "gold.training_releases", "bronze.events_refusals", "bronze.media_refusals"):
+            continue  # written only by the quarantine replays, the gold build, a refusing ingest (tests read them so)
         delta_rs = deltalake.DeltaTable(ref.uri.removeprefix("file:"))
         assert delta_rs.to_pyarrow_table().num_rows == tables.read(spark_session, ref).count(), ref.name
 

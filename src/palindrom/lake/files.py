@@ -17,13 +17,6 @@ from pyspark.sql import functions as F
 from palindrom.lake.objects import filesystem
 
 
-class IngestRefused(RuntimeError):
-    """Some landing files could not be ingested; they stay in landing."""
-
-    def __init__(self, refused: dict[str, str]):  # landing URI → why
-        super().__init__("refused, left in landing: " + "; ".join(map(": ".join, sorted(refused.items()))))
-
-
 @dataclass(frozen=True)
 class LandingFile:
     name: str  # path relative to the landing folder, e.g. "2026-11-27/events-0001.jsonl.gz"

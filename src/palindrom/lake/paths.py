@@ -12,6 +12,9 @@ TABLE_PATHS = {
     "bronze.events": "bronze/events",
     # ingest_events' record of the landing files it has taken in (blank-only files included).
     "bronze.events_files": "bronze/_files/events",
+    # The landing files an ingest refused, and why (see palindrom.lake.refusals); one per ingest task.
+    "bronze.events_refusals": "bronze/_refusals/events",
+    "bronze.media_refusals": "bronze/_refusals/media",
     "silver.events": "silver/events",
     "silver.quarantine.events": "silver/quarantine/events",
     # clean_events' record of the bronze batches it has finished, with per-batch counts.

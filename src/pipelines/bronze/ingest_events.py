@@ -5,8 +5,8 @@ UTF-8, the file (relative to landing/events/), the line number, the ingestion ti
 Plain files up to `ingest.whole_file_max_bytes` are read whole and split in Spark; larger ones and
 .gz files are streamed and split by Python tasks. A file over `ingest.max_file_bytes`, a corrupt
 .gz, one named as compressed otherwise (.bz2, .zst, ...), or one whose path Spark cannot read (see
-`palindrom.lake.files.unreadable_name`) is refused and left in landing; the other files are
-ingested first, then the task fails naming it.
+`palindrom.lake.files.unreadable_name`) is refused, left in landing and recorded in
+bronze/_refusals/events (`check_landing` then fails naming it); the other files are ingested.
 """
 
 from __future__ import annotations
@@ -42,9 +42,8 @@ from palindrom.events.lines import (
     physical_lines,
     unsupported_compression,
 )
-from palindrom.lake import tables
+from palindrom.lake import refusals, tables
 from palindrom.lake.files import (
-    IngestRefused,
     LandingFile,
     list_files,
     piece_reader,
@@ -324,17 +323,17 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
         logger.info("ingest_events: %d new files (%d bytes) → %s, batch %s",
                     len(pending), sum(f.size for f in pending), bronze, batch_id)
         tables.ensure(spark, bronze, BRONZE_EVENTS_SCHEMA, properties=BRONZE_TABLE_PROPERTIES)
-        refusals = spark.sparkContext.accumulator([], _ListParam())
+        corrupt = spark.sparkContext.accumulator([], _ListParam())
         whole, streamed = [], []
         for f in pending:
             (streamed if is_gzipped(f.name) or f.size > config.ingest.whole_file_max_bytes else whole).append(f)
         physical = [whole_file_lines(landing_files(spark, [f.uri for f in whole], landing))] if whole else []
         if streamed:
-            physical.append(streamed_lines(spark, landing, streamed, max_bytes, refusals))
+            physical.append(streamed_lines(spark, landing, streamed, max_bytes, corrupt))
         lines_of_batch = in_few_tasks(bronze_lines(functools.reduce(DataFrame.unionByName, physical), batch_id, now),
                                       sum(f.size for f in pending), spark.sparkContext.defaultParallelism)
         per_file = append_counting_lines(spark, lines_of_batch, bronze, batch_id, [f.name for f in pending])
-        refused.update(dict(refusals.value))
+        refused.update(dict(corrupt.value))
         taken = [f for f in pending if f.name not in refused]
         record = [(f.name, batch_id, now, f.size, per_file.get(f.name, 0)) for f in taken]
         lines = sum(per_file.values())
@@ -357,7 +356,10 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     if record or repaired:
         tables.append_small(files_record, record + repaired, INGESTED_FILES_SCHEMA)
     if refused:
-        raise IngestRefused({f"{landing}/{name}": why for name, why in refused.items()})
+        logger.warning("ingest_events: refused, left in landing (check_landing fails naming them): %s",
+                       "; ".join(f"{landing}/{name}: {why}" for name, why in sorted(refused.items())))
+        refusals.record(lake.table("bronze.events_refusals"), batch_id, now,
+                        {("events", name): why for name, why in refused.items()})
     return IngestResult(batch_id, len(pending), lines, sorted(refused))
 
 

@@ -4,8 +4,9 @@ Each file exactly once (by its path relative to its landing folder, the form of 
 event's `file_name`): its size, modification time, SHA-256, ingestion time, batch id and bytes.
 Objects over `media.inline_max_bytes` are copied once to bronze/blobs/<sha256> and the row points
 there (`blob_uri`) instead of holding the bytes; landing/ is not kept, so nothing points back to it.
-A file whose path Spark cannot read (`palindrom.lake.files.unreadable_name`) is refused and left in
-landing; the other files are ingested first, then the task fails naming it.
+A file whose path Spark cannot read (`palindrom.lake.files.unreadable_name`) is refused, left in
+landing and recorded in bronze/_refusals/media (`check_landing` then fails naming it); the other
+files are ingested.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
 
 from palindrom.config import PipelineConfig
-from palindrom.lake import tables
+from palindrom.lake import refusals, tables
 from palindrom.lake.files import (
-    IngestRefused,
     LandingFile,
     copy_file,
     file_exists,
@@ -51,6 +51,7 @@ class MediaIngestResult:
     batch_id: str
     files: dict[str, int]  # media type → files ingested
     blobs: int
+    refused: list[str]  # landing folder/name of each file refused
 
 
 def landing_files(spark: SparkSession, landing: str, files: list[LandingFile]) -> DataFrame:
@@ -84,14 +85,14 @@ def up_to_date(config: PipelineConfig) -> str | None:
 
 
 def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: str, now: dt.datetime,
-                  inline_max_bytes: int, refused: dict[str, str]) -> tuple[int, int]:
+                  inline_max_bytes: int, refused: dict[tuple[str, str], str]) -> tuple[int, int]:
     """Ingest one media type's new landing files; returns (files, blobs copied). Files it cannot read
-    are left out and added to `refused` (their landing URI → why)."""
+    are left out and added to `refused` ((landing folder, name) → why)."""
     folder = MEDIA_FOLDERS[media_type]
     landing, bronze = lake.landing(folder), lake.table(f"bronze.{folder}")
     found = new_files(lake, media_type)
-    refused.update({f.uri: why for f in found if (why := unreadable_name(f.name))})
-    pending = [f for f in found if f.uri not in refused]
+    refused.update({(folder, f.name): why for f in found if (why := unreadable_name(f.name))})
+    pending = [f for f in found if (folder, f.name) not in refused]
     if not pending:
         logger.info("ingest_media: no new files in %s", landing)
         return 0, 0
@@ -134,8 +135,10 @@ def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
     else:
         logger.info("ingest_media: no new media files; nothing committed")
     if refused:
-        raise IngestRefused(refused)
-    return MediaIngestResult(batch_id, counts, blobs)
+        logger.warning("ingest_media: refused, left in landing (check_landing fails naming them): %s", "; ".join(
+            f"{lake.landing(folder)}/{name}: {why}" for (folder, name), why in sorted(refused.items())))
+        refusals.record(lake.table("bronze.media_refusals"), batch_id, now, refused)
+    return MediaIngestResult(batch_id, counts, blobs, sorted(f"{folder}/{name}" for folder, name in refused))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,3 +1,4 @@
+import argparse
 import datetime as dt
 import gzip
 import random
@@ -8,9 +9,10 @@ from pyspark.sql.types import StructField, StructType
 from palindrom.config import load_config
 from palindrom.events.lines import UTF8_BOM
 from palindrom.lake import native, tables
-from palindrom.lake.files import IngestRefused, LandingFile, list_files
+from palindrom.lake.files import LandingFile, list_files
 from palindrom.lake.paths import Lake
-from pipelines.bronze import ingest_events
+from palindrom.lake.refusals import IngestRefused
+from pipelines.bronze import check_landing, ingest_events
 from tests.conftest import lake_path
 from tests.unit.events.conformance import file_bytes, load_cases
 from tests.unit.events.line_rules import Line
@@ -204,10 +206,12 @@ def test_a_file_gone_from_landing_after_a_run_died_before_its_record_is_recorded
     assert ingest_events.up_to_date(lake_config).startswith("no new files in ")  # the record caught up with bronze
 
 
+def with_max_file_bytes(config, limit: int):
+    return config.model_copy(update={"ingest": config.ingest.model_copy(update={"max_file_bytes": limit})})
+
+
 def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_landing(spark_session, tmp_path):
-    config = load_config("local", str(tmp_path / "lake")).model_copy(
-        update={"ingest": load_config("local").ingest.model_copy(update={"max_file_bytes": 100})}
-    )
+    config = with_max_file_bytes(load_config("local", str(tmp_path / "lake")), 100)
     folder = landing(config)
     (folder / "big.jsonl").write_bytes(b'{"a":1}\n' * 20)
     (folder / "broken.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n')[:-6])
@@ -215,18 +219,35 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     (folder / "day.v2").mkdir()
     (folder / "day.v2" / "e.jsonl.ZST").write_bytes(b"\x28\xb5\x2f\xfd")  # zstd: not a landing format
     (folder / "ok.jsonl").write_bytes(b'{"a":1}\n')
+    refused = ["big.jsonl", "broken.jsonl.gz", "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
 
-    with pytest.raises(IngestRefused) as refused:
-        ingest_events.run(spark_session, config)
-    message = str(refused.value)
+    assert ingest_events.run(spark_session, config).refused == refused  # the ingest succeeds
+    with pytest.raises(IngestRefused) as still_there:
+        check_landing.run(None, config, argparse.Namespace(ingest="events"))
+    message = str(still_there.value)
+    assert message.startswith("4 landing files refused by the ingest, left in landing")
     assert f"{config.storage_root}/landing/events/big.jsonl: 160 bytes; the limit is 100" in message
     assert "broken.jsonl.gz: truncated gzip stream" in message
     assert "events[1]:10:00.jsonl: its path holds both ':' and one of" in message
     assert "day.v2/e.jsonl.ZST: compressed with zstd (by its name); landing files are plain or gzipped" in message
     assert [r[0] for r in bronze_rows(spark_session, config)] == ["ok.jsonl"]
     assert files_recorded(spark_session, config) == {"ok.jsonl": 1}
-    for name in ("big.jsonl", "broken.jsonl.gz", "events[1]:10:00.jsonl", "day.v2/e.jsonl.ZST"):
+    for name in refused:
         assert (folder / name).exists()
+
+    # Removed from landing, or taken in under a raised limit: no longer named. Each run records its refusals.
+    (folder / "broken.jsonl.gz").unlink()
+    raised = with_max_file_bytes(config, 1000)
+    assert ingest_events.run(spark_session, raised).refused == ["day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
+    assert files_recorded(spark_session, config) == {"ok.jsonl": 1, "big.jsonl": 20}
+    with pytest.raises(IngestRefused) as still_there:
+        check_landing.run(None, config, argparse.Namespace(ingest="events"))
+    assert str(still_there.value).startswith("2 landing files refused")
+    assert "big.jsonl" not in str(still_there.value)
+    assert "broken" not in str(still_there.value)
+    record = tables.read_small(Lake(config.storage_root).table("bronze.events_refusals"), ["batch_id", "source_file"])
+    assert sorted(r["source_file"] for r in record) == sorted(refused + refused[2:])
+    assert len({r["batch_id"] for r in record}) == 2
 
 
 FRAGMENTS = [b"\n", b"\r", b"\r\n", UTF8_BOM, b" ", b"\t", "\u3000".encode(), "\x85".encode(), b"\x1c", b"\x0b",

@@ -1,11 +1,12 @@
+import argparse
 import hashlib
 
 import pytest
 
 from palindrom.lake import tables
-from palindrom.lake.files import IngestRefused
 from palindrom.lake.paths import Lake
-from pipelines.bronze import ingest_media
+from palindrom.lake.refusals import IngestRefused
+from pipelines.bronze import check_landing, ingest_media
 from pipelines.sample_media import image_bytes
 from tests.conftest import lake_path
 
@@ -75,8 +76,10 @@ def test_large_objects_go_to_blobs_once(spark_session, lake_config):
 def test_a_file_whose_path_spark_cannot_read_is_refused_after_the_others_are_ingested(spark_session, lake_config):
     write(lake_config, "images", {"shot[1]:12:00.png": b"unread", "ok.png": b"read"})
     write(lake_config, "audio", {"voice.wav": b"RIFF"})
+    assert ingest_media.run(spark_session, lake_config).refused == ["images/shot[1]:12:00.png"]
     with pytest.raises(IngestRefused, match=r"landing/images/shot\[1\]:12:00\.png: its path holds both ':'"):
-        ingest_media.run(spark_session, lake_config)
+        check_landing.run(None, lake_config, argparse.Namespace(ingest="media"))
+    check_landing.run(None, lake_config, argparse.Namespace(ingest="events"))  # ingest_events refused nothing
     assert set(rows(spark_session, lake_config, "images")) == {"ok.png"}
     assert set(rows(spark_session, lake_config, "audio")) == {"voice.wav"}
     assert (lake_path(lake_config) / "landing" / "images" / "shot[1]:12:00.png").exists()

@@ -69,8 +69,8 @@ def test_every_command_shows_examples_and_explains_each_argument():
     commands = dict(_parsers(build_parser()))
     assert {"pipelines run", "pipelines quarantine", "pipelines dataset export"} <= set(commands)
     assert {s.name for s in ENTRY_POINTS} == {  # the tasks, checked below
-        "ingest_events", "clean_events", "aggregate_events", "ingest_media", "process_media", "build_training_data",
-        "replay_quarantine", "replay_media_quarantine"}
+        "ingest_events", "check_landing", "clean_events", "aggregate_events", "ingest_media", "process_media",
+        "build_training_data", "replay_quarantine", "replay_media_quarantine"}
     for name, parser in commands.items():
         assert "example" in (parser.epilog or ""), f"{name}: no examples in --help"
         for action in parser._actions:

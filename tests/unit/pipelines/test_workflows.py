@@ -19,14 +19,14 @@ def local_bundle():
 
 def test_daily_ingestion_runs_its_tasks_in_dependency_order(local_bundle):
     tasks = job_tasks(local_bundle, "daily_ingestion", {})
-    assert [t.key for t in tasks] == ["ingest_events", "clean_events", "aggregate_events"]
-    assert [t.entry_point for t in tasks] == ["ingest_events", "clean_events", "aggregate_events"]
+    assert [t.key for t in tasks] == ["ingest_events", "check_landing", "clean_events", "aggregate_events"]
+    assert [t.entry_point for t in tasks] == ["ingest_events", "check_landing", "clean_events", "aggregate_events"]
     assert tasks[0].parameters == ["--env", "local", "--root", ""]
 
 
 def test_job_parameters_are_overridable(local_bundle):
     tasks = job_tasks(local_bundle, "daily_ingestion", {"root": "/tmp/x", "env": "dev"})
-    assert tasks[1].parameters == ["--env", "dev", "--root", "/tmp/x"]
+    assert tasks[2].parameters == ["--env", "dev", "--root", "/tmp/x"]
 
 
 def test_the_standard_schedule_and_targets():
@@ -136,7 +136,8 @@ def test_every_shipped_task_is_retried_after_five_minutes_on_databricks_and_ten_
     for bundle, interval_s in ((deployed, 300), (local_bundle, 10)):  # max_retries a number: not "2"
         for job in bundle["resources"]["jobs"]:
             for t in job_tasks(bundle, job, {}):
-                assert (t.max_retries, t.retry_interval_s) == (2, interval_s), (job, t.key)
+                if t.entry_point != "check_landing":  # it fails the same on every attempt: see below
+                    assert (t.max_retries, t.retry_interval_s) == (2, interval_s), (job, t.key)
 
 
 def test_each_task_is_logged_with_its_parameters_as_a_shell_would_read_them(tmp_path):
@@ -152,12 +153,22 @@ def test_an_unsupported_run_if_is_named(tmp_path):
         run_job("j", {}, bundle_path=path)
 
 
-def test_a_refused_landing_file_does_not_hold_back_the_cleaning_of_the_others(local_bundle):
-    ingest, clean, aggregate = job_tasks(local_bundle, "daily_ingestion", {})
-    assert (clean.run_if, aggregate.run_if) == ("ALL_DONE", "ALL_SUCCESS")
+@pytest.mark.parametrize(("job", "ingest"), [("daily_ingestion", "events"), ("media_processing", "media")])
+def test_a_refused_landing_file_fails_a_task_that_is_not_retried_and_holds_nothing_back(local_bundle, job, ingest):
+    tasks = {t.key: t for t in job_tasks(local_bundle, job, {})}
+    check = tasks["check_landing"]
+    assert check.depends_on == [f"ingest_{ingest}"]
+    assert check.parameters[-2:] == ["--ingest", ingest]
+    assert check.max_retries == 0 < tasks[f"ingest_{ingest}"].max_retries
+    # A leaf: its failure fails the run, which sends the job's failure notifications.
+    assert not [t.key for t in tasks.values() if "check_landing" in t.depends_on]
+
+
+def test_a_failed_ingest_does_not_hold_back_the_cleaning_of_what_it_committed(local_bundle):
+    tasks = {t.key: t for t in job_tasks(local_bundle, "daily_ingestion", {})}
+    assert (tasks["clean_events"].run_if, tasks["aggregate_events"].run_if) == ("ALL_DONE", "ALL_SUCCESS")
     job = local_bundle["resources"]["jobs"]["daily_ingestion"]
-    task = job["tasks"][0]
-    assert task["task_key"] == ingest.key
+    (task,) = [t for t in job["tasks"] if t["task_key"] == "ingest_events"]
     # the run then "succeeds with failures" on Databricks, which sends no job-level failure notice
     for notifications in ("email_notifications", "webhook_notifications"):
         assert task[notifications]["on_failure"] == job[notifications]["on_failure"]

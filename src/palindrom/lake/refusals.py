@@ -1,0 +1,60 @@
+"""The record of the landing files an ingest refused (too large, a corrupt .gz, a name Spark cannot
+read, ...): one row per file per run that refused it, with why.
+
+An ingest records its refusals and succeeds; `check_landing`, a task of its own that is not retried,
+fails naming the files. A refusal is the same on every attempt, so as the ingest's own failure it
+was retried in vain and held the job's later tasks back by the retry intervals (5 minutes each).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping
+
+from pyspark.sql.types import StringType, StructField, StructType, TimestampType
+
+from palindrom.lake import tables
+from palindrom.lake.files import list_files
+from palindrom.lake.paths import Lake, TableRef
+
+REFUSALS_SCHEMA = StructType([
+    StructField("landing", StringType(), False),  # the landing source: events, images, audio, video
+    StructField("source_file", StringType(), False),  # relative to that landing folder
+    StructField("batch_id", StringType(), False),  # the run that refused it
+    StructField("refused_at", TimestampType(), False),
+    StructField("reason", StringType(), False),
+])
+
+
+class IngestRefused(RuntimeError):
+    """Landing files that an ingest refused are still in landing (raised by check_landing)."""
+
+    def __init__(self, refused: dict[str, str]):  # landing URI → why
+        super().__init__(f"{len(refused)} landing files refused by the ingest, left in landing (remove, rename or "
+                         "rewrite each; a file over the size limit is taken once the limit is raised): "
+                         + "; ".join(map(": ".join, sorted(refused.items()))))
+
+
+def record(ref: TableRef, batch_id: str, refused_at: dt.datetime, refused: Mapping[tuple[str, str], str]) -> None:
+    """Append a run's refusals: (landing source, file name) → why."""
+    if refused:
+        tables.append_small(ref, [(landing, name, batch_id, refused_at, why)
+                                  for (landing, name), why in sorted(refused.items())], REFUSALS_SCHEMA)
+
+
+def still_refused(lake: Lake, ref: TableRef, taken: Callable[[str], Collection[str]]) -> dict[str, str]:
+    """The refused files still in landing and not taken in since (`taken(source)`: the names its
+    ingest has taken; a raised limit lets a refused file in), as landing URI → the latest reason.
+    Read without Spark: the record by delta-rs, a listing and `taken` only for a source with refusals."""
+    latest: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
+    for row in tables.read_small(ref, ["landing", "source_file", "refused_at", "reason"]):
+        key = (row["landing"], row["source_file"])
+        if key not in latest or row["refused_at"] >= latest[key][0]:
+            latest[key] = (row["refused_at"], row["reason"])
+    found = {}
+    for landing in sorted({source for source, _ in latest}):
+        folder = lake.landing(landing)
+        waiting = {f.name for f in list_files(folder)} - set(taken(landing))
+        found |= {f"{folder}/{name}": why for (source, name), (_, why) in latest.items()
+                  if source == landing and name in waiting}
+    return dict(sorted(found.items()))
