@@ -30,7 +30,8 @@ class IngestRefused(RuntimeError):
     """Landing files that an ingest refused are still in landing (raised by check_landing)."""
 
     def __init__(self, refused: dict[str, str]):  # landing URI → why
-        super().__init__(f"{len(refused)} landing files refused by the ingest, left in landing (remove, rename or "
+        files = f"{len(refused)} landing file{'s' * (len(refused) != 1)}"
+        super().__init__(f"{files} refused by the ingest, left in landing (remove, rename or "
                          "rewrite each; a file over the size limit is taken once the limit is raised): "
                          + "; ".join(map(": ".join, sorted(refused.items()))))
 

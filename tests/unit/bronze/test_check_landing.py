@@ -22,6 +22,7 @@ def test_it_fails_naming_what_waits_and_passes_once_it_is_gone_without_starting_
 
     failed = run_command(command)
     assert failed.returncode == 1
+    assert "IngestRefused: 1 landing file refused by the ingest, left in landing" in failed.stderr
     assert f"{lake.landing('events')}/day.jsonl.bz2: compressed with bzip2 (by its name)" in failed.stderr
     media = run_command([*command, "--ingest", "media"])  # ingest_media refused nothing
     (landing / "day.jsonl.bz2").unlink()
