@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from palindrom.lake import refusals
+from palindrom.lake import refusals, tables
 from palindrom.lake.paths import Lake
 from tests.conftest import lake_path
 
@@ -26,4 +26,4 @@ def test_a_refused_file_is_named_while_it_waits_in_landing_with_its_latest_reaso
     taken = {"images": {"b.png"}, "audio": set()}
     assert refusals.still_refused(lake, record, taken.__getitem__) == {
         f"{lake.landing('images')}/a.png": "new reason"}  # b.png taken since; gone.png, d.wav not in landing
-    assert len(refusals.tables.read_small(record, ["batch_id"])) == 5
+    assert len(tables.read_small(record, ["batch_id"])) == 5
