@@ -280,8 +280,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -
 def run_job_here(spark, job: str, config: PipelineConfig) -> None:
     """The tasks of a databricks.yml job, in its dependency order, called in this process on this
     session (`pipelines run` starts each in a fresh process: five JVM starts for the sample lake).
-    A task's parameters after --env and --root (`--ingest events`) reach its `run` as `args`."""
-    import argparse
+    A task's parameters besides --env and --root (`--on-refusal record`) reach its `run` as keywords."""
     import importlib
     from importlib.metadata import entry_points
 
@@ -290,12 +289,10 @@ def run_job_here(spark, job: str, config: PipelineConfig) -> None:
     scripts = entry_points(group="console_scripts")
     for task in job_tasks(resolve_variables(load_bundle(), "local"), job, {}):
         (script,) = scripts.select(name=task.entry_point)
-        run = importlib.import_module(script.module).run
         given = dict(zip(task.parameters[::2], task.parameters[1::2], strict=True))
-        if own := {name.removeprefix("--"): value for name, value in given.items() if name not in ("--env", "--root")}:
-            run(spark, config, argparse.Namespace(**own))
-        else:
-            run(spark, config)
+        importlib.import_module(script.module).run(spark, config, **{
+            name.removeprefix("--").replace("-", "_"): value for name, value in given.items()
+            if name not in ("--env", "--root")})
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from palindrom.lake.paths import Lake, native_uri
 from palindrom.logging import capture_error, logger
 
 RunFunction = Callable[[Any, PipelineConfig], Any]
+ON_REFUSAL = ("fail", "record")  # what an ingest does once it has recorded the files it refused
 # A task's look, without Spark, at whether it has anything to do: a line saying why not, or None
 # where it has (or cannot tell without Spark). Called as `run` is (with `args` where the task adds
 # arguments); `run` decides again, in full.
@@ -73,6 +74,20 @@ def _nothing_quarantined(quarantine: str, config: PipelineConfig, args: argparse
     if args.reasons and tables.logged_rows_per_value(ref, "reason", args.reasons) == {}:
         return f"{quarantine} holds no rows with the reasons {', '.join(args.reasons)}"
     return None
+
+
+def ingest_task_main(task: str, run: Callable[..., Any], description: str,
+                     up_to_date: Callable[[PipelineConfig], str | None], argv: list[str] | None) -> int:
+    """An ingest as a task: `run(spark, config, on_refusal)`, `--on-refusal` (see palindrom.lake.refusals)."""
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--on-refusal", choices=ON_REFUSAL, default="fail", help=(
+            "a landing file it refuses is left in landing and recorded, the others ingested; then fail naming it "
+            "(fail, the default), or succeed and leave that to the job's check_landing task, which is not "
+            "retried (record)"))
+
+    return task_main(task, "bronze", lambda spark, config, args: run(spark, config, args.on_refusal), description,
+                     argv, add_arguments, examples=(f"{task} --on-refusal record",),
+                     up_to_date=lambda config, args: up_to_date(config))
 
 
 def schema_registry(config: PipelineConfig) -> SchemaRegistry:

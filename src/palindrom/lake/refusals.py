@@ -1,9 +1,11 @@
 """The record of the landing files an ingest refused (too large, a corrupt .gz, a name Spark cannot
 read, ...): one row per file per run that refused it, with why.
 
-An ingest records its refusals and succeeds; `check_landing`, a task of its own that is not retried,
-fails naming the files. A refusal is the same on every attempt, so as the ingest's own failure it
-was retried in vain and held the job's later tasks back by the retry intervals (5 minutes each).
+An ingest records its refusals, then fails naming them (`--on-refusal fail`, the default) or, in
+the jobs (`--on-refusal record`), succeeds: there `check_landing`, a task of its own that is not
+retried, fails naming the files. A refusal is the same on every attempt, so as the ingest's own
+failure it was retried in vain and held the job's later tasks back by the retry intervals (5
+minutes each).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 from palindrom.lake import tables
 from palindrom.lake.files import list_files
 from palindrom.lake.paths import Lake, TableRef
+from palindrom.logging import logger
 
 REFUSALS_SCHEMA = StructType([
     StructField("landing", StringType(), False),  # the landing source: events, images, audio, video
@@ -27,7 +30,7 @@ REFUSALS_SCHEMA = StructType([
 
 
 class IngestRefused(RuntimeError):
-    """Landing files that an ingest refused are still in landing (raised by check_landing)."""
+    """Landing files that an ingest refused are still in landing (raised by the ingest or check_landing)."""
 
     def __init__(self, refused: dict[str, str]):  # landing URI → why
         files = f"{len(refused)} landing file{'s' * (len(refused) != 1)}"
@@ -41,6 +44,14 @@ def record(ref: TableRef, batch_id: str, refused_at: dt.datetime, refused: Mappi
     if refused:
         tables.append_small(ref, [(landing, name, batch_id, refused_at, why)
                                   for (landing, name), why in sorted(refused.items())], REFUSALS_SCHEMA)
+
+
+def report(refused: dict[str, str], task: str, on_refusal: str) -> None:
+    """After `record`: with `on_refusal` "fail", fail naming the files (landing URI → why); else log them."""
+    if on_refusal == "fail":
+        raise IngestRefused(refused)
+    logger.warning("%s: refused, left in landing (check_landing fails naming them): %s", task,
+                   "; ".join(map(": ".join, sorted(refused.items()))))
 
 
 def still_refused(lake: Lake, ref: TableRef, taken: Callable[[str], Collection[str]]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """check_landing (bronze): fails, naming each file and why, while landing holds files that an ingest
 refused and that are still there, not taken in since (the record: bronze/_refusals, see
-`palindrom.lake.refusals`). A task of its own, not retried, beside the ingest that records them:
-a refusal is the same on every attempt. Reads the record and the landing listing, without Spark.
+`palindrom.lake.refusals`). A task of its own, not retried, after the ingest that records them
+(run with `--on-refusal record`): a refusal is the same on every attempt. Reads the record and the
+landing listing, without Spark.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ def still_refused(lake: Lake, ingest: str) -> dict[str, str]:
                                   lambda folder: tables.distinct_values(lake.table(f"bronze.{folder}"), "path"))
 
 
-def run(spark: None, config: PipelineConfig, args: argparse.Namespace) -> None:
-    lake = Lake(config.storage_root)
-    if found := still_refused(lake, args.ingest):
+def run(spark: None, config: PipelineConfig, ingest: str = "events") -> None:
+    if found := still_refused(Lake(config.storage_root), ingest):
         raise refusals.IngestRefused(found)
-    logger.info("check_landing: no file that ingest_%s refused waits in landing", args.ingest)
+    logger.info("check_landing: no file that ingest_%s refused waits in landing", ingest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--ingest", choices=INGESTS, default="events",
                             help="whose refusals: ingest_events' (events, the default) or ingest_media's (media)")
 
-    return task_main("check_landing", "bronze", run, __doc__, argv, add_arguments,
+    return task_main("check_landing", "bronze", lambda spark, config, args: run(spark, config, args.ingest), __doc__,
+                     argv, add_arguments,
                      examples=("check_landing --ingest media",), needs_spark=False)
 
 

@@ -6,7 +6,8 @@ Plain files up to `ingest.whole_file_max_bytes` are read whole and split in Spar
 .gz files are streamed and split by Python tasks. A file over `ingest.max_file_bytes`, a corrupt
 .gz, one named as compressed otherwise (.bz2, .zst, ...), or one whose path Spark cannot read (see
 `palindrom.lake.files.unreadable_name`) is refused, left in landing and recorded in
-bronze/_refusals/events (`check_landing` then fails naming it); the other files are ingested.
+bronze/_refusals/events; the other files are ingested, then the task fails naming it (or, with
+`--on-refusal record` as in the job, succeeds, and `check_landing` fails naming it).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from palindrom.lake.files import (
 )
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
-from pipelines.tasks import task_main
+from pipelines.tasks import ingest_task_main
 
 BRONZE_EVENTS_SCHEMA = StructType([
     StructField("batch_id", StringType(), False),
@@ -302,7 +303,7 @@ def append_counting_lines(spark: SparkSession, lines: DataFrame, bronze: TableRe
     return {name: metrics[f"file{i}"] for i, name in enumerate(names) if metrics[f"file{i}"]}
 
 
-def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
+def run(spark: SparkSession, config: PipelineConfig, on_refusal: str = "fail") -> IngestResult:
     lake = Lake(config.storage_root)
     bronze, files_record = lake.table("bronze.events"), lake.table("bronze.events_files")
     landing = lake.landing("events")
@@ -356,15 +357,14 @@ def run(spark: SparkSession, config: PipelineConfig) -> IngestResult:
     if record or repaired:
         tables.append_small(files_record, record + repaired, INGESTED_FILES_SCHEMA)
     if refused:
-        logger.warning("ingest_events: refused, left in landing (check_landing fails naming them): %s",
-                       "; ".join(f"{landing}/{name}: {why}" for name, why in sorted(refused.items())))
         refusals.record(lake.table("bronze.events_refusals"), batch_id, now,
                         {("events", name): why for name, why in refused.items()})
+        refusals.report({f"{landing}/{name}": why for name, why in refused.items()}, "ingest_events", on_refusal)
     return IngestResult(batch_id, len(pending), lines, sorted(refused))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("ingest_events", "bronze", run, __doc__, argv, up_to_date=up_to_date)
+    return ingest_task_main("ingest_events", run, __doc__, up_to_date, argv)
 
 
 if __name__ == "__main__":

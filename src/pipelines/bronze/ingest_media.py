@@ -5,8 +5,8 @@ event's `file_name`): its size, modification time, SHA-256, ingestion time, batc
 Objects over `media.inline_max_bytes` are copied once to bronze/blobs/<sha256> and the row points
 there (`blob_uri`) instead of holding the bytes; landing/ is not kept, so nothing points back to it.
 A file whose path Spark cannot read (`palindrom.lake.files.unreadable_name`) is refused, left in
-landing and recorded in bronze/_refusals/media (`check_landing` then fails naming it); the other
-files are ingested.
+landing and recorded in bronze/_refusals/media; the other files are ingested, then the task fails
+naming it (or, with `--on-refusal record` as in the job, succeeds, and `check_landing` fails naming it).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from palindrom.lake.files import (
 )
 from palindrom.lake.paths import BLOBS, MEDIA_FOLDERS, Lake
 from palindrom.logging import logger
-from pipelines.tasks import task_main
+from pipelines.tasks import ingest_task_main
 
 BRONZE_MEDIA_SCHEMA = StructType([
     StructField("batch_id", StringType(), False),
@@ -120,7 +120,7 @@ def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: st
     return len(pending), copied
 
 
-def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
+def run(spark: SparkSession, config: PipelineConfig, on_refusal: str = "fail") -> MediaIngestResult:
     lake = Lake(config.storage_root)
     now = dt.datetime.now(dt.UTC)
     batch_id = tables.new_run_id(now)
@@ -135,14 +135,14 @@ def run(spark: SparkSession, config: PipelineConfig) -> MediaIngestResult:
     else:
         logger.info("ingest_media: no new media files; nothing committed")
     if refused:
-        logger.warning("ingest_media: refused, left in landing (check_landing fails naming them): %s", "; ".join(
-            f"{lake.landing(folder)}/{name}: {why}" for (folder, name), why in sorted(refused.items())))
         refusals.record(lake.table("bronze.media_refusals"), batch_id, now, refused)
+        refusals.report({f"{lake.landing(folder)}/{name}": why for (folder, name), why in refused.items()},
+                        "ingest_media", on_refusal)
     return MediaIngestResult(batch_id, counts, blobs, sorted(f"{folder}/{name}" for folder, name in refused))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return task_main("ingest_media", "bronze", run, __doc__, argv, up_to_date=up_to_date)
+    return ingest_task_main("ingest_media", run, __doc__, up_to_date, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,3 @@
-import argparse
 import datetime as dt
 import gzip
 import random
@@ -221,10 +220,12 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     (folder / "ok.jsonl").write_bytes(b'{"a":1}\n')
     refused = ["big.jsonl", "broken.jsonl.gz", "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
 
-    assert ingest_events.run(spark_session, config).refused == refused  # the ingest succeeds
-    with pytest.raises(IngestRefused) as still_there:
-        check_landing.run(None, config, argparse.Namespace(ingest="events"))
+    with pytest.raises(IngestRefused) as failed:  # after ingesting the others: the command's default
+        ingest_events.run(spark_session, config)
+    with pytest.raises(IngestRefused) as still_there:  # the job's task, from the record
+        check_landing.run(None, config, "events")
     message = str(still_there.value)
+    assert message == str(failed.value)
     assert message.startswith("4 landing files refused by the ingest, left in landing")
     assert f"{config.storage_root}/landing/events/big.jsonl: 160 bytes; the limit is 100" in message
     assert "broken.jsonl.gz: truncated gzip stream" in message
@@ -235,13 +236,15 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     for name in refused:
         assert (folder / name).exists()
 
-    # Removed from landing, or taken in under a raised limit: no longer named. Each run records its refusals.
+    # Removed from landing, or taken in under a raised limit: no longer named. Each run records its
+    # refusals; as in the job (`--on-refusal record`), the ingest then succeeds.
     (folder / "broken.jsonl.gz").unlink()
     raised = with_max_file_bytes(config, 1000)
-    assert ingest_events.run(spark_session, raised).refused == ["day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
+    assert ingest_events.run(spark_session, raised, on_refusal="record").refused == [
+        "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
     assert files_recorded(spark_session, config) == {"ok.jsonl": 1, "big.jsonl": 20}
     with pytest.raises(IngestRefused) as still_there:
-        check_landing.run(None, config, argparse.Namespace(ingest="events"))
+        check_landing.run(None, config, "events")
     assert str(still_there.value).startswith("2 landing files refused")
     assert "big.jsonl" not in str(still_there.value)
     assert "broken" not in str(still_there.value)

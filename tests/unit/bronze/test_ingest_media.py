@@ -1,4 +1,3 @@
-import argparse
 import hashlib
 
 import pytest
@@ -76,10 +75,10 @@ def test_large_objects_go_to_blobs_once(spark_session, lake_config):
 def test_a_file_whose_path_spark_cannot_read_is_refused_after_the_others_are_ingested(spark_session, lake_config):
     write(lake_config, "images", {"shot[1]:12:00.png": b"unread", "ok.png": b"read"})
     write(lake_config, "audio", {"voice.wav": b"RIFF"})
-    assert ingest_media.run(spark_session, lake_config).refused == ["images/shot[1]:12:00.png"]
+    assert ingest_media.run(spark_session, lake_config, on_refusal="record").refused == ["images/shot[1]:12:00.png"]
     with pytest.raises(IngestRefused, match=r"landing/images/shot\[1\]:12:00\.png: its path holds both ':'"):
-        check_landing.run(None, lake_config, argparse.Namespace(ingest="media"))
-    check_landing.run(None, lake_config, argparse.Namespace(ingest="events"))  # ingest_events refused nothing
+        check_landing.run(None, lake_config, "media")
+    check_landing.run(None, lake_config, "events")  # ingest_events refused nothing
     assert set(rows(spark_session, lake_config, "images")) == {"ok.png"}
     assert set(rows(spark_session, lake_config, "audio")) == {"voice.wav"}
     assert (lake_path(lake_config) / "landing" / "images" / "shot[1]:12:00.png").exists()

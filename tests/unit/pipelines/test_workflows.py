@@ -21,7 +21,7 @@ def test_daily_ingestion_runs_its_tasks_in_dependency_order(local_bundle):
     tasks = job_tasks(local_bundle, "daily_ingestion", {})
     assert [t.key for t in tasks] == ["ingest_events", "check_landing", "clean_events", "aggregate_events"]
     assert [t.entry_point for t in tasks] == ["ingest_events", "check_landing", "clean_events", "aggregate_events"]
-    assert tasks[0].parameters == ["--env", "local", "--root", ""]
+    assert tasks[0].parameters == ["--env", "local", "--root", "", "--on-refusal", "record"]
 
 
 def test_job_parameters_are_overridable(local_bundle):
@@ -160,6 +160,7 @@ def test_a_refused_landing_file_fails_a_task_that_is_not_retried_and_holds_nothi
     assert check.depends_on == [f"ingest_{ingest}"]
     assert check.parameters[-2:] == ["--ingest", ingest]
     assert check.max_retries == 0 < tasks[f"ingest_{ingest}"].max_retries
+    assert tasks[f"ingest_{ingest}"].parameters[-2:] == ["--on-refusal", "record"]  # it records and succeeds
     # A leaf: its failure fails the run, which sends the job's failure notifications.
     assert not [t.key for t in tasks.values() if "check_landing" in t.depends_on]
 
