@@ -28,7 +28,8 @@ def still_refused(lake: Lake, ingest: str) -> dict[str, str]:
                                   lambda folder: tables.distinct_values(lake.table(f"bronze.{folder}"), "path"))
 
 
-def run(spark: None, config: PipelineConfig, ingest: str = "events") -> None:
+def run(_spark: object, config: PipelineConfig, ingest: str = "events") -> None:
+    """Fail naming what still waits (`_spark`: unused, None from the entry point; in-process callers pass theirs)."""
     if found := still_refused(Lake(config.storage_root), ingest):
         raise refusals.IngestRefused(found)
     logger.info("check_landing: no file that ingest_%s refused waits in landing", ingest)
