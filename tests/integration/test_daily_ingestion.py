@@ -17,7 +17,7 @@ from pipelines.bronze import ingest_events
 from pipelines.gold import aggregate_events
 from pipelines.sample_data import generate_events, write_sample_data
 from pipelines.silver import clean_events
-from tests.conftest import run_cli
+from tests.conftest import lake_path, run_cli
 
 pytestmark = pytest.mark.integration
 DAY, USERS = dt.date(2026, 11, 26), 600  # as the sample_lake fixture makes it
@@ -90,6 +90,21 @@ def test_a_rerun_of_the_job_decides_without_starting_spark(sample_lake):
     assert "check_landing: no file that ingest_events refused waits in landing" in rerun.stderr
     assert "SparkContext" not in rerun.stderr
     assert "log4j" not in rerun.stderr
+
+
+def test_a_refused_file_fails_the_job_through_check_landing_once_and_holds_nothing_back(lake_config):
+    landing = lake_path(lake_config) / "landing" / "events"
+    landing.mkdir(parents=True)
+    (landing / "day.jsonl.bz2").write_bytes(b"BZh9")
+    run = run_cli("run", "daily_ingestion", "--root", lake_config.storage_root, check=False)
+    assert run.returncode == 1
+    assert "job daily_ingestion failed: task check_landing failed" in run.stderr
+    outcomes = {key: (status, detail.strip()) for key, status, detail in
+                re.findall(r"^  (\w+) +(\w+) +[\d.]+s(.*)$", run.stdout, re.M)}
+    assert outcomes == {  # one attempt each (a retry shows as "2 attempts"); the others were not held back
+        "ingest_events": ("succeeded", ""), "check_landing": ("failed", "exit code 1"),
+        "clean_events": ("succeeded", ""), "aggregate_events": ("succeeded", "")}
+    assert f"{lake_config.storage_root}/landing/events/day.jsonl.bz2: compressed with bzip2" in run.stderr
 
 
 def test_every_table_is_readable_by_delta_rs(spark_session, sample_lake):
