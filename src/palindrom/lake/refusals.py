@@ -48,10 +48,10 @@ def record(ref: TableRef, batch_id: str, refused_at: dt.datetime, refused: Mappi
 
 def report(refused: dict[str, str], task: str, on_refusal: str) -> None:
     """After `record`: with `on_refusal` "fail", fail naming the files (landing URI → why); else log them."""
+    refusal = IngestRefused(refused)
     if on_refusal == "fail":
-        raise IngestRefused(refused)
-    logger.warning("%s: refused, left in landing (check_landing fails naming them): %s", task,
-                   "; ".join(map(": ".join, sorted(refused.items()))))
+        raise refusal
+    logger.warning("%s: %s (check_landing fails naming them)", task, refusal)
 
 
 def still_refused(lake: Lake, ref: TableRef, taken: Callable[[str], Collection[str]]) -> dict[str, str]:
