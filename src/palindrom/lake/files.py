@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
@@ -46,6 +46,12 @@ def list_files(folder: str) -> list[LandingFile]:
         modified = info.mtime.astimezone(dt.UTC).replace(microsecond=info.mtime.microsecond // 1000 * 1000)
         found.append(LandingFile(name, prefix + name, info.size, modified))  # to the millisecond, as Spark
     return found
+
+
+def not_taken(listing: Iterable[LandingFile], taken: Collection[str]) -> list[LandingFile]:
+    """The files of a listing whose names are not in `taken`, in name order: what an ingest has
+    still to take in, in the order it takes them."""
+    return sorted((f for f in listing if f.name not in taken), key=lambda f: f.name)
 
 
 def piece_reader(folder: str, piece_bytes: int) -> Callable[[str], Iterator[bytes]]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from palindrom.lake import tables
-from palindrom.lake.files import list_files
+from palindrom.lake.files import list_files, not_taken
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
 
@@ -66,7 +66,7 @@ def still_refused(lake: Lake, ref: TableRef, taken: Callable[[str], Collection[s
     found = {}
     for landing in sorted({source for source, _ in latest}):
         folder = lake.landing(landing)
-        waiting = {f.name for f in list_files(folder)} - set(taken(landing))
+        waiting = {f.name for f in not_taken(list_files(folder), set(taken(landing)))}
         found |= {f"{folder}/{name}": why for (source, name), (_, why) in latest.items()
                   if source == landing and name in waiting}
     return dict(sorted(found.items()))

@@ -47,6 +47,7 @@ from palindrom.lake import refusals, tables
 from palindrom.lake.files import (
     LandingFile,
     list_files,
+    not_taken,
     piece_reader,
     read_files,
     relative_path,
@@ -281,7 +282,7 @@ def up_to_date(config: PipelineConfig) -> str | None:
     lake = Lake(config.storage_root)
     recorded, last_recorded = recorded_files(lake)
     landing = lake.landing("events")
-    if record_behind_bronze(lake, last_recorded) or any(f.name not in recorded for f in list_files(landing)):
+    if record_behind_bronze(lake, last_recorded) or not_taken(list_files(landing), recorded):
         return None
     return f"no new files in {landing}"
 
@@ -312,7 +313,7 @@ def run(spark: SparkSession, config: PipelineConfig, on_refusal: str = "fail") -
     recorded, unrecorded = ingested_files(spark, lake)
     done = recorded | {r["source_file"] for r in unrecorded}
     listing = list_files(landing)
-    pending = sorted((f for f in listing if f.name not in done), key=lambda f: f.name)
+    pending = not_taken(listing, done)
     refused = {f.name: f"{f.size} bytes; the limit is {max_bytes}" for f in pending if f.size > max_bytes}
     refused |= {f.name: why for f in pending if (why := unreadable_name(f.name) or unsupported_compression(f.name))}
     pending = [f for f in pending if f.name not in refused]

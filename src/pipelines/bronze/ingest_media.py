@@ -26,6 +26,7 @@ from palindrom.lake.files import (
     copy_file,
     file_exists,
     list_files,
+    not_taken,
     read_files,
     relative_path,
     unreadable_name,
@@ -74,7 +75,7 @@ def new_files(lake: Lake, media_type: str) -> list[LandingFile]:
     """A media type's landing files that bronze holds no row of, by name."""
     folder = MEDIA_FOLDERS[media_type]
     done = tables.distinct_values(lake.table(f"bronze.{folder}"), "path")
-    return sorted((f for f in list_files(lake.landing(folder)) if f.name not in done), key=lambda f: f.name)
+    return not_taken(list_files(lake.landing(folder)), done)
 
 
 def up_to_date(config: PipelineConfig) -> str | None:

@@ -1,7 +1,7 @@
 import pytest
 
 from palindrom.lake import files
-from palindrom.lake.files import list_files, read_files
+from palindrom.lake.files import list_files, not_taken, read_files
 
 GLOB_LIKE_NAMES = ["events[1].jsonl", "events1.jsonl", "x{y,z}.jsonl", "a*b.jsonl", "q?.jsonl", "back\\slash.jsonl"]
 # Characters a URI escapes or reads as syntax (a path's '%41' is not 'A'), and non-ASCII ones.
@@ -22,6 +22,16 @@ def test_each_landing_file_is_read_as_itself_whatever_glob_or_uri_characters_its
     read = {r["path"].rsplit("/", 1)[-1]: bytes(r["content"]).decode() for r in rows}
     assert len(rows) == len(names)  # one row a file; the zero-byte file gives none
     assert read == {name: f"content of {name}\n" for name in names}
+
+
+def test_not_taken_keeps_the_files_whose_names_were_not_taken_in_name_order(tmp_path):
+    for name in ["b.jsonl", "a/z.jsonl", "a.jsonl", "c.jsonl.gz"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+
+    waiting = not_taken(list_files(tmp_path.as_uri()), {"b.jsonl", "gone.jsonl"})
+    assert [(f.name, f.uri) for f in waiting] == [(name, f"{tmp_path.as_uri()}/{name}")
+                                                  for name in ["a.jsonl", "a/z.jsonl", "c.jsonl.gz"]]
 
 
 def test_a_local_file_or_folder_whose_name_holds_a_colon_is_read(spark_session, tmp_path):
