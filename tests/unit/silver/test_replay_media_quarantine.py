@@ -101,3 +101,42 @@ def test_files_that_decode_under_the_present_limits_move_to_metadata(spark_sessi
     # The task of the media_quarantine_replay job: its reasons are one parameter, commas between.
     assert replay_media_quarantine.main(["--root", root, "--reasons", "corrupt,decoder_error"]) == 0
     assert rows(spark_session, config, quarantine, "path", "reason") == [("broken.wav", "corrupt")]
+
+
+@pytest.mark.parametrize("inner", ["process_media within the replay", "the replay within process_media"])
+def test_a_replay_and_a_process_media_run_meeting_on_one_object_lose_no_path(spark_session, lake_config, monkeypatch,
+                                                                             inner):
+    """The replay moves an object's quarantined paths to metadata while process_media inserts the same
+    object for a new path, one run going through whole between the other's inspection and its
+    metadata commit: the object is in metadata once with every path, embedded once. (Each commit
+    reads metadata's objects as they are then: the object the other run inserted gains its paths.)"""
+    long = audio_bytes(3.0, 16_000)
+    write(lake_config, "audio", {"long.wav": long, "copy/long.wav": long})
+    ingest_media.run(spark_session, lake_config)
+    assert process_media.run(spark_session, with_audio_limit(lake_config, 2.0)).to_quarantine == {"audio": 2}
+    write(lake_config, "audio", {"third/long.wav": long})
+    ingest_media.run(spark_session, lake_config)
+
+    def replay():
+        return replay_media_quarantine.run(spark_session, lake_config)
+
+    def process():
+        return process_media.run(spark_session, lake_config)
+
+    outer, within, committing = ((replay, process, replay_media_quarantine) if inner.startswith("process_media")
+                                 else (process, replay, process_media))
+    commit_metadata, ran_within = committing.write_metadata, []
+
+    def interleaved(*args, **kwargs):
+        ran_within.append(within())
+        commit_metadata(*args, **kwargs)
+
+    monkeypatch.setattr(committing, "write_metadata", interleaved)
+    outer()
+    assert len(ran_within) == 1
+    [(path, paths, sha256)] = rows(spark_session, lake_config, "silver.media_metadata", "path", "paths", "sha256")
+    assert (path, paths) == ("copy/long.wav", ["copy/long.wav", "long.wav", "third/long.wav"])
+    assert rows(spark_session, lake_config, "silver.quarantine.media", "path") == []
+    assert rows(spark_session, lake_config, "silver.quarantine.media_replays", "path", "outcome") == [
+        ("copy/long.wav", "moved_to_metadata"), ("long.wav", "moved_to_metadata")]
+    assert rows(spark_session, lake_config, "silver.media_embeddings", "sha256") == [(sha256,)]
