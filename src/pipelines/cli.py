@@ -193,7 +193,8 @@ def _replay_quarantine(config: PipelineConfig, args: argparse.Namespace) -> int:
 
         result = replay_quarantine.run(_spark(config), config, args.reason or None)
         summary = (f"{result.replayed} lines re-validated, {result.moved_to_silver} moved to silver, "
-                   f"{result.identical_duplicates} identical duplicates, {result.still_quarantined} still quarantined")
+                   f"{result.identical_duplicates} identical duplicates, {result.still_quarantined} still quarantined "
+                   f"({result.reason_or_detail_changed} with a new reason or detail)")
     print(json.dumps(result.__dict__) if args.json else f"replay {result.replay_id}: {summary}")
     return 0
 

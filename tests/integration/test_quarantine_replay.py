@@ -52,6 +52,7 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
         line("p2", "payment.completed", {"amount_cents": -5}),   # fails the new schema too
         "{not json",
         line("e1", "payment.completed", {"amount_cents": 7}),  # passes the new schema, but e1 is in silver
+        line("p3", "payment.completed", {"amount_cents": 1}).replace('"schema_version": 1', '"schema_version": 3'),
     ]) + "\n")
     ingest_events.run(spark_session, lake_config)
     clean_events.run(spark_session, lake_config, registry=repo_registry)
@@ -63,15 +64,18 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
     assert newer.register("payment.completed", PAYMENT_SCHEMA) == 1
 
     result = replay_quarantine.run(spark_session, lake_config, registry=newer)
-    outcome = (result.replayed, result.moved_to_silver, result.identical_duplicates, result.still_quarantined)
-    assert outcome == (5, 1, 1, 3)
+    outcome = (result.replayed, result.moved_to_silver, result.identical_duplicates, result.still_quarantined,
+               result.reason_or_detail_changed)
+    assert outcome == (6, 1, 1, 4, 3)
 
     lake = Lake(lake_config.storage_root)
     silver = tables.read(spark_session, lake.table("silver.events"))
     assert silver.filter("event_id = 'p1'").select("payment_completed.amount_cents").first()[0] == 100
     quarantine = tables.read(spark_session, lake.table("silver.quarantine.events"))
-    assert sorted((r["line_number"], r["reason"]) for r in quarantine.collect()) == [
-        (4, "invalid_value"), (5, "invalid_json"), (6, "conflicting_duplicate")]  # reasons brought up to date
+    assert sorted((r["line_number"], r["reason"], r["schema_ref"]) for r in quarantine.collect()) == [
+        (4, "invalid_value", "payment.completed/v1"), (5, "invalid_json", None),
+        (6, "conflicting_duplicate", "payment.completed/v1"), (7, "unknown_schema_version", "envelope"),
+    ]  # reasons brought up to date
     replays = tables.read(spark_session, lake.table("silver.quarantine.events_replays"))
     assert sorted((r["line_number"], r["outcome"]) for r in replays.collect()) == [
         (2, "moved_to_silver"), (3, "identical_duplicate")]
@@ -90,15 +94,26 @@ def test_replay_moves_what_now_passes_and_keeps_the_rest(spark_session, lake_con
         ("payment.completed", 1), ("user.action", 1)]
 
     again = replay_quarantine.run(spark_session, lake_config, reasons=["invalid_json"], registry=newer)
-    assert (again.replayed, again.moved_to_silver, again.still_quarantined) == (1, 0, 1)
+    assert (again.replayed, again.moved_to_silver, again.still_quarantined, again.reason_or_detail_changed) == \
+        (1, 0, 1, 0)
+
+    # A version registered since: the same reason, its detail brought up to date.
+    newest = FileSchemaRegistry(schemas)
+    assert newest.register("payment.completed", PAYMENT_SCHEMA) == 2
+    later = replay_quarantine.run(spark_session, lake_config, reasons=["unknown_schema_version"], registry=newest)
+    assert (later.replayed, later.still_quarantined, later.reason_or_detail_changed) == (1, 1, 1)
+    [(reason, detail)] = [(r["reason"], r["detail"]) for r in tables.read(
+        spark_session, lake.table("silver.quarantine.events")).filter("line_number = 7").collect()]
+    assert (reason, detail) == ("unknown_schema_version", "schema_version: 3 is not a registered version of "
+                                                          "payment.completed (registered: 1, 2)")
 
     # The command (the repository's schemas): the same line re-validated, still refused; nothing committed.
     monkeypatch.setattr(cli, "_spark", lambda _: spark_session)
     names = ("silver.events", "silver.quarantine.events", "silver.quarantine.events_replays")
     versions = [tables.current_version(lake.table(name)) for name in names]
     assert cli.main(["quarantine", "replay", "--reason", "invalid_json", "--root", lake_config.storage_root]) == 0
-    assert ": 1 lines re-validated, 0 moved to silver, 0 identical duplicates, 1 still quarantined" \
-        in capsys.readouterr().out
+    assert ": 1 lines re-validated, 0 moved to silver, 0 identical duplicates, 1 still quarantined " \
+           "(0 with a new reason or detail)" in capsys.readouterr().out
     assert [tables.current_version(lake.table(name)) for name in names] == versions
 
 

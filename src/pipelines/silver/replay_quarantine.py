@@ -3,7 +3,8 @@
 Lines that now pass go through the same dedup rules as clean_events: new events move into silver,
 identical duplicates are dropped and counted; each line that leaves quarantine is recorded in
 silver/quarantine/_replays/events with its replay id and outcome before it is deleted from
-quarantine. Lines that still fail stay, with their reason brought up to date. Commit order (silver,
+quarantine. Lines that still fail stay, with their reason, detail and schema brought up to date
+(after a schema change the same reason may name another field or version). Commit order (silver,
 replay record, quarantine) makes a rerun after a crash converge to the same state. Silver is written
 as clean_events writes it (`append_new_events`): if either commits new events while the other is
 between classifying and writing, the other writes nothing to silver and fails, to be run again.
@@ -12,10 +13,11 @@ between classifying and writing, the other writes nothing to silver and fails, t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
 from palindrom.config import PipelineConfig
@@ -46,6 +48,7 @@ class ReplayResult:
     moved_to_silver: int
     identical_duplicates: int
     still_quarantined: int
+    reason_or_detail_changed: int  # of those still quarantined
 
 
 def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None = None,
@@ -55,7 +58,7 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
     replays_ref = lake.table("silver.quarantine.events_replays")
     replay_id = tables.new_run_id(dt.datetime.now(dt.UTC))
     if not tables.exists(quarantine_ref):
-        return ReplayResult(replay_id, 0, 0, 0, 0)
+        return ReplayResult(replay_id, 0, 0, 0, 0, 0)
 
     quarantined = tables.read(spark, quarantine_ref)
     if reasons:
@@ -93,19 +96,21 @@ def run(spark: SparkSession, config: PipelineConfig, reasons: list[str] | None =
             tables.insert_new(spark, leaving, replays_ref, COORDINATES)
             tables.delete_matching(spark, quarantine_ref, leaving.select(*COORDINATES), COORDINATES)
 
-        staying = classified.filter(F.col("fate") == TO_QUARANTINE).select(
-            *COORDINATES, "reason", "detail", "schema_ref")
-        changed = staying.join(
-            tables.read(spark, quarantine_ref).select(*COORDINATES, F.col("reason").alias("_old")), list(COORDINATES)
-        ).filter(F.col("reason") != F.col("_old")).drop("_old")
-        if changed.limit(1).count():
-            tables.update_columns(spark, changed, quarantine_ref, COORDINATES, ["reason", "detail", "schema_ref"])
+        verdict = ["reason", "detail", "schema_ref"]
+        staying = classified.filter(F.col("fate") == TO_QUARANTINE).select(*COORDINATES, *verdict)
+        former = tables.read(spark, quarantine_ref).select(*COORDINATES, *(F.col(c).alias(f"_{c}") for c in verdict))
+        changed = staying.join(former, list(COORDINATES)).filter(
+            functools.reduce(Column.__or__, (~F.col(c).eqNullSafe(F.col(f"_{c}")) for c in verdict))
+        ).select(*COORDINATES, *verdict).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(changed)
+        if n_changed := changed.count():
+            tables.update_columns(spark, changed, quarantine_ref, COORDINATES, verdict)
     finally:
         for frame in cached:
             frame.unpersist()
     return ReplayResult(
         replay_id, total, counts.get(TO_SILVER, 0) + counts.get(ALREADY_IN_SILVER, 0),
-        counts.get(IDENTICAL_DUPLICATE, 0), counts.get(TO_QUARANTINE, 0),
+        counts.get(IDENTICAL_DUPLICATE, 0), counts.get(TO_QUARANTINE, 0), n_changed,
     )
 
 
