@@ -9,6 +9,7 @@ deltalake 1.6.6, intermittently.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pyarrow as pa
@@ -16,6 +17,20 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from palindrom.lake.paths import native_uri
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class StorageUnreachable(OSError):
+    """delta-rs could not reach a table's storage (no credentials, no such bucket, no network)."""
+
+    def __init__(self, uri: str, error: OSError):
+        cause = "\n".join(line.rstrip() for line in ANSI_ESCAPE.sub("", str(error)).splitlines() if line.strip())
+        hint = ""
+        if uri.startswith("s3") and "credential" in cause:
+            hint = (" (an s3a:// root needs AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a "
+                    "profile or an instance profile; AWS_ENDPOINT_URL for an S3-compatible server)")
+        super().__init__(f"cannot reach the Delta table at {uri}{hint}:\n{cause}")
 
 
 def _open(uri: str, version: int | None = None):
@@ -27,6 +42,8 @@ def _open(uri: str, version: int | None = None):
         return DeltaTable(native_uri(uri), version=version)
     except TableNotFoundError:
         return None
+    except OSError as e:
+        raise StorageUnreachable(uri, e) from e
 
 
 def commits(uri: str, limit: int) -> list[dict] | None:
@@ -98,3 +115,5 @@ def append(uri: str, rows: pa.Table, properties: Mapping[str, str]) -> None:
         write_deltalake(native_uri(uri), rows, mode="append", configuration=dict(properties))
     except DeltaError as e:
         raise DeltaError(f"{uri}: {rows.num_rows} rows not appended: {e}") from e
+    except OSError as e:
+        raise StorageUnreachable(uri, e) from e
