@@ -78,14 +78,13 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     day = dt.date.fromisoformat(args.date) if args.date else dt.date.today() - dt.timedelta(days=1)
     summary = write_sample_data(landing / "events", day, users=args.users, seed=args.seed)
     for name in summary.files:
-        print(f"  {landing / 'events' / name}")
-    print(f"wrote {summary.lines} non-blank lines ({summary.valid_events} valid events) for {day} "
-          f"into {landing / 'events'}")
+        print(f"  {landing / 'events' / name}" + (" (already there, the same bytes)" * (name in summary.already_there)))
+    print(f"{summary.lines} non-blank lines ({summary.valid_events} valid events) for {day} in {landing / 'events'}")
     media = write_sample_media(landing)
     for media_type, folder in LANDING_FOLDERS.items():
         files = [m for m in media if m.media_type == media_type]
         broken = sum(1 for m in files if m.reason)
-        print(f"wrote {len(files)} {media_type} files ({broken} deliberately broken) into {landing / folder}")
+        print(f"{len(files)} {media_type} files ({broken} deliberately broken) in {landing / folder}")
     return 0
 
 

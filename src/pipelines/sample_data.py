@@ -6,7 +6,8 @@ Thousands of users with multi-turn conversations in several languages (both vers
 conversation.message), ratings, media uploads and actions, timestamps in several UTC offsets; and
 the dirt real feeds carry: truncated lines, wrong types, unknown types, missing fields, identical
 and conflicting duplicates, invalid UTF-8, a gzip file and a CRLF file. Deterministic for a seed.
-Files are written under a temporary name and renamed into place, as the landing contract requires.
+Files are written under a temporary name and renamed into place, as the landing contract requires;
+a file already in landing is never rewritten (see `write_landing_file`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.sample_media import SAMPLE_MEDIA
+from pipelines.sample_media import SAMPLE_MEDIA, write_landing_file
 
 PHRASES = {
     "en": ["How do I reset my password?", "Can you summarise this article for me?",
@@ -51,6 +51,7 @@ class SampleSummary:
     files: list[str]
     lines: int
     valid_events: int
+    already_there: list[str]  # of `files`: the same bytes were in landing already
 
 
 def _timestamp(rng: random.Random, day: dt.date, base_seconds: int) -> str:
@@ -146,7 +147,6 @@ def write_sample_data(landing: Path, day: dt.date, users: int = 3000, seed: int 
     rng = random.Random(seed)
     good = list(generate_events(rng, day, users))
     folder = landing / day.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
     encoded = [json.dumps(e, ensure_ascii=rng.random() < 0.5).encode() for e in good]
     chunks = [encoded[i::4] for i in range(4)]
     dirt = dirty_lines(rng, good)
@@ -156,9 +156,7 @@ def write_sample_data(landing: Path, day: dt.date, users: int = 3000, seed: int 
         "events-0003.jsonl.gz": gzip.compress(b"\n".join(chunks[2]) + b"\n", mtime=0),
         "events-0004.jsonl": b"\n".join(chunks[3] + dirt),  # no final newline
     }
-    for name, content in files.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(content)
-        os.replace(tmp, folder / name)  # appears whole, as the landing contract says
+    already_there = [name for name, content in files.items() if not write_landing_file(folder / name, content)]
     non_blank = len(good) + sum(1 for d in dirt if d.strip())
-    return SampleSummary([f"{day.isoformat()}/{n}" for n in files], non_blank, len(good))
+    return SampleSummary([f"{day.isoformat()}/{n}" for n in files], non_blank, len(good),
+                         [f"{day.isoformat()}/{n}" for n in already_there])

@@ -201,12 +201,26 @@ SAMPLE_MEDIA: tuple[SampleMedia, ...] = (
 )
 
 
+def write_landing_file(path: Path, content: bytes) -> bool:
+    """Put `content` at `path` whole, as the landing contract asks (written under a hidden name, then
+    renamed into place); False where the same bytes are there already, left as they are. A landing
+    file never changes once written (an ingest may have taken it as it was), so other bytes under its
+    name fail, naming it."""
+    if path.exists():
+        if path.read_bytes() == content:
+            return False
+        raise FileExistsError(f"{path} is already in landing with other content, and a landing file never "
+                              "changes once written (an ingest may have taken it): write into another root "
+                              "(--root) or day (--date), or remove the file first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
+    return True
+
+
 def write_sample_media(landing: Path) -> list[SampleMedia]:
-    """Write every sample file under landing/<folder>/ (atomically, by rename); returns the catalogue."""
+    """Write every sample file under landing/<folder>/ (write_landing_file); returns the catalogue."""
     for item in SAMPLE_MEDIA:
-        target = landing / LANDING_FOLDERS[item.media_type] / item.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(item.make())
-        os.replace(tmp, target)
+        write_landing_file(landing / LANDING_FOLDERS[item.media_type] / item.path, item.make())
     return list(SAMPLE_MEDIA)
