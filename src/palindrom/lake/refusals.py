@@ -66,7 +66,7 @@ def still_refused(lake: Lake, ref: TableRef, taken: Callable[[str], Collection[s
     found = {}
     for landing in sorted({source for source, _ in latest}):
         folder = lake.landing(landing)
-        waiting = {f.name for f in not_taken(list_files(folder), set(taken(landing)))}
+        waiting = {f.name for f in not_taken(list_files(folder), taken(landing))}
         found |= {f"{folder}/{name}": why for (source, name), (_, why) in latest.items()
                   if source == landing and name in waiting}
     return dict(sorted(found.items()))
