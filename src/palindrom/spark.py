@@ -78,6 +78,10 @@ def get_spark(config: SparkConfig, app_name: str = "pipelines", storage_root: st
     else:
         # Python workers must run this interpreter (the project's venv), not whatever is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if config.master.startswith("local"):
+            # One JVM on this machine: bound to loopback, Spark need not look for the host's address
+            # (where the host name resolves to loopback, it warns twice at every start that it did).
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         cores = max(2, os.cpu_count() or 2)
         builder = (
             SparkSession.builder.master(config.master)
