@@ -24,13 +24,16 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 class StorageUnreachable(OSError):
     """delta-rs could not reach a table's storage (no credentials, no such bucket, no network)."""
 
-    def __init__(self, uri: str, error: OSError):
-        cause = "\n".join(line.rstrip() for line in ANSI_ESCAPE.sub("", str(error)).splitlines() if line.strip())
-        hint = ""
-        if uri.startswith("s3") and "credential" in cause:
-            hint = (" (an s3a:// root needs AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a "
-                    "profile or an instance profile; AWS_ENDPOINT_URL for an S3-compatible server)")
-        super().__init__(f"cannot reach the Delta table at {uri}{hint}:\n{cause}")
+
+def _unreachable(uri: str, error: OSError) -> StorageUnreachable:
+    """The table named, delta-rs' account of why without its terminal colours, and for an s3a:// root
+    without credentials what to set."""
+    cause = "\n".join(line.rstrip() for line in ANSI_ESCAPE.sub("", str(error)).splitlines() if line.strip())
+    hint = ""
+    if uri.startswith("s3") and "credential" in cause:
+        hint = (" (an s3a:// root needs AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a "
+                "profile or an instance profile; AWS_ENDPOINT_URL for an S3-compatible server)")
+    return StorageUnreachable(f"cannot reach the Delta table at {uri}{hint}:\n{cause}")
 
 
 def _open(uri: str, version: int | None = None):
@@ -43,7 +46,7 @@ def _open(uri: str, version: int | None = None):
     except TableNotFoundError:
         return None
     except OSError as e:
-        raise StorageUnreachable(uri, e) from e
+        raise _unreachable(uri, e) from e
 
 
 def commits(uri: str, limit: int) -> list[dict] | None:
@@ -116,4 +119,4 @@ def append(uri: str, rows: pa.Table, properties: Mapping[str, str]) -> None:
     except DeltaError as e:
         raise DeltaError(f"{uri}: {rows.num_rows} rows not appended: {e}") from e
     except OSError as e:
-        raise StorageUnreachable(uri, e) from e
+        raise _unreachable(uri, e) from e

@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 
 from palindrom.lake import tables
@@ -27,6 +29,7 @@ def test_an_s3_root_without_credentials_is_named_with_what_to_set(no_aws_credent
                               "(an s3a:// root needs AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     assert "no credentials found in chain" in message  # delta-rs' own account follows
     assert "\x1b[" not in message  # its terminal colours are not
+    assert str(pickle.loads(pickle.dumps(raised.value))) == message  # as from a worker process
 
 
 def test_a_task_on_an_s3_root_without_credentials_fails_naming_the_table(no_aws_credentials):
