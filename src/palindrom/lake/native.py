@@ -9,6 +9,7 @@ deltalake 1.6.6, intermittently.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 
@@ -19,6 +20,11 @@ import pyarrow.fs as pafs
 from palindrom.lake.paths import native_uri
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+# delta-rs logs through env_logger, which reads RUST_LOG when deltalake is first imported (only here):
+# its warnings stay, the AWS SDK's do not (without credentials, three long lines on the region from
+# instance metadata before StorageUnreachable says what is missing). A RUST_LOG of one's own is kept.
+os.environ.setdefault("RUST_LOG", "warn,aws_config=error")
 
 
 class StorageUnreachable(OSError):

@@ -1,4 +1,8 @@
+import os
 import pickle
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -36,3 +40,21 @@ def test_a_task_on_an_s3_root_without_credentials_fails_naming_the_table(no_aws_
     # It fails where it first reads the lake (its file record, before Spark starts).
     with pytest.raises(StorageUnreachable, match="s3a://palindrom-data-dev/bronze/_files/events"):
         ingest_events.main(["--env", "dev"])
+
+
+@pytest.mark.parametrize("rust_log", [None, "warn"])
+def test_the_aws_sdks_warnings_are_left_out_unless_rust_log_asks(no_aws_credentials, monkeypatch, rust_log):
+    # Instance metadata at a closed local port, as on a laptop: the SDK warns for each probe.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "false")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.delenv("RUST_LOG", raising=False)
+    if rust_log:
+        monkeypatch.setenv("RUST_LOG", rust_log)
+    read = ("from palindrom.lake import tables; from palindrom.lake.paths import Lake; "
+            "tables.read_small(Lake('s3a://palindrom-data-dev').table('bronze.events_files'), ['batch_id'])")
+    stderr = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, env=os.environ).stderr
+    assert "StorageUnreachable: cannot reach the Delta table at s3a://palindrom-data-dev/bronze/_files/events" in stderr
+    assert ("WARN  aws_config::imds::region] failed to load region from IMDS" in stderr) == (rust_log == "warn")
