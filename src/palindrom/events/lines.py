@@ -45,15 +45,19 @@ def unsupported_compression(name: str) -> str | None:
 
 def gunzip(pieces: Iterable[bytes], max_bytes: int, piece_bytes: int = DECOMPRESSED_PIECE_BYTES) -> Iterator[bytes]:
     """Gunzip a stream given in pieces (every member, one after another), piece by piece: never more
-    than `piece_bytes` of output at a time. FileRefused where it is corrupt, truncated, or
-    more than `max_bytes` once decompressed (raised before producing more than that). An empty stream
-    is an empty file."""
+    than `piece_bytes` of output at a time. Zero bytes after a member are padding and skipped, as
+    Python's gzip module skips them (gzip(1) stops there, dropping any member after). FileRefused
+    where it is corrupt, truncated, or more than `max_bytes` once decompressed (raised before
+    producing more than that). An empty stream is an empty file."""
     inflater, seen, produced = zlib.decompressobj(wbits=GZIP_WBITS), False, 0
     for data in pieces:
         seen = seen or bool(data)
         more = bool(data)
         while more:
-            if inflater.eof:  # a member ended: what follows is the next member
+            if inflater.eof:  # a member ended: what follows, past any padding, is the next member
+                data = data.lstrip(b"\0")
+                if not data:
+                    break
                 inflater = zlib.decompressobj(wbits=GZIP_WBITS)
             cap = min(piece_bytes, max_bytes + 1 - produced)
             try:

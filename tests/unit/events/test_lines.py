@@ -50,6 +50,15 @@ def test_gunzip_multi_member_gzip_in_small_pieces():
     assert list(gunzip([], 10)) == list(gunzip([b""], 10)) == []  # an empty file has no lines
 
 
+def test_gunzip_skips_zero_padding_after_a_member_as_pythons_gzip_does():
+    rng = random.Random(5)
+    member = gzip.compress(b'{"a":1}\n', mtime=0)
+    padded = member + b"\0" * 512 + member + b"\0" * 3
+    assert gzip.decompress(padded) == b'{"a":1}\n' * 2  # Python's own reading
+    for _ in range(20):  # the padding cut anywhere, its pieces alone or with a member's end
+        assert b"".join(gunzip(in_pieces(padded, rng, 50), 1 << 20)) == b'{"a":1}\n' * 2
+
+
 def test_gunzip_refuses_a_bomb_before_inflating_it():
     bomb = gzip.compress(b"\0" * 5_000_000)
     out = []
@@ -61,7 +70,8 @@ def test_gunzip_refuses_a_bomb_before_inflating_it():
 @pytest.mark.parametrize(("content", "message"), [
     (b"not gzip at all", "not a valid gzip file"),
     (gzip.compress(b"x" * 1000, mtime=0)[:-10], "truncated gzip stream"),  # mtime=0: the same test id in every worker
-    (gzip.compress(b"x\n", mtime=0) + b"\0\0", "not a valid gzip file"),  # what follows a member is not one
+    (gzip.compress(b"x\n", mtime=0) + b"\0\0not gzip", "not a valid gzip file"),  # no member after the padding
+    (b"\0" * 20, "not a valid gzip file"),  # padding without a member
 ])
 def test_gunzip_refuses_corrupt_files(content, message):
     with pytest.raises(FileRefused, match=message):
