@@ -3,8 +3,8 @@ Schemas checked by the jsonschema library, with the contract's departures from J
 around it (strict 64-bit integers, null as absent, unknown fields ignored, free text normalised,
 date-time a real instant in years 0001-9999 UTC), over sample events with random field-level
 mutations. The two must find the same lines valid, with the same normalised fields, and each
-rejection's reason must be one the library finds too (it reports every error, the validator the
-first)."""
+rejection's reason must be one the reference finds too (the library reports every error, the
+validator the first)."""
 
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ def prepared(value: Any, node: dict, name: str = "") -> Any:
 
 
 class Reference:
-    """The contract read with jsonschema doing the schema checks: a line → ("valid", fields) or
-    (the set of reasons it can be refused for, None)."""
+    """The contract read with jsonschema doing the schema checks: a parsed line → ("valid", its
+    fields) or (the set of reasons it can be refused for, None)."""
 
     def __init__(self, schemas: dict[str, dict[int, dict]]):
         self.schemas = schemas
