@@ -5,6 +5,7 @@ FileSystem."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -23,6 +24,10 @@ class LandingFile:
     uri: str
     size: int
     modified_at: dt.datetime
+    unreadable: str | None = None  # why Spark cannot read it by its name (unreadable_name, NOT_UTF8_NAME)
+
+
+NOT_UTF8_NAME = "its path is not valid UTF-8 (shown with \\x escapes), so Spark cannot name it; rename it"
 
 
 def relative_path(path: Column, folder: str) -> Column:
@@ -35,16 +40,51 @@ def list_files(folder: str) -> list[LandingFile]:
     them). Listed by pyarrow's filesystem for the URI, in one native call: through Hadoop's, each file
     was five Py4J round trips (1,000 files: 3.3 s), and landing folders only grow. Names starting with
     '.' or '_' are in-flight or bookkeeping and skipped, as Spark's sources skip them; `uri` is the
-    folder's URI and the name, as Spark reads it."""
+    folder's URI and the name, as Spark reads it. A local file whose path is not UTF-8 (another
+    encoding's name: S3 keys are always UTF-8) is listed with \\x escapes and `NOT_UTF8_NAME`."""
     fs, path = filesystem(folder)
     prefix, base = folder.rstrip("/") + "/", path.rstrip("/") + "/"
-    found = []
+    found, not_utf8 = [], False
     for info in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
-        name = info.path.removeprefix(base)
-        if info.type != pafs.FileType.File or any(part.startswith((".", "_")) for part in name.split("/")):
+        try:
+            name = info.path.removeprefix(base)
+        except UnicodeDecodeError:  # pyarrow decodes each path as UTF-8 and gives no bytes
+            not_utf8 = True
             continue
-        modified = info.mtime.astimezone(dt.UTC).replace(microsecond=info.mtime.microsecond // 1000 * 1000)
-        found.append(LandingFile(name, prefix + name, info.size, modified))  # to the millisecond, as Spark
+        if info.type == pafs.FileType.File and not _hidden(name):
+            found.append(LandingFile(name, prefix + name, info.size, _to_millisecond(info.mtime),
+                                     unreadable_name(name)))
+    if not_utf8:
+        found += _files_not_utf8(base, prefix)
+    return found
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith((".", "_")) for part in name.split("/"))
+
+
+def _to_millisecond(mtime: dt.datetime) -> dt.datetime:
+    """A listing's modification time as Spark's binaryFile source gives it: UTC, to the millisecond."""
+    return mtime.astimezone(dt.UTC).replace(microsecond=mtime.microsecond // 1000 * 1000)
+
+
+def _files_not_utf8(base: str, prefix: str) -> list[LandingFile]:
+    """The files under the local folder `base` whose paths (relative to it) are not UTF-8, named with
+    \\x escapes for their other bytes."""
+    raw_base, found = os.fsencode(base), []
+    for top, _, names in os.walk(raw_base):
+        for raw in names:
+            relative = os.path.join(top, raw)[len(raw_base):]
+            try:
+                relative.decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                name = relative.decode("utf-8", "backslashreplace")
+            if not _hidden(name):
+                stat = os.stat(os.path.join(top, raw))
+                found.append(LandingFile(name, prefix + name, stat.st_size,
+                                         _to_millisecond(dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)),
+                                         NOT_UTF8_NAME))
     return found
 
 

@@ -4,8 +4,8 @@ Every non-blank line becomes one row: its raw bytes as received, its text where 
 UTF-8, the file (relative to landing/events/), the line number, the ingestion time and a batch id.
 Plain files up to `ingest.whole_file_max_bytes` are read whole and split in Spark; larger ones and
 .gz files are streamed and split by Python tasks. A file over `ingest.max_file_bytes`, a corrupt
-.gz, one named as compressed otherwise (.bz2, .zst, ...), or one whose path Spark cannot read (see
-`palindrom.lake.files.unreadable_name`) is refused, left in landing and recorded in
+.gz, one named as compressed otherwise (.bz2, .zst, ...), or one whose path Spark cannot read
+(`LandingFile.unreadable`, see `palindrom.lake.files`) is refused, left in landing and recorded in
 bronze/_refusals/events; the other files are ingested, then the task fails naming it (or, with
 `--on-refusal record` as in the job, succeeds, and `check_landing` fails naming it).
 """
@@ -51,7 +51,6 @@ from palindrom.lake.files import (
     piece_reader,
     read_files,
     relative_path,
-    unreadable_name,
 )
 from palindrom.lake.paths import Lake, TableRef
 from palindrom.logging import logger
@@ -315,7 +314,7 @@ def run(spark: SparkSession, config: PipelineConfig, on_refusal: str = "fail") -
     listing = list_files(landing)
     pending = not_taken(listing, done)
     refused = {f.name: f"{f.size} bytes; the limit is {max_bytes}" for f in pending if f.size > max_bytes}
-    refused |= {f.name: why for f in pending if (why := unreadable_name(f.name) or unsupported_compression(f.name))}
+    refused |= {f.name: why for f in pending if (why := f.unreadable or unsupported_compression(f.name))}
     pending = [f for f in pending if f.name not in refused]
 
     now = dt.datetime.now(dt.UTC)

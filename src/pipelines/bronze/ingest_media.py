@@ -4,9 +4,10 @@ Each file exactly once (by its path relative to its landing folder, the form of 
 event's `file_name`): its size, modification time, SHA-256, ingestion time, batch id and bytes.
 Objects over `media.inline_max_bytes` are copied once to bronze/blobs/<sha256> and the row points
 there (`blob_uri`) instead of holding the bytes; landing/ is not kept, so nothing points back to it.
-A file whose path Spark cannot read (`palindrom.lake.files.unreadable_name`) is refused, left in
-landing and recorded in bronze/_refusals/media; the other files are ingested, then the task fails
-naming it (or, with `--on-refusal record` as in the job, succeeds, and `check_landing` fails naming it).
+A file whose path Spark cannot read (`LandingFile.unreadable`, see `palindrom.lake.files`) is
+refused, left in landing and recorded in bronze/_refusals/media; the other files are ingested, then
+the task fails naming it (or, with `--on-refusal record` as in the job, succeeds, and
+`check_landing` fails naming it).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from palindrom.lake.files import (
     not_taken,
     read_files,
     relative_path,
-    unreadable_name,
 )
 from palindrom.lake.paths import BLOBS, MEDIA_FOLDERS, Lake
 from palindrom.logging import logger
@@ -92,7 +92,7 @@ def ingest_folder(spark: SparkSession, lake: Lake, media_type: str, batch_id: st
     folder = MEDIA_FOLDERS[media_type]
     landing, bronze = lake.landing(folder), lake.table(f"bronze.{folder}")
     found = new_files(lake, media_type)
-    refused.update({(folder, f.name): why for f in found if (why := unreadable_name(f.name))})
+    refused.update({(folder, f.name): f.unreadable for f in found if f.unreadable})
     pending = [f for f in found if (folder, f.name) not in refused]
     if not pending:
         logger.info("ingest_media: no new files in %s", landing)

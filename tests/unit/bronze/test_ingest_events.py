@@ -1,5 +1,6 @@
 import datetime as dt
 import gzip
+import os
 import random
 
 import pytest
@@ -218,7 +219,8 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     (folder / "day.v2").mkdir()
     (folder / "day.v2" / "e.jsonl.ZST").write_bytes(b"\x28\xb5\x2f\xfd")  # zstd: not a landing format
     (folder / "ok.jsonl").write_bytes(b'{"a":1}\n')
-    refused = ["big.jsonl", "broken.jsonl.gz", "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
+    (folder / os.fsdecode(b"caf\xe9.jsonl")).write_bytes(b'{"a":1}\n')  # a Latin-1 name
+    refused = ["big.jsonl", "broken.jsonl.gz", "caf\\xe9.jsonl", "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
 
     with pytest.raises(IngestRefused) as failed:  # after ingesting the others: the command's default
         ingest_events.run(spark_session, config)
@@ -226,15 +228,16 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
         check_landing.run(None, config, "events")
     message = str(still_there.value)
     assert message == str(failed.value)
-    assert message.startswith("4 landing files refused by the ingest, left in landing")
+    assert message.startswith("5 landing files refused by the ingest, left in landing")
     assert f"{config.storage_root}/landing/events/big.jsonl: 160 bytes; the limit is 100" in message
     assert "broken.jsonl.gz: truncated gzip stream" in message
     assert "events[1]:10:00.jsonl: its path holds both ':' and one of" in message
     assert "day.v2/e.jsonl.ZST: compressed with zstd (by its name); landing files are plain or gzipped" in message
+    assert "caf\\xe9.jsonl: its path is not valid UTF-8 (shown with \\x escapes)" in message
     assert [r[0] for r in bronze_rows(spark_session, config)] == ["ok.jsonl"]
     assert files_recorded(spark_session, config) == {"ok.jsonl": 1}
-    for name in refused:
-        assert (folder / name).exists()
+    assert sorted(os.listdir(os.fsencode(folder))) == [b"big.jsonl", b"broken.jsonl.gz", b"caf\xe9.jsonl", b"day.v2",
+                                                       b"events[1]:10:00.jsonl", b"ok.jsonl"]  # all left in landing
 
     # Removed from landing, or taken in under a raised limit: no longer named. A refusal for the
     # reason recorded last is not recorded again; as in the job (`--on-refusal record`), the ingest
@@ -244,12 +247,12 @@ def test_oversized_corrupt_and_unreadably_named_files_are_refused_and_left_in_la
     refusal_record = Lake(config.storage_root).table("bronze.events_refusals")
     version = tables.current_version(refusal_record)
     assert ingest_events.run(spark_session, raised, on_refusal="record").refused == [
-        "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
+        "caf\\xe9.jsonl", "day.v2/e.jsonl.ZST", "events[1]:10:00.jsonl"]
     assert tables.current_version(refusal_record) == version
     assert files_recorded(spark_session, config) == {"ok.jsonl": 1, "big.jsonl": 20}
     with pytest.raises(IngestRefused) as still_there:
         check_landing.run(None, config, "events")
-    assert str(still_there.value).startswith("2 landing files refused")
+    assert str(still_there.value).startswith("3 landing files refused")
     assert "big.jsonl" not in str(still_there.value)
     assert "broken" not in str(still_there.value)
     assert sorted(r["source_file"] for r in tables.read_small(refusal_record, ["source_file"])) == sorted(refused)

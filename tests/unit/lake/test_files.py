@@ -1,7 +1,9 @@
+import os
+
 import pytest
 
 from palindrom.lake import files
-from palindrom.lake.files import list_files, not_taken, read_files
+from palindrom.lake.files import NOT_UTF8_NAME, list_files, not_taken, read_files
 
 GLOB_LIKE_NAMES = ["events[1].jsonl", "events1.jsonl", "x{y,z}.jsonl", "a*b.jsonl", "q?.jsonl", "back\\slash.jsonl"]
 # Characters a URI escapes or reads as syntax (a path's '%41' is not 'A'), and non-ASCII ones.
@@ -72,3 +74,19 @@ def test_names_spark_cannot_read_are_exactly_those_unreadable_name_refuses(spark
                 read_files(spark_session, [uri]).collect()
         else:
             assert bytes(read_files(spark_session, [uri]).collect()[0]["content"]) == b"x\n"
+
+
+def test_a_local_path_that_is_not_utf8_is_listed_with_escapes_as_unreadable(tmp_path):
+    # pyarrow decodes every path as UTF-8: such a name made the whole listing fail, naming no file.
+    for raw in (b"caf\xe9.jsonl", b"d\xfcr/a.jsonl", b".caf\xe9.jsonl", b"ok.jsonl", b"g[1]:x.jsonl"):
+        path = os.path.join(os.fsencode(tmp_path), raw)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"x\n")
+    listed = {f.name: (f.uri, f.size, f.unreadable) for f in list_files(tmp_path.as_uri())}
+    assert listed == {  # the hidden one skipped, as ever
+        "caf\\xe9.jsonl": (f"{tmp_path.as_uri()}/caf\\xe9.jsonl", 2, NOT_UTF8_NAME),
+        "d\\xfcr/a.jsonl": (f"{tmp_path.as_uri()}/d\\xfcr/a.jsonl", 2, NOT_UTF8_NAME),
+        "ok.jsonl": (f"{tmp_path.as_uri()}/ok.jsonl", 2, None),
+        "g[1]:x.jsonl": (f"{tmp_path.as_uri()}/g[1]:x.jsonl", 2, files.unreadable_name("g[1]:x.jsonl"))}
+    assert listed["g[1]:x.jsonl"][2] is not None
