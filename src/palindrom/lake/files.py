@@ -55,6 +55,8 @@ def list_files(folder: str) -> list[LandingFile]:
             found.append(LandingFile(name, prefix + name, info.size, _to_millisecond(info.mtime),
                                      unreadable_name(name)))
     if not_utf8:
+        if not isinstance(fs, pafs.LocalFileSystem):
+            raise ValueError(f"{folder}: a path under it is not UTF-8")
         found += _files_not_utf8(base, prefix)
     return found
 
@@ -77,14 +79,12 @@ def _files_not_utf8(base: str, prefix: str) -> list[LandingFile]:
             relative = os.path.join(top, raw)[len(raw_base):]
             try:
                 relative.decode("utf-8")
-                continue
             except UnicodeDecodeError:
                 name = relative.decode("utf-8", "backslashreplace")
-            if not _hidden(name):
-                stat = os.stat(os.path.join(top, raw))
-                found.append(LandingFile(name, prefix + name, stat.st_size,
-                                         _to_millisecond(dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)),
-                                         NOT_UTF8_NAME))
+                if not _hidden(name):
+                    stat = os.stat(os.path.join(top, raw))
+                    modified = _to_millisecond(dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC))
+                    found.append(LandingFile(name, prefix + name, stat.st_size, modified, NOT_UTF8_NAME))
     return found
 
 
