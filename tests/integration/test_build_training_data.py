@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from huggingface_hub import DatasetCard
+from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
 from palindrom.config import load_config
@@ -23,7 +24,7 @@ from palindrom.data import releases
 from palindrom.lake import tables
 from palindrom.lake.native import read_table
 from palindrom.lake.paths import Lake
-from palindrom.training import BuildError, LostRace, documents, sequences
+from palindrom.training import BuildError, LostRace, documents, lineage, sequences
 from palindrom.training.manifest import code_identity
 from palindrom.training.spec import SpecError, load_spec
 from palindrom.training.tokenization import TokenizerError
@@ -135,8 +136,16 @@ def test_the_latest_digest_stands_for_the_candidates_only_while_nothing_that_dec
 def test_a_forced_build_is_the_next_release_with_the_same_rows_and_reused_tokenizer(spark_session, training_lake):
     config, _ = training_lake
     first = releases.resolve(config, "pretrain_text", 1).manifest
+    # A build killed while it built release 2 left its run open; the forced build, committing 2, ends it.
+    client = MlflowClient(lineage.tracking_uri(config))
+    killed = client.create_run(lineage.experiment_id(config, "pretrain_text"), tags={
+        "palindrom.build_id": "20261127T000000000000Z-killed00", "palindrom.release": str(first.release + 1),
+        "palindrom.status": lineage.BUILDING}).info.run_id
     forced = build(spark_session, config, load_spec("pretrain_text"), DATE, force=True)
     assert forced.release == first.release + 1
+    killed_run = client.get_run(killed)
+    assert (killed_run.info.status, killed_run.data.tags["palindrom.status"]) == ("KILLED", "abandoned")
+    assert client.get_run(forced.manifest.mlflow_run_id).info.status == "FINISHED"
     assert forced.manifest.content_digest == first.content_digest
     assert forced.manifest.tokenizer.trained_in_release == 1
     assert forced.manifest.tokenizer.sha256 == first.tokenizer.sha256
@@ -214,6 +223,9 @@ def test_two_concurrent_builds_race_for_one_number_and_agree(spark_session, samp
     files = lake_path(config) / "gold" / "training_datasets" / "_files" / "chat_sft"
     loser_manifest = json.loads((files / loser / "manifest.json").read_text())
     assert loser_manifest["content_digest"] == winner.manifest.content_digest  # other partitioning, same rows
+    # The winner ends runs left open for its number; the loser, ending after or before it, sets its own.
+    loser_run = MlflowClient(lineage.tracking_uri(config)).get_run(loser_manifest["mlflow_run_id"])
+    assert (loser_run.info.status, loser_run.data.tags["palindrom.status"]) == ("FAILED", "lost_race")
 
     monkeypatch.delenv("PIPELINES_FAILPOINTS")
     assert unchanged_release(config, load_spec("chat_sft"), DATE) is None  # the loser's rows are to be removed

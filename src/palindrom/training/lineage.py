@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from palindrom.config import PipelineConfig
+from palindrom.logging import logger
 
 DIGEST_CHARS = 32
 LOG_INPUT_TRIES = 4
+BUILDING = "building"  # a build's palindrom.status until it ends (committed, lost_race, failed, abandoned)
 
 
 def tracking_uri(config: PipelineConfig) -> str:
@@ -92,6 +94,46 @@ def log_input(dataset, context: str, tags: Mapping[str, str] | None = None) -> N
             if attempt == LOG_INPUT_TRIES:
                 raise
             time.sleep(0.2 * attempt)
+
+
+def close_abandoned_builds(experiment: str, committed: Mapping[int, str]) -> list[str]:
+    """End the runs that builds left open and that can no longer commit; returns their build ids.
+
+    A build's process that is killed (a lost node, a cancelled job) never ends its run: it stays
+    RUNNING with palindrom.status "building" for ever. Once its release number is `committed`
+    (release → the build that committed it) by another build, it cannot commit (the release MERGE
+    refuses it), so its run is ended KILLED with palindrom.status "abandoned". A build still running
+    for a number already taken fails with LostRace and sets its own status when it ends.
+
+    Called after a build's commit: where the tracking server fails, that is a warning (the release is
+    committed; the next build tries again), not the build's failure."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    query = f"attributes.status = 'RUNNING' AND tags.`palindrom.status` = '{BUILDING}'"
+    abandoned: list[str] = []
+    page = None
+    try:
+        while True:
+            runs = client.search_runs([experiment], query, page_token=page)
+            for run in runs:
+                tags = run.data.tags
+                build_id, release = tags.get("palindrom.build_id"), tags.get("palindrom.release", "")
+                if not release.isdigit() or committed.get(int(release), build_id) == build_id:
+                    continue
+                client.set_tag(run.info.run_id, "palindrom.status", "abandoned")
+                client.set_tag(run.info.run_id, "palindrom.error",
+                               f"the build ended without ending its run (its process was killed); release "
+                               f"{release} was committed by build {committed[int(release)]}")
+                client.set_terminated(run.info.run_id, "KILLED")
+                abandoned.append(build_id)
+            page = runs.token
+            if not page:
+                return abandoned
+    except mlflow.exceptions.MlflowException as error:
+        logger.warning("could not end the MLflow runs that killed builds left open in experiment %s (the next "
+                       "build tries again): %s", experiment, error)
+        return abandoned
 
 
 def flat_params(value: Any, prefix: str = "") -> dict[str, str]:

@@ -337,7 +337,7 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
         experiment = lineage.experiment_id(config, name)
         with mlflow.start_run(experiment_id=experiment, run_name=f"{name}-{plan.build_id}") as run:
             mlflow.set_tags({"palindrom.dataset": name, "palindrom.build_id": plan.build_id,
-                             "palindrom.release": str(plan.release), "palindrom.status": "building"})
+                             "palindrom.release": str(plan.release), "palindrom.status": lineage.BUILDING})
             try:
                 manifest = _build_release(spark, plan, curated, stages, run.info.run_id, experiment)
             except BaseException as error:
@@ -345,6 +345,10 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
                 mlflow.set_tag("palindrom.error", str(error)[:5000])
                 raise
             mlflow.set_tag("palindrom.status", "committed")
+        if abandoned := lineage.close_abandoned_builds(
+                experiment, {r.release: r.manifest.build_id for r in committed} | {plan.release: plan.build_id}):
+            logger.info("build_training_data: %s: ended the MLflow runs that killed builds %s left open", name,
+                        ", ".join(abandoned))
     finally:
         candidates.unpersist()
     return BuildResult(name, plan.release, f"release {plan.release}: {manifest.rows:,} rows, "
