@@ -96,7 +96,7 @@ def log_input(dataset, context: str, tags: Mapping[str, str] | None = None) -> N
             time.sleep(0.2 * attempt)
 
 
-def close_abandoned_builds(experiment: str, committed: Mapping[int, str]) -> list[str]:
+def close_abandoned_builds(tracking_uri: str, experiment: str, committed: Mapping[int, str]) -> list[str]:
     """End the runs that builds left open and that can no longer commit; returns their build ids.
 
     A build's process that is killed (a lost node, a cancelled job) never ends its run: it stays
@@ -109,7 +109,7 @@ def close_abandoned_builds(experiment: str, committed: Mapping[int, str]) -> lis
     committed; the next build tries again), not the build's failure."""
     import mlflow
 
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri)
     query = f"attributes.status = 'RUNNING' AND tags.`palindrom.status` = '{BUILDING}'"
     abandoned: list[str] = []
     page = None
@@ -131,8 +131,8 @@ def close_abandoned_builds(experiment: str, committed: Mapping[int, str]) -> lis
             if not page:
                 return abandoned
     except mlflow.exceptions.MlflowException as error:
-        logger.warning("could not end the MLflow runs that killed builds left open in experiment %s (the next "
-                       "build tries again): %s", experiment, error)
+        logger.warning("could not end the MLflow runs that killed builds left open in experiment %s at %s (the "
+                       "next build tries again): %s", experiment, tracking_uri, error)
         return abandoned
 
 

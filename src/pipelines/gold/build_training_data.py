@@ -345,8 +345,8 @@ def build(spark: SparkSession, config: PipelineConfig, spec: DatasetSpec, build_
                 mlflow.set_tag("palindrom.error", str(error)[:5000])
                 raise
             mlflow.set_tag("palindrom.status", "committed")
-        if abandoned := lineage.close_abandoned_builds(
-                experiment, {r.release: r.manifest.build_id for r in committed} | {plan.release: plan.build_id}):
+        committed_builds = {r.release: r.manifest.build_id for r in committed} | {plan.release: plan.build_id}
+        if abandoned := lineage.close_abandoned_builds(lineage.tracking_uri(config), experiment, committed_builds):
             logger.info("build_training_data: %s: ended the MLflow runs that killed builds %s left open", name,
                         ", ".join(abandoned))
     finally:

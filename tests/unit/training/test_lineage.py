@@ -55,7 +55,6 @@ def test_runs_left_open_by_builds_that_can_no_longer_commit_are_ended(tmp_path):
     its release number, the run is ended KILLED as abandoned; a run for a number not committed yet (a
     build that may still commit) and the committing build's own run are left as they are."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment = client.create_experiment("training_datasets/chat_sft")
 
@@ -68,14 +67,14 @@ def test_runs_left_open_by_builds_that_can_no_longer_commit_are_ended(tmp_path):
     ended = open_run("b-failed", 1, "failed")
     client.set_terminated(ended, "FAILED")
 
-    abandoned = lineage.close_abandoned_builds(experiment, {1: "b-first", 2: "b-won"})
+    abandoned = lineage.close_abandoned_builds(uri, experiment, {1: "b-first", 2: "b-won"})
     assert sorted(abandoned) == ["b-dead-1", "b-dead-2"]
     runs = {run_id: client.get_run(run_id) for run_id in (killed_for_1, killed_for_2, in_flight, committer, ended)}
     assert {run_id: (r.info.status, r.data.tags["palindrom.status"]) for run_id, r in runs.items()} == {
         killed_for_1: ("KILLED", "abandoned"), killed_for_2: ("KILLED", "abandoned"),
         in_flight: ("RUNNING", lineage.BUILDING), committer: ("RUNNING", lineage.BUILDING), ended: ("FAILED", "failed")}
     assert runs[killed_for_2].data.tags["palindrom.error"].endswith("release 2 was committed by build b-won")
-    assert lineage.close_abandoned_builds(experiment, {1: "b-first", 2: "b-won"}) == []  # nothing left open
+    assert lineage.close_abandoned_builds(uri, experiment, {1: "b-first", 2: "b-won"}) == []  # nothing left open
 
 
 def test_a_tracking_server_that_fails_when_runs_are_ended_is_a_warning(monkeypatch, caplog):
@@ -85,8 +84,7 @@ def test_a_tracking_server_that_fails_when_runs_are_ended_is_a_warning(monkeypat
         port = probe.getsockname()[1]
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
     monkeypatch.setattr(logger, "propagate", True)  # to caplog
-    assert lineage.close_abandoned_builds("1", {1: "b-first"}) == []
-    assert "could not end the MLflow runs that killed builds left open in experiment 1" in caplog.text
-    assert f"127.0.0.1:{port}" in caplog.text
+    uri = f"http://127.0.0.1:{port}"
+    assert lineage.close_abandoned_builds(uri, "1", {1: "b-first"}) == []
+    assert f"could not end the MLflow runs that killed builds left open in experiment 1 at {uri}" in caplog.text
