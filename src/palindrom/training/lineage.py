@@ -108,6 +108,7 @@ def close_abandoned_builds(tracking_uri: str, experiment: str, committed: Mappin
     Called after a build's commit: where the tracking server fails, that is a warning (the release is
     committed; the next build tries again), not the build's failure."""
     import mlflow
+    from mlflow.entities import RunTag
 
     client = mlflow.MlflowClient(tracking_uri)
     query = f"attributes.status = 'RUNNING' AND tags.`palindrom.status` = '{BUILDING}'"
@@ -119,12 +120,13 @@ def close_abandoned_builds(tracking_uri: str, experiment: str, committed: Mappin
             for run in runs:
                 tags = run.data.tags
                 build_id, release = tags.get("palindrom.build_id"), tags.get("palindrom.release", "")
-                if not release.isdigit() or committed.get(int(release), build_id) == build_id:
+                winner = committed.get(int(release)) if release.isdigit() else None
+                if winner is None or winner == build_id:  # its number still free, or its own run
                     continue
-                client.set_tag(run.info.run_id, "palindrom.status", "abandoned")
-                client.set_tag(run.info.run_id, "palindrom.error",
-                               f"the build ended without ending its run (its process was killed); release "
-                               f"{release} was committed by build {committed[int(release)]}")
+                client.log_batch(run.info.run_id, tags=[
+                    RunTag("palindrom.status", "abandoned"),
+                    RunTag("palindrom.error", f"the build ended without ending its run (its process was killed); "
+                                              f"release {release} was committed by build {winner}")])
                 client.set_terminated(run.info.run_id, "KILLED")
                 abandoned.append(build_id)
             page = runs.token
