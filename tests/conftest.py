@@ -36,6 +36,9 @@ os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:ReservedC
 
 
 DATA_QUALITY_TESTS = Path(__file__).parent / "data_quality"
+# The folder of the tests' lakes: with a space and a letter beyond ASCII, as a laptop's folders often
+# are, so that every test on these lakes runs on such a root (Spark, delta-rs and pyarrow alike).
+LAKE_FOLDER = "my lake \u00e9"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -97,7 +100,7 @@ def spark_session(pytestconfig: pytest.Config):
 @pytest.fixture
 def lake_config(tmp_path: Path) -> PipelineConfig:
     """The local config with its own empty storage root under the test's temp folder."""
-    return load_config("local", str(tmp_path / "lake"))
+    return load_config("local", str(tmp_path / LAKE_FOLDER))
 
 
 def lake_path(config: PipelineConfig) -> Path:
@@ -257,6 +260,18 @@ def compact_and_vacuum(spark, uri: str) -> None:
         spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
 
 
+def remove_data_files(uri: str) -> None:
+    """Delete the data files of a local table's latest snapshot, its log kept: a read of its rows fails."""
+    import deltalake
+
+    from palindrom.lake import native
+    from palindrom.lake.paths import native_uri
+
+    folder = Path(native_uri(uri))
+    for name in native.data_files(deltalake.DeltaTable(folder)):
+        (folder / name).unlink()
+
+
 def spark_jobs(call: Callable):
     """call()'s result, and whether it ran a Spark job."""
     from pyspark import SparkContext
@@ -306,7 +321,7 @@ def sample_lake(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spark_
     if given := lake_under_check(pytestconfig):
         return given
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    root, done = shared / "sample" / "lake", shared / "sample" / "built"
+    root, done = shared / "sample" / LAKE_FOLDER, shared / "sample" / "built"
     with FileLock(str(shared / "sample.lock")):
         if not done.exists():
             run_cli("sample-data", "--root", str(root), "--date", "2026-11-26", "--users", "600")
@@ -367,7 +382,7 @@ def training_lake(sample_lake: PipelineConfig, spark_session, tmp_path_factory: 
 
     if lake_under_check(pytestconfig):
         return sample_lake, {}
-    root = tmp_path_factory.mktemp("training") / "lake"
+    root = tmp_path_factory.mktemp("training") / LAKE_FOLDER
     shutil.copytree(lake_path(sample_lake), root)
     config = load_config("local", str(root))
     results = {spec.name: build(spark_session, config, spec, dt.date.fromisoformat(BUILD_DATE))

@@ -30,6 +30,25 @@ class _Frozen(BaseModel):
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _FILE_URI = re.compile(r"file:(?://(?:localhost)?(?=/))?(?!//)(.+)")  # file:/x, file:///x, file://localhost/x
 _S3A_URI = re.compile(r"s3a://[^/]+(/.*)?")
+# What delta-rs (deltalake 1.6), which reads and writes the bookkeeping tables, cannot take in a table's
+# path: it panics on [ ] ^ |, finds no history where # or ? is in it, takes a backslash for a separator,
+# refuses control characters, and decodes %XX (its table for the folder "a%20b" would be in "a b").
+# Spark takes them all.
+_NOT_FOR_DELTA_RS = re.compile(r"[\[\]^|#?\\\x00-\x1f\x7f]|%[0-9A-Fa-f]{2}")
+
+
+def _root_uri(root: str) -> str:
+    """A valid root as a URI Spark and Delta accept: s3a:// as is, local paths and file: URIs as
+    file:/abs/path (Hadoop's own form, so paths Spark reports back compare equal to the ones we
+    build; a file: URI's path is taken as written, as this form prints it, not percent-decoded)."""
+    if root.startswith("s3a:"):
+        return root.rstrip("/")
+    if file_uri := _FILE_URI.fullmatch(root):
+        root = file_uri[1]
+    path = Path(root)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return f"file:{path.resolve()}"
 
 
 class StorageConfig(_Frozen):
@@ -40,6 +59,11 @@ class StorageConfig(_Frozen):
     def _local_or_s3a(cls, root: str) -> str:
         scheme = _SCHEME.match(root)
         if scheme is None or _FILE_URI.fullmatch(root) or _S3A_URI.fullmatch(root):
+            uri = _root_uri(root)
+            if bad := _NOT_FOR_DELTA_RS.search(uri):
+                raise ValueError(f"{root!r}: the lake's location {uri!r} holds {bad[0]!r}, which delta-rs (the "
+                                 "Delta client of the bookkeeping tables and the Spark-free reads) cannot take in "
+                                 "a table's path; put the lake elsewhere (--root)")
             return root
         if scheme[1] in ("file", "s3a"):
             raise ValueError(f"{root!r}: expected file:/abs/path (a folder on this machine) or s3a://bucket/path")
@@ -150,18 +174,8 @@ class PipelineConfig(_Frozen):
 
     @property
     def storage_root(self) -> str:
-        """The root as a URI Spark and Delta accept: s3a:// as is, local paths and file: URIs as
-        file:/abs/path (Hadoop's own form, so paths Spark reports back compare equal to the ones we
-        build; a file: URI's path is taken as written, as this form prints it, not percent-decoded)."""
-        root = self.storage.root
-        if root.startswith("s3a:"):
-            return root.rstrip("/")
-        if file_uri := _FILE_URI.fullmatch(root):
-            root = file_uri[1]
-        path = Path(root)
-        if not path.is_absolute():
-            path = REPO_ROOT / path
-        return f"file:{path.resolve()}"
+        """The root as a URI Spark and Delta accept (see `_root_uri`)."""
+        return _root_uri(self.storage.root)
 
     @property
     def local_root(self) -> Path | None:

@@ -34,6 +34,7 @@ from palindrom.lake.native import read_table
 from palindrom.lake.paths import Lake, native_uri
 from pipelines.sample_data import SampleSummary, write_sample_data
 from pipelines.sample_media import LANDING_FOLDERS, SampleMedia, write_sample_media
+from tests.conftest import LAKE_FOLDER
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("s3")]  # one run of the jobs
 
@@ -61,7 +62,7 @@ build(spark, config, load_spec("chat_sft"), dt.date.fromisoformat("{BUILD_DATE}"
 
 def upload(local_folder, uri: str) -> None:
     """Copy a local folder to S3 as an upstream writer would (each object appears whole)."""
-    s3, prefix = pafs.FileSystem.from_uri(native_uri(uri))
+    s3, prefix = objects.filesystem(uri)
     pafs.copy_files(str(local_folder), prefix, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=s3)
 
 
@@ -82,7 +83,7 @@ def s3_lake(s3_server, mlflow_server, tmp_path_factory) -> tuple[Lake, SampleSum
     (landing / "events" / events.files[0]).rename(landing / "events" / stamped)
     events = dataclasses.replace(events, files=[stamped, *events.files[1:]])
     media = write_sample_media(landing)
-    lake = Lake(f"s3a://{s3_server.new_bucket()}/lake")
+    lake = Lake(f"s3a://{s3_server.new_bucket()}/{LAKE_FOLDER}")
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_server(s3_server, monkeypatch)
         upload(landing / "events", lake.landing("events"))

@@ -1,5 +1,6 @@
 import pytest
 
+from palindrom import config as config_module
 from palindrom.config import REPO_ROOT, ConfigError, load_config, notebook_parameters
 
 
@@ -29,6 +30,30 @@ def test_a_root_of_another_scheme_or_host_is_refused_by_name(root):
     with pytest.raises(ConfigError) as error:
         load_config("local", root)
     assert f"storage.root (the root override): {root!r}" in str(error.value)
+
+
+def test_a_root_with_spaces_signs_and_letters_beyond_ascii_is_taken_as_written(tmp_path):
+    folder = tmp_path / "my lake \u00e9 100% & 'quoted'"
+    assert load_config("local", str(folder)).storage_root == f"file:{folder}"
+
+
+@pytest.mark.parametrize(("root", "shown"), [("/data/x[1]", "'['"), ("/data/a|b", "'|'"), ("/data/a^b", "'^'"),
+                                             ("/data/a\\b", "'\\\\'"), ("/data/a\tb", "'\\t'"),
+                                             ("/data/a%20b", "'%20'"), ("/data/a#1", "'#'"), ("/data/a?", "'?'"),
+                                             ("s3a://bucket/k[1]", "'['")])
+def test_a_root_delta_rs_cannot_take_is_refused_naming_the_character(root, shown):
+    with pytest.raises(ConfigError) as error:
+        load_config("local", root)
+    assert f"storage.root (the root override): {root!r}: the lake's location" in str(error.value)
+    assert f"holds {shown}, which delta-rs" in str(error.value)
+
+
+def test_a_default_root_inside_a_checkout_delta_rs_cannot_take_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("PIPELINES_CONFIG_DIR", str(REPO_ROOT / "configs"))
+    monkeypatch.setattr(config_module, "REPO_ROOT", tmp_path / "checkouts[2]" / "data-pipelines")
+    with pytest.raises(ConfigError, match=r"storage\.root: './lake': the lake's location '.*checkouts\[2\]/"
+                                          r"data-pipelines/lake' holds '\['"):
+        load_config("local")
 
 
 def test_config_is_frozen():

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
+from palindrom.lake.objects import filesystem
 from palindrom.lake.paths import native_uri
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -100,18 +102,29 @@ def read_table(uri: str, *, version: int | None = None, partition: tuple[str, ob
     table = _open(uri, version)
     if table is None:
         return None
-    native = native_uri(uri)
-    files = table.file_uris(file_pruning_predicate=[(partition[0], "=", str(partition[1]))] if partition else None)
     schema = pa.schema(table.schema().to_arrow())
     partition_columns = table.metadata().partition_columns
+    files = data_files(table, partition)
     if not files:
         return schema.empty_table().select(columns) if columns else schema.empty_table()
-    filesystem, _ = pafs.FileSystem.from_uri(files[0] if "://" in files[0] else "file://" + files[0])
-    dataset = ds.dataset([f.split("://", 1)[-1] for f in files], format="parquet", filesystem=filesystem,
-                         schema=schema, partition_base_dir=native.split("://", 1)[-1],
+    fs, root = filesystem(uri)
+    dataset = ds.dataset([f"{root}/{f}" for f in files], format="parquet", filesystem=fs, schema=schema,
+                         partition_base_dir=root,
                          partitioning=ds.partitioning(pa.schema([schema.field(c) for c in partition_columns]),
                                                       flavor="hive"))
     return dataset.to_table(columns=columns, filter=row_filter)
+
+
+def data_files(table, partition: tuple[str, object] | None = None) -> list[str]:
+    """The snapshot's data files (of one partition: column, value), as paths relative to the table's
+    folder. Not delta-rs' `file_uris`: it percent-encodes the table's own path (a root with a space or
+    a non-ASCII letter then names no file), while the log's paths are URIs relative to the table that
+    decode once to the files' names (the Delta protocol's rule)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if partition:
+        column, value = partition
+        actions = actions.filter(pc.equal(actions[f"partition.{column}"].cast(pa.string()), str(value)))
+    return [unquote(path) for path in actions.column("path").to_pylist()]
 
 
 def append(uri: str, rows: pa.Table, properties: Mapping[str, str]) -> None:

@@ -9,11 +9,15 @@ from palindrom.lake.paths import native_uri
 
 
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's filesystem for a lake URI (file:, s3a://, a local path), and the path within it."""
+    """pyarrow's filesystem for a lake URI (file:, s3a://, a local path), and the path within it (as
+    written: pyarrow's `from_uri` parses a whole URI, and refuses a space or a non-ASCII letter in it)."""
     native = native_uri(uri)
     if native.startswith("/"):
         return pafs.LocalFileSystem(), native
-    return pafs.FileSystem.from_uri(native)
+    scheme, _, path = native.partition("://")
+    bucket, _, key = path.partition("/")
+    fs, bucket_path = pafs.FileSystem.from_uri(f"{scheme}://{bucket}")
+    return fs, f"{bucket_path}/{key}".rstrip("/")
 
 
 def write_bytes(uri: str, data: bytes) -> None:

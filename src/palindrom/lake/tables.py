@@ -240,7 +240,8 @@ def allow_nulls(spark: SparkSession, ref: TableRef, column: str) -> None:
     """Drop `column`'s NOT NULL constraint where the table has one: a metadata-only commit, for a table
     created before the column became optional (delta-rs can append to it but not alter it)."""
     if column in native.not_null_columns(ref.uri):
-        spark.sql(f"ALTER TABLE delta.`{ref.uri}` ALTER COLUMN {column} DROP NOT NULL")
+        path = ref.uri.replace("`", "``")  # a backquote in a quoted SQL name is doubled
+        spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN {column} DROP NOT NULL")
 
 
 def _aware(value):

@@ -148,6 +148,26 @@ def test_tables_are_readable_by_delta_rs(spark_session, ref):
     assert sorted(table.to_pyarrow_table().column("k").to_pylist()) == ["a", "b"]
 
 
+@pytest.mark.parametrize("folder", ["my lake \u00e9", "100% sure & 'quoted' `x`"])
+def test_tables_in_a_folder_named_with_spaces_and_signs_are_read_without_spark(spark_session, tmp_path, folder):
+    # delta-rs spells the table's own path percent-encoded in its file URIs; the log's paths decode once
+    # to the files' names, partition folders included ("c%d" is in the folder "k=c%25d").
+    spark_made = TableRef("test.table", f"file:{tmp_path / folder / 't'}")
+    spark_session.createDataFrame([("a b", 1), ("c%d", 2), ("\u00e9#", 3)], "k string, v long") \
+        .write.format("delta").partitionBy("k").save(spark_made.uri)
+    assert sorted(tuple(r.values()) for r in native.read_table(spark_made.uri).to_pylist()) == [
+        ("a b", 1), ("c%d", 2), ("\u00e9#", 3)]
+    assert native.read_table(spark_made.uri, partition=("k", "c%d")).column("v").to_pylist() == [2]
+    small = TableRef("test.small", f"file:{tmp_path / folder / 'small'}")
+    schema = StructType([StructField("k", StringType(), False)])
+    tables.append_small(small, [("x",)], schema)
+    tables.append_small(small, [("y",)], schema)
+    assert sorted(r["k"] for r in tables.read_small(small, ["k"])) == ["x", "y"]
+    assert sorted(r.k for r in tables.read(spark_session, small).collect()) == ["x", "y"]
+    tables.allow_nulls(spark_session, small, "k")  # in Spark SQL, the path quoted
+    assert native.not_null_columns(small.uri) == set()
+
+
 def test_lake_builds_every_path_from_the_root():
     lake = Lake("s3a://palindrom-data-dev")
     assert lake.table("silver.events").uri == "s3a://palindrom-data-dev/silver/events"

@@ -8,7 +8,7 @@ import pytest
 
 from palindrom.lake.paths import Lake
 from pipelines.cli import build_parser
-from tests.conftest import run_cli
+from tests.conftest import LAKE_FOLDER, run_cli
 
 ENTRY_POINTS = [s for s in entry_points(group="console_scripts") if s.module.startswith("pipelines.")
                 and s.name != "pipelines"]
@@ -39,7 +39,7 @@ def test_a_replay_task_takes_reasons_as_one_parameter_and_refuses_unknown_ones(t
     ("media_quarantine_replay", "replay_media_quarantine", ["--param", "reasons=corrupt,too_large"]),
 ])
 def test_a_replay_job_with_nothing_quarantined_does_not_start_spark(tmp_path, job, task, params):
-    result = run_cli("run", job, "--root", str(tmp_path / "lake"), *params)
+    result = run_cli("run", job, "--root", str(tmp_path / LAKE_FOLDER), *params)
     assert re.search(rf"{task}: silver\.quarantine\.\w+ holds no rows; nothing to do, Spark not started",
                      result.stderr), result.stderr
     assert "log4j" not in result.stderr

@@ -1,9 +1,7 @@
 import contextlib
 import hashlib
 import json
-from pathlib import Path
 
-import deltalake
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import Row
@@ -11,11 +9,11 @@ from pyspark.sql import functions as F
 
 from palindrom.events.transforms import classify_duplicates, contested_event_ids, validate_events
 from palindrom.lake import tables
-from palindrom.lake.paths import Lake, native_uri
+from palindrom.lake.paths import Lake
 from pipelines.bronze import ingest_events
 from pipelines.silver import clean_events
 from pipelines.silver.clean_events import deduplicate_events
-from tests.conftest import lake_path
+from tests.conftest import lake_path, remove_data_files
 from tests.unit.events.conformance import MAX_LINE_BYTES, line_bytes, load_cases
 
 BATCH = "20261126T000000000000Z-aaaaaaaa"
@@ -260,8 +258,8 @@ def test_the_quarantine_append_reads_none_of_quarantines_rows(spark_session, lak
     landing.mkdir(parents=True)
     quarantine = Lake(lake_config.storage_root).table("silver.quarantine.events")
     for day in ("2026-11-25", "2026-11-26"):
-        for path in deltalake.DeltaTable(native_uri(quarantine.uri)).file_uris() if day == "2026-11-26" else []:
-            Path(path).unlink()
+        if day == "2026-11-26":
+            remove_data_files(quarantine.uri)
         (landing / f"{day}.jsonl").write_text(f"{event(day)}\nnot json {day}\n")
         ingest_events.run(spark_session, lake_config)
         clean_events.run(spark_session, lake_config, registry=repo_registry)

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import deltalake
 import pytest
@@ -14,7 +13,7 @@ from palindrom.media import embedders
 from pipelines.bronze import ingest_events, ingest_media
 from pipelines.sample_media import audio_bytes, image_bytes
 from pipelines.silver import clean_events, process_media
-from tests.conftest import compact_and_vacuum, lake_path, spark_jobs
+from tests.conftest import compact_and_vacuum, lake_path, remove_data_files, spark_jobs
 from tests.unit.bronze.test_ingest_media import write
 
 
@@ -112,8 +111,7 @@ def test_the_quarantine_is_read_only_for_the_batches_a_run_processes(spark_sessi
     quarantine = lake.table("silver.quarantine.media")
     for run in (1, 2):
         if run == 2:
-            for path in deltalake.DeltaTable(native_uri(quarantine.uri)).file_uris():
-                Path(path).unlink()
+            remove_data_files(quarantine.uri)
         write(lake_config, "images", {f"broken-{run}.jpg": b"\xff\xd8\xff\xe0 truncated " + bytes([run])})
         ingest_media.run(spark_session, lake_config)
         result = process_media.ProcessResult()
