@@ -274,6 +274,12 @@ def test_exports_load_in_datasets_and_decode_back_to_the_documents(spark_session
     assert datasets.load_dataset(str(tmp_path / "jsonl"))["validation"]["example_id"] == \
         exported["validation"]["example_id"]
     DatasetCard.load(tmp_path / "parquet" / "README.md")
+    bracketed = tmp_path / "run [3]"  # a glob's character class to datasets: it would find no file
+    refused = run_cli("dataset", "export", "pretrain_text@1", "--format", "parquet", "--out", str(bracketed),
+                      "--root", root, check=False)
+    assert refused.returncode != 0
+    assert not bracketed.exists()
+    assert f"{bracketed}: datasets.load_dataset finds a folder's files through glob patterns" in refused.stderr
 
     tokenizer = Tokenizer.from_file(str(tmp_path / "hf" / "tokenizer.json"))
     eos = tokenizer.token_to_id("<|eos|>")

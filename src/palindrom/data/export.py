@@ -22,6 +22,10 @@ def export_release(release: Release, fmt: str, out: Path) -> list[Path]:
     """Write the release into `out` (which must be empty or missing); returns the files written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt != "hf" and {"[", "]"} & set(str(out.absolute())):
+        raise ValueError(f"{out}: datasets.load_dataset finds a folder's files through glob patterns, in which "
+                         "[ ] make a character class, so it would find none here; choose a folder without them "
+                         "(or --format hf)")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: the export folder is not empty; choose a new one")
     import datasets
